@@ -1,0 +1,57 @@
+/**
+ * @tickstream/client — TypeScript client for the tickstream market-data WebSocket
+ * protocol v1 (subprotocol `tickstream.v1`, MessagePack frames).
+ *
+ * ```ts
+ * import { connect } from "@tickstream/client";
+ * const client = connect("wss://example.com/ws", { maxHz: 10 });
+ * client.on("update", ({ symbol, state, changed }) => console.log(symbol, state.values.last, changed));
+ * client.on("status", (s) => console.log(s.status, s.feed, s.detail));
+ * await client.subscribe(["AAPL", "MSFT"]);
+ * ```
+ */
+export {
+  connect,
+  buildUrl,
+  SymbolState,
+  TickstreamClient,
+  type ClientErrorEvent,
+  type ClientErrorKind,
+  type ClientEvents,
+  type ClientOptions,
+  type ClientStats,
+  type HeartbeatOptions,
+  type PingResult,
+  type Quote,
+  type ReconnectOptions,
+  type Status,
+  type StatusEvent,
+  type SubscribeResult,
+  type UpdateEvent,
+  type VisibilityOptions,
+  type VisibilitySource,
+  type WebSocketCtor,
+  type WebSocketLike,
+} from "./client.js";
+export { backoffDelay, type BackoffOptions } from "./backoff.js";
+export { Emitter, type Listener } from "./emitter.js";
+export {
+  CloseCode,
+  FIELDS_V1,
+  Op,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  SUBPROTOCOL,
+  SUBPROTOCOL_JSON,
+  decodeFrame,
+  encodePing,
+  encodeServer,
+  encodeSnap,
+  encodeSub,
+  encodeUnsub,
+  isValidSymbol,
+  parseMessage,
+  type FeedState,
+  type ServerMessage,
+  type SubOptions,
+} from "./protocol.js";
