@@ -321,7 +321,8 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       case "open":
         return this.feed !== "live" || this.silent ? "stale" : "live";
       default:
-        return this.everLive ? "reconnecting" : "connecting";
+        // "connecting" only for the very first attempt; every retry is "reconnecting".
+        return this.everLive || this.attempt > 0 ? "reconnecting" : "connecting";
     }
   }
 
@@ -964,7 +965,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       feed: this.feed,
       detail,
       silent: this.silent,
-      attempt: this.phase === "waiting" || (this.phase === "connecting" && this.everLive) ? this.attempt : 0,
+      attempt: this.phase === "waiting" || this.phase === "connecting" ? this.attempt : 0,
     };
     if (this.retryInMs !== undefined && this.phase === "waiting") ev.retryInMs = this.retryInMs;
     if (this.closeCode !== undefined && this.phase !== "open") ev.closeCode = this.closeCode;
