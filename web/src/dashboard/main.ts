@@ -1,0 +1,244 @@
+/**
+ * tickstream dashboard: a watchlist of live quotes over the v1 WebSocket protocol.
+ *
+ * Updates from the SDK only mark symbols dirty; the DOM is updated once per animation
+ * frame for the symbols that changed, so 200 symbols at thousands of updates per second
+ * cost one small batch of text/class writes per frame.
+ */
+import "./style.css";
+import { connect, type StatusEvent, type TickstreamClient } from "../sdk/index.js";
+import { SymbolInput, fetchSymbols } from "./autocomplete.js";
+import { fmtMs, fmtRate } from "./format.js";
+import { QuoteTable } from "./table.js";
+import { Watchlist } from "./watchlist.js";
+
+const $ = <T extends HTMLElement>(sel: string): T => {
+  const el = document.querySelector<T>(sel);
+  if (!el) throw new Error(`missing element ${sel}`);
+  return el;
+};
+
+const params = new URLSearchParams(location.search);
+const maxHz = Number(params.get("maxHz") ?? "0") || 0;
+
+const watchlist = new Watchlist();
+const table = new QuoteTable({
+  onRemove: (s) => watchlist.remove(s),
+  onMove: (s, to) => watchlist.move(s, to),
+});
+$("#table-wrap").appendChild(table.el);
+
+const client: TickstreamClient = connect("/ws", {
+  maxHz,
+  pingIntervalMs: 5000,
+  visibility: { mode: "throttle", hiddenMaxHz: 1 },
+  reconnect: { initialDelayMs: 300, maxDelayMs: 8000, jitter: 0.5 },
+});
+// Handy for debugging from the console.
+(globalThis as { tickstream?: TickstreamClient }).tickstream = client;
+
+// ----- rendering: once per animation frame ---------------------------------------------
+
+const dirty = new Set<string>();
+let frameQueued = false;
+let dim = true;
+let renderMsTotal = 0;
+let renderFrames = 0;
+
+function queueFrame(): void {
+  if (frameQueued) return;
+  frameQueued = true;
+  requestAnimationFrame(flush);
+}
+
+function flush(): void {
+  frameQueued = false;
+  const t0 = performance.now();
+  for (const s of dirty) {
+    const st = client.state(s);
+    if (st) table.render(st, t0, dim);
+  }
+  dirty.clear();
+  renderMsTotal += performance.now() - t0;
+  renderFrames++;
+}
+
+// Latency samples (µs) of the current second: browser clock minus the event's `ts`.
+const latency = new Float64Array(8192);
+let latencyN = 0;
+
+client.on("update", (u) => {
+  dirty.add(u.symbol);
+  const v = u.state.values;
+  if (u.changed.includes("last") && typeof v.last === "number") table.addPoint(u.symbol, v.last);
+  if (!u.snapshot && typeof v.ts === "number" && latencyN < latency.length && u.changed.includes("ts")) {
+    latency[latencyN++] = (performance.timeOrigin + performance.now()) * 1000 - v.ts;
+  }
+  queueFrame();
+});
+
+// ----- watchlist <-> subscriptions ------------------------------------------------------
+
+watchlist.onChange((symbols) => {
+  const want = new Set(symbols);
+  const have = client.symbols();
+  const gone = have.filter((s) => !want.has(s));
+  const added = symbols.filter((s) => !client.state(s));
+  if (gone.length) client.unsubscribe(gone);
+  if (added.length) void client.subscribe(added);
+  table.sync(symbols);
+  for (const s of symbols) dirty.add(s);
+  queueFrame();
+  updateEmptyState(symbols.length);
+});
+
+const input = $<HTMLInputElement>("#symbol-input");
+const symbolInput = new SymbolInput(
+  input,
+  $<HTMLUListElement>("#suggestions"),
+  (syms) => {
+    const added = watchlist.add(syms);
+    if (added.length) flashHint(`Added ${added.join(", ")}`);
+    else if (syms.length) flashHint(`${syms.join(", ")} already in the list or invalid`);
+  },
+  (s) => watchlist.has(s),
+);
+$<HTMLFormElement>("#add-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  symbolInput.submit();
+});
+$("#clear").addEventListener("click", () => {
+  if (watchlist.symbols.length === 0 || confirm(`Remove all ${watchlist.symbols.length} symbols?`)) watchlist.clear();
+});
+for (const btn of document.querySelectorAll<HTMLButtonElement>("[data-sample]")) {
+  btn.addEventListener("click", async () => {
+    const n = Number(btn.dataset.sample);
+    try {
+      const ac = new AbortController();
+      watchlist.add(await fetchSymbols("", n, ac.signal));
+    } catch (e) {
+      flashHint(`Could not load symbols: ${(e as Error).message}`);
+    }
+  });
+}
+
+function updateEmptyState(n: number): void {
+  $("#empty").hidden = n > 0;
+  $("#table-wrap").hidden = n === 0;
+  $("#count").textContent = n === 1 ? "1 symbol" : `${n} symbols`;
+}
+
+let hintTimer: ReturnType<typeof setTimeout> | undefined;
+function flashHint(text: string): void {
+  const el = $("#hint");
+  el.textContent = text;
+  el.classList.add("show");
+  clearTimeout(hintTimer);
+  hintTimer = setTimeout(() => el.classList.remove("show"), 2500);
+}
+
+// ----- header: connection, feed, rates --------------------------------------------------
+
+const LABELS: Record<string, string> = {
+  connecting: "Connecting",
+  live: "Live",
+  stale: "Stale",
+  reconnecting: "Reconnecting",
+  closed: "Disconnected",
+};
+
+let lastStatus: StatusEvent | undefined;
+let retryAt = 0;
+
+function renderStatus(s: StatusEvent): void {
+  lastStatus = s;
+  const pill = $("#conn");
+  pill.dataset.state = s.status;
+  $("#conn-label").textContent = LABELS[s.status] ?? s.status;
+  const feed = $("#feed");
+  feed.textContent = s.status === "live" || s.status === "stale" ? s.feed : "—";
+  feed.dataset.state = s.feed;
+  retryAt = s.retryInMs !== undefined ? performance.now() + s.retryInMs : 0;
+  renderBanner();
+  const newDim = s.status !== "live";
+  if (newDim !== dim) {
+    dim = newDim;
+    document.body.classList.toggle("not-live", dim);
+    table.redrawSparks(dim);
+  }
+}
+
+function renderBanner(): void {
+  const s = lastStatus;
+  const banner = $("#banner");
+  let reason = "";
+  let title = "";
+  let detail = "";
+  if (s && s.status === "stale" && s.feed !== "live") {
+    reason = "feed";
+    title = "Data delayed";
+    detail = `The market-data feed is ${s.feed}${s.detail ? ` (${s.detail})` : ""}. Prices show the last known values.`;
+  } else if (s && s.status === "stale" && s.silent) {
+    reason = "silent";
+    title = "Data delayed";
+    detail = "No message from the server for a while; the connection may be failing.";
+  } else if (s && (s.status === "reconnecting" || s.status === "closed")) {
+    reason = "disconnected";
+    title = s.status === "closed" ? "Disconnected" : "Connection lost — data delayed";
+    const secs = retryAt ? Math.max(0, Math.ceil((retryAt - performance.now()) / 1000)) : 0;
+    detail =
+      s.status === "closed"
+        ? `${s.detail || "The connection was closed."} Reload the page to try again.`
+        : retryAt && secs > 0
+          ? `Reconnecting in ${secs}s (attempt ${s.attempt})${s.detail ? ` — ${s.detail}` : ""}.`
+          : `Reconnecting (attempt ${s.attempt})…`;
+  }
+  banner.hidden = reason === "";
+  banner.dataset.reason = reason;
+  $("#banner-title").textContent = title;
+  $("#banner-detail").textContent = detail;
+}
+
+client.on("status", renderStatus);
+client.on("hello", (h) => {
+  $("#server").textContent = h.serverId;
+  $("#server").title = `protocol v${h.version}, heartbeat ${h.heartbeatMs} ms`;
+});
+client.on("error", (e) => {
+  if (e.kind === "protocol") console.warn("tickstream protocol:", e.message);
+  else if (e.kind === "server") console.warn(`tickstream server error ${e.code}: ${e.message}`, e.symbols ?? "");
+});
+
+let lastMessages = 0;
+let lastTick = performance.now();
+setInterval(() => {
+  const now = performance.now();
+  const dt = (now - lastTick) / 1000;
+  lastTick = now;
+  const m = client.stats.messages;
+  const rate = (m - lastMessages) / dt;
+  lastMessages = m;
+  $("#rate").textContent = fmtRate(rate);
+
+  if (latencyN > 0) {
+    const arr = latency.subarray(0, latencyN).sort();
+    const p50 = arr[Math.floor(latencyN * 0.5)]! / 1000;
+    const p99 = arr[Math.min(latencyN - 1, Math.floor(latencyN * 0.99))]! / 1000;
+    $("#latency").textContent = fmtMs(p50);
+    $("#latency").title = `end-to-end latency from the event timestamp, last second: p50 ${fmtMs(p50)}, p99 ${fmtMs(p99)} (${latencyN} samples)`;
+    $("#latency-p99").textContent = fmtMs(p99);
+    latencyN = 0;
+  } else if (client.status !== "live") {
+    $("#latency").textContent = "—";
+    $("#latency-p99").textContent = "—";
+  }
+  $("#render").textContent = renderFrames ? fmtMs(renderMsTotal / renderFrames) : "—";
+  renderMsTotal = 0;
+  renderFrames = 0;
+  if (lastStatus?.status === "reconnecting") renderBanner(); // countdown
+}, 1000);
+
+// ----- start ----------------------------------------------------------------------------
+
+renderStatus({ status: client.status, feed: "live", detail: "", silent: false, attempt: 0 });
+watchlist.load([]);
