@@ -1,0 +1,223 @@
+// Package kafkatest connects integration tests to the real Apache Kafka broker
+// that testenv/kafka/kafka.sh runs on 127.0.0.1 (single node, KRaft).
+//
+// The package itself builds everywhere; tests that need a broker carry the
+// build tag `kafka` and are run by `make test-kafka`, which starts each broker
+// line in turn (newest 3.9.x and newest 4.x) and exports:
+//
+//	TICKSTREAM_KAFKA_BROKERS       PLAINTEXT bootstrap list, e.g. 127.0.0.1:9092
+//	TICKSTREAM_KAFKA_SASL_BROKERS  SASL_PLAINTEXT bootstrap list, e.g. 127.0.0.1:9094
+//	                               (SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN; see SCRAMUser)
+//	TICKSTREAM_KAFKA_VERSION       the broker version, e.g. 4.4.0
+//
+// By hand:
+//
+//	testenv/kafka/kafka.sh up 4.4.0
+//	TICKSTREAM_KAFKA_BROKERS=127.0.0.1:9092 TICKSTREAM_KAFKA_SASL_BROKERS=127.0.0.1:9094 \
+//	    go test -tags kafka -run Smoke ./internal/kafkatest/
+//	testenv/kafka/kafka.sh down
+//
+// Without the variables a test is skipped with that hint, except under CI=true,
+// where a missing broker is a failure rather than a silent skip.
+package kafkatest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// Environment variables read by this package; make test-kafka sets them.
+const (
+	// EnvBrokers holds the comma-separated PLAINTEXT bootstrap addresses.
+	EnvBrokers = "TICKSTREAM_KAFKA_BROKERS"
+	// EnvSASLBrokers holds the comma-separated SASL_PLAINTEXT bootstrap addresses.
+	EnvSASLBrokers = "TICKSTREAM_KAFKA_SASL_BROKERS"
+	// EnvVersion holds the version of the running broker, e.g. "3.9.2".
+	EnvVersion = "TICKSTREAM_KAFKA_VERSION"
+)
+
+// The SCRAM (and PLAIN) credentials that kafka.sh creates when it formats the
+// broker's storage.
+const (
+	scramUser = "tickstream"
+	scramPass = "tickstream-secret"
+)
+
+// opTimeout bounds each admin round trip made by this package.
+const opTimeout = 30 * time.Second
+
+// Brokers returns the PLAINTEXT bootstrap addresses from TICKSTREAM_KAFKA_BROKERS.
+// When the variable is unset the test is skipped with instructions, or fails
+// when CI=true.
+func Brokers(t testing.TB) []string {
+	t.Helper()
+	return fromEnv(t, EnvBrokers)
+}
+
+// SASLBrokers returns the SASL_PLAINTEXT bootstrap addresses from
+// TICKSTREAM_KAFKA_SASL_BROKERS, with the same skip/fail rule as Brokers.
+// Authenticate with SCRAMUser, e.g. through SCRAMMechanism.
+func SASLBrokers(t testing.TB) []string {
+	t.Helper()
+	return fromEnv(t, EnvSASLBrokers)
+}
+
+// SCRAMUser returns the user and password that the test broker accepts on its
+// SASL listener, for SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN.
+func SCRAMUser() (user, pass string) {
+	return scramUser, scramPass
+}
+
+// SCRAMMechanism returns a kafka-go SASL mechanism for SCRAMUser with the given
+// algorithm (scram.SHA256 or scram.SHA512), for kafka.Transport.SASL or
+// kafka.Dialer.SASLMechanism.
+func SCRAMMechanism(t testing.TB, algo scram.Algorithm) sasl.Mechanism {
+	t.Helper()
+	user, pass := SCRAMUser()
+	m, err := scram.Mechanism(algo, user, pass)
+	if err != nil {
+		t.Fatalf("kafkatest: scram mechanism %s: %v", algo.Name(), err)
+	}
+	return m
+}
+
+// Version returns the version of the broker under test (TICKSTREAM_KAFKA_VERSION),
+// or "" when it is not known.
+func Version() string {
+	return strings.TrimSpace(os.Getenv(EnvVersion))
+}
+
+// CreateTopic creates a topic with a unique name and the given number of
+// partitions (replication factor 1) through brokers, waits until every
+// partition has a leader, and deletes the topic in t.Cleanup. It returns the
+// topic name.
+func CreateTopic(t testing.TB, brokers []string, partitions int) string {
+	t.Helper()
+	if partitions < 1 {
+		t.Fatalf("kafkatest: CreateTopic: partitions must be >= 1, got %d", partitions)
+	}
+	topic := topicName(t)
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: opTimeout}
+
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+	})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: CreateTopics %q (%d partitions) on Kafka %s: %v", topic, partitions, versionOrUnknown(), err)
+	}
+
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+		if err == nil {
+			err = res.Errors[topic]
+		}
+		if err != nil {
+			t.Logf("kafkatest: DeleteTopics %q on Kafka %s: %v", topic, versionOrUnknown(), err)
+		}
+	})
+
+	if err := waitForLeaders(ctx, client, topic, partitions); err != nil {
+		t.Fatalf("kafkatest: topic %q on Kafka %s: %v", topic, versionOrUnknown(), err)
+	}
+	return topic
+}
+
+// waitForLeaders polls Metadata until the topic shows the wanted number of
+// partitions, each with a leader and no error.
+func waitForLeaders(ctx context.Context, client *kafka.Client, topic string, partitions int) error {
+	var last error
+	for {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		switch {
+		case err != nil:
+			last = err
+		case len(md.Topics) != 1:
+			last = fmt.Errorf("metadata returned %d topics", len(md.Topics))
+		case md.Topics[0].Error != nil:
+			last = md.Topics[0].Error
+		case len(md.Topics[0].Partitions) != partitions:
+			last = fmt.Errorf("metadata shows %d of %d partitions", len(md.Topics[0].Partitions), partitions)
+		default:
+			last = nil
+			for _, p := range md.Topics[0].Partitions {
+				if p.Error != nil || p.Leader.Host == "" {
+					last = fmt.Errorf("partition %d has no leader yet (err=%v)", p.ID, p.Error)
+					break
+				}
+			}
+			if last == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w (last: %v)", ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func fromEnv(t testing.TB, name string) []string {
+	t.Helper()
+	var addrs []string
+	for _, a := range strings.Split(os.Getenv(name), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs
+	}
+	const how = "run `make test-kafka` (starts a real Apache Kafka broker from testenv/kafka), " +
+		"or `testenv/kafka/kafka.sh up` and set " + EnvBrokers + "=127.0.0.1:9092 " + EnvSASLBrokers + "=127.0.0.1:9094"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("kafkatest: %s is not set but CI=true: a kafka-tagged test ran without a broker; %s", name, how)
+	}
+	t.Skipf("kafkatest: %s is not set; %s", name, how)
+	return nil
+}
+
+// topicName makes a valid, unique topic name that still says which test made it.
+func topicName(t testing.TB) string {
+	var b strings.Builder
+	for _, r := range t.Name() {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('.')
+		}
+		if b.Len() >= 100 {
+			break
+		}
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		t.Fatalf("kafkatest: random topic suffix: %v", err)
+	}
+	return "kafkatest." + b.String() + "." + hex.EncodeToString(rnd[:])
+}
+
+func versionOrUnknown() string {
+	if v := Version(); v != "" {
+		return v
+	}
+	return "(unknown version)"
+}

@@ -1,0 +1,80 @@
+# kafka.mk — Makefile fragment for tests against real Apache Kafka brokers.
+# Include it from the root Makefile (`include testenv/kafka/kafka.mk`), or run it
+# alone: `make -f testenv/kafka/kafka.mk test-kafka`. Needs java (17+), mvn (only
+# to fetch the jars the first time; cached in testenv/kafka/.work) and go.
+#
+#   make kafka-up   [KAFKA_VERSION=4.4.0] [KAFKA_PORT=9092] [KAFKA_SASL_PORT=9094]
+#   make kafka-down [KAFKA_PORT=9092]
+#   make kafka-status / kafka-logs
+#   make test-kafka [KAFKA_VERSIONS="3.9.2 4.4.0"] [KAFKA_GO_PKGS=./...]
+#
+# test-kafka brings each broker version up in turn, runs the kafka-tagged Go
+# tests against it, and always brings it down; it fails if any version failed.
+
+# Including this file must not change the includer's default goal.
+KAFKA_MK_SAVED_DEFAULT_GOAL := $(.DEFAULT_GOAL)
+
+# Resolved when this file is read, so it must stay above any other include.
+KAFKA_MK_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+KAFKA_SH := $(KAFKA_MK_DIR)/kafka.sh
+KAFKA_REPO_ROOT := $(abspath $(KAFKA_MK_DIR)/../..)
+
+# Default versions come from kafka.sh (newest 3.9.x, newest 4.x); lazily evaluated.
+KAFKA_VERSIONS ?= $(shell $(KAFKA_SH) versions)
+KAFKA_VERSION ?= $(lastword $(KAFKA_VERSIONS))
+KAFKA_PORT ?= 9092
+KAFKA_SASL_PORT ?= 9094
+KAFKA_GO ?= go
+KAFKA_GO_TEST_FLAGS ?= -race -count=1 -tags kafka -timeout 10m
+KAFKA_GO_PKGS ?= ./...
+
+KAFKA_SH_ENV = KAFKA_PORT=$(KAFKA_PORT) KAFKA_SASL_PORT=$(KAFKA_SASL_PORT)
+
+.PHONY: kafka-up kafka-down kafka-status kafka-logs test-kafka
+
+kafka-up:
+	@$(KAFKA_SH_ENV) $(KAFKA_SH) up $(KAFKA_VERSION)
+
+kafka-down:
+	@$(KAFKA_SH_ENV) $(KAFKA_SH) down
+
+kafka-status:
+	@$(KAFKA_SH_ENV) $(KAFKA_SH) status
+
+kafka-logs:
+	@$(KAFKA_SH_ENV) $(KAFKA_SH) logs
+
+# One shell for the whole loop so that the EXIT trap can always stop the
+# broker, also on failure or interrupt.
+test-kafka:
+	@failed=""; \
+	trap '$(KAFKA_SH_ENV) $(KAFKA_SH) down >/dev/null 2>&1 || true' EXIT; \
+	trap 'stop=1' INT TERM; stop=""; \
+	for v in $(KAFKA_VERSIONS); do \
+		[ -z "$$stop" ] || exit 130; \
+		echo "=== test-kafka: Apache Kafka $$v (PLAINTEXT 127.0.0.1:$(KAFKA_PORT), SASL 127.0.0.1:$(KAFKA_SASL_PORT))"; \
+		t0=$$(date +%s); \
+		if $(KAFKA_SH_ENV) $(KAFKA_SH) up $$v; then \
+			t1=$$(date +%s); \
+			if [ -z "$$stop" ] && ( cd $(KAFKA_REPO_ROOT) && \
+				TICKSTREAM_KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) \
+				TICKSTREAM_KAFKA_SASL_BROKERS=127.0.0.1:$(KAFKA_SASL_PORT) \
+				TICKSTREAM_KAFKA_VERSION=$$v \
+				$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) $(KAFKA_GO_PKGS) ); then :; else \
+				failed="$$failed $$v"; \
+				echo "=== test-kafka: tests FAILED against Kafka $$v; broker log tail:"; \
+				$(KAFKA_SH_ENV) $(KAFKA_SH) logs $$v 2>/dev/null | tail -n 40; \
+			fi; \
+			t2=$$(date +%s); \
+		else \
+			failed="$$failed $$v"; t1=$$(date +%s); t2=$$t1; \
+		fi; \
+		$(KAFKA_SH_ENV) $(KAFKA_SH) down || failed="$$failed $$v(down)"; \
+		t3=$$(date +%s); \
+		echo "=== test-kafka: Kafka $$v: up $$((t1-t0))s, test $$((t2-t1))s, down $$((t3-t2))s"; \
+	done; \
+	[ -z "$$stop" ] || exit 130; \
+	if [ -n "$$failed" ]; then echo "=== test-kafka: FAILED for:$$failed"; exit 1; fi; \
+	echo "=== test-kafka: passed for $(KAFKA_VERSIONS)"
+
+.DEFAULT_GOAL := $(KAFKA_MK_SAVED_DEFAULT_GOAL)
