@@ -1,0 +1,386 @@
+package fanout
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/snapshot"
+)
+
+// Transport is a client's connection as the engine sees it.
+type Transport interface {
+	// WriteFrame writes one whole frame: a binary frame for codec.Binary,
+	// a text frame for codec.JSON. It may block; p is valid only during
+	// the call.
+	WriteFrame(p []byte) error
+	// Close closes the connection with a WebSocket close code and reason,
+	// unblocking a WriteFrame in progress. It may be called more than once.
+	Close(code int, reason string)
+}
+
+// ClientOptions describe a connecting client.
+type ClientOptions struct {
+	// Format is the connection's encoding.
+	Format codec.Format
+	// Entitled reports whether the client may receive sym; nil allows
+	// every symbol.
+	Entitled func(sym string) bool
+}
+
+// Close codes of the protocol that the engine uses.
+const (
+	CloseNormal       = 1000
+	CloseGoingAway    = 1001
+	CloseInternal     = 1011
+	CloseSlowConsumer = 4008
+)
+
+// Client is one connected client: its protocol session, subscriptions and
+// outbound buffer. Its methods are safe for concurrent use.
+type Client struct {
+	hub      *Hub
+	t        Transport
+	format   codec.Format
+	entitled func(string) bool
+
+	cmd codec.Command // used only by the reading goroutine (HandleFrame)
+
+	mu         sync.Mutex
+	closed     bool
+	subs       map[uint32]*subscription
+	buf        []byte // messages waiting for the writer
+	frameStart int    // where the frame being filled begins in buf
+	cuts       []int  // frame boundaries in buf
+	spare      []byte
+	spareCuts  []int
+	scratch    []byte
+	inflight   int // bytes handed to the transport and not yet written
+	writing    bool
+	writeStart time.Time
+	lastWrite  time.Time
+	conflating bool
+	overSince  time.Time
+	dirty      []*subscription
+	timer      *time.Timer
+	timerAt    time.Time
+}
+
+// Register connects a new client: it queues HELLO (and STATUS when the feed
+// is not live) and returns the client. The caller feeds it every frame it
+// receives with HandleFrame and calls Close when the connection ends.
+func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
+	c := &Client{
+		hub:       h,
+		t:         t,
+		format:    opts.Format,
+		entitled:  opts.Entitled,
+		subs:      map[uint32]*subscription{},
+		lastWrite: time.Now(),
+	}
+	h.statusMu.Lock()
+	defer h.statusMu.Unlock()
+	c.mu.Lock()
+	c.scratch = c.format.AppendHello(c.scratch[:0], h.cfg.ServerID, int(h.cfg.Heartbeat/time.Millisecond))
+	c.queue(c.scratch)
+	if st := h.status.Load(); st.state != codec.StatusLive {
+		c.scratch = c.format.AppendStatus(c.scratch[:0], st.state, st.detail)
+		c.queue(c.scratch)
+	}
+	c.wake()
+	c.mu.Unlock()
+	h.clientsMu.Lock()
+	h.clients[c] = struct{}{}
+	h.clientsMu.Unlock()
+	h.stats.clients.Add(1)
+	return c
+}
+
+// Format returns the client's encoding.
+func (c *Client) Format() codec.Format { return c.format }
+
+// Close ends the client's session: its subscriptions are dropped and the
+// transport is closed with code and reason. It is idempotent.
+func (c *Client) Close(code int, reason string) { c.close(code, reason) }
+
+func (c *Client) close(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	subs := make([]*subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		s.removed = true
+		subs = append(subs, s)
+	}
+	c.subs = nil
+	c.dirty = nil
+	c.buf = nil
+	c.mu.Unlock()
+
+	for _, s := range subs {
+		s.topic.remove(s)
+	}
+	c.hub.stats.subs.Add(-int64(len(subs)))
+	c.hub.clientsMu.Lock()
+	delete(c.hub.clients, c)
+	c.hub.clientsMu.Unlock()
+	c.hub.stats.clients.Add(-1)
+	if code == CloseSlowConsumer {
+		c.hub.stats.slow.Add(1)
+	}
+	c.t.Close(code, reason)
+}
+
+// HandleFrame handles one frame received from the client: every message
+// in it, in order. Bad messages get an ERROR; the session goes on.
+func (c *Client) HandleFrame(frame []byte) {
+	c.format.DecodeCommands(frame, &c.cmd, func(cmd *codec.Command, err error) {
+		if err != nil {
+			var id uint64
+			if ce, ok := err.(*codec.CommandError); ok {
+				id = ce.ID
+			}
+			c.sendError(id, 400, err.Error(), nil)
+			return
+		}
+		switch cmd.Op {
+		case codec.OpSub:
+			c.subscribe(cmd.ID, cmd.Syms, cmd.Opts)
+		case codec.OpUnsub:
+			c.unsubscribe(cmd.Syms)
+		case codec.OpSnap:
+			c.resnapshot(cmd.ID, cmd.Syms)
+		case codec.OpPing:
+			c.mu.Lock()
+			c.scratch = c.format.AppendPong(c.scratch[:0], cmd.ID, cmd.T, time.Now().UnixMicro())
+			c.queue(c.scratch)
+			c.wake()
+			c.mu.Unlock()
+		}
+	})
+}
+
+// Subscribe subscribes the client as a SUB with request id would; the
+// server uses id 0 for the subscription made at connect (?symbols=).
+func (c *Client) Subscribe(id uint64, syms []string, opts codec.SubOptions) {
+	b := make([][]byte, len(syms))
+	for i, s := range syms {
+		b[i] = []byte(s)
+	}
+	c.subscribe(id, b, opts)
+}
+
+// rejection collects the symbols of one request refused for one reason.
+type rejection struct {
+	code int
+	msg  string
+	syms []string
+}
+
+func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
+	rejected := []rejection{
+		{code: 400, msg: "invalid symbol"},
+		{code: 403, msg: "not entitled"},
+		{code: 413, msg: fmt.Sprintf("too many subscriptions (limit %d)", c.hub.cfg.MaxSubscriptions)},
+		{code: 503, msg: "symbol table full"},
+	}
+	seen := make(map[string]struct{}, len(names))
+	type pick struct {
+		sym *snapshot.Symbol
+		sub *subscription // nil for a new subscription
+	}
+	picks := make([]pick, 0, len(names))
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	count := len(c.subs)
+	c.mu.Unlock()
+	for _, n := range names {
+		if !codec.ValidSymbol(n) {
+			rejected[0].syms = append(rejected[0].syms, string(n))
+			continue
+		}
+		if _, dup := seen[string(n)]; dup {
+			continue
+		}
+		seen[string(n)] = struct{}{}
+		if c.entitled != nil && !c.entitled(string(n)) {
+			rejected[1].syms = append(rejected[1].syms, string(n))
+			continue
+		}
+		sym := c.hub.store.Symbol(n)
+		if sym == nil {
+			rejected[3].syms = append(rejected[3].syms, string(n))
+			continue
+		}
+		c.mu.Lock()
+		existing := c.subs[sym.ID]
+		c.mu.Unlock()
+		if existing == nil {
+			if count >= c.hub.cfg.MaxSubscriptions {
+				rejected[2].syms = append(rejected[2].syms, string(n))
+				continue
+			}
+			count++
+		}
+		picks = append(picks, pick{sym: sym, sub: existing})
+	}
+
+	// New subscriptions join their topic before their snapshot is taken:
+	// a change that lands in between is then either in the snapshot or
+	// delivered after it, never lost.
+	var added int64
+	for i := range picks {
+		p := &picks[i]
+		if p.sub != nil {
+			continue
+		}
+		s := &subscription{client: c, sym: p.sym, topic: c.hub.topic(p.sym.ID, true)}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		if old := c.subs[p.sym.ID]; old != nil {
+			// A concurrent SUB of the same symbol won the race.
+			p.sub = old
+			c.mu.Unlock()
+			continue
+		}
+		c.subs[p.sym.ID] = s
+		c.mu.Unlock()
+		s.topic.add(s)
+		p.sub = s
+		added++
+	}
+	c.hub.stats.subs.Add(added)
+
+	interval := time.Duration(0)
+	if opts.MaxHz > 0 {
+		interval = time.Duration(float64(time.Second) / opts.MaxHz)
+	}
+	acks := make([]codec.SymbolID, 0, len(picks))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for _, r := range rejected {
+		if len(r.syms) > 0 {
+			c.hub.countError(r.code)
+			c.scratch = c.format.AppendError(c.scratch[:0], id, r.code, r.msg, r.syms)
+			c.queue(c.scratch)
+		}
+	}
+	for _, p := range picks {
+		if !p.sub.removed {
+			acks = append(acks, codec.SymbolID{Sym: p.sym.Name, SID: p.sym.ID})
+		}
+	}
+	c.scratch = c.format.AppendAck(c.scratch[:0], id, acks)
+	c.queue(c.scratch)
+	now := time.Now()
+	for _, p := range picks {
+		s := p.sub
+		if s.removed {
+			continue
+		}
+		s.fields = opts.Fields
+		s.interval = interval
+		if opts.Snap || s.sent == nil {
+			c.snapshotLocked(s, opts.Snap, now)
+		}
+	}
+	c.wake()
+}
+
+// snapshotLocked brings s up to the symbol's current state: with send, a
+// SNAPSHOT is queued; without, the client is taken to hold that state
+// already (SUB with snap false).
+func (c *Client) snapshotLocked(s *subscription, send bool, now time.Time) {
+	st := s.sym.Load()
+	if send {
+		c.scratch = c.format.AppendState(c.scratch[:0], codec.OpSnapshot, s.sym.ID, st.Seq, st.Mask&s.fields, &st.Values)
+		c.queue(c.scratch)
+	}
+	s.sent = st
+	if s.pending != nil && s.pending.Seq <= st.Seq {
+		s.pending = nil
+	}
+	if s.interval > 0 {
+		s.nextDue = now.Add(s.interval)
+	}
+}
+
+func (c *Client) unsubscribe(names [][]byte) {
+	var gone []*subscription
+	c.mu.Lock()
+	for _, n := range names {
+		sym := c.hub.store.Lookup(n)
+		if sym == nil {
+			continue
+		}
+		if s := c.subs[sym.ID]; s != nil {
+			s.removed = true
+			s.pending = nil
+			delete(c.subs, sym.ID)
+			gone = append(gone, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range gone {
+		s.topic.remove(s)
+	}
+	c.hub.stats.subs.Add(-int64(len(gone)))
+}
+
+func (c *Client) resnapshot(id uint64, names [][]byte) {
+	var missing []string
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range names {
+		var s *subscription
+		if sym := c.hub.store.Lookup(n); sym != nil {
+			s = c.subs[sym.ID]
+		}
+		if s == nil {
+			missing = append(missing, string(n))
+			continue
+		}
+		c.snapshotLocked(s, true, now)
+	}
+	if len(missing) > 0 {
+		c.hub.countError(400)
+		c.scratch = c.format.AppendError(c.scratch[:0], id, 400, "not subscribed", missing)
+		c.queue(c.scratch)
+	}
+	c.wake()
+}
+
+func (c *Client) sendError(id uint64, code int, msg string, syms []string) {
+	c.hub.countError(code)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.scratch = c.format.AppendError(c.scratch[:0], id, code, msg, syms)
+	c.queue(c.scratch)
+	c.wake()
+}
+
+func (c *Client) sendStatus(state, detail string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.scratch = c.format.AppendStatus(c.scratch[:0], state, detail)
+	c.queue(c.scratch)
+	c.wake()
+}

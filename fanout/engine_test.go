@@ -1,0 +1,302 @@
+package fanout
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/snapshot"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeConn is a Transport that decodes every frame and checks the ordering
+// guarantees of the protocol as a client would.
+type fakeConn struct {
+	t      testing.TB
+	format codec.Format
+	delay  time.Duration // per frame: a slow reader
+
+	mu        sync.Mutex
+	closed    int // close code, 0 while open
+	msgs      int
+	frames    int
+	hello     bool
+	symOf     map[uint32]string
+	acked     map[string]bool // subscribed by an ACK, waiting for the snapshot
+	snapped   map[string]bool // has had its SNAPSHOT
+	seq       map[string]uint64
+	state     map[string]*[codec.NumFields]float64
+	mask      map[string]codec.FieldMask
+	errors    []codec.Message
+	acks      int
+	violation []string
+}
+
+func newFakeConn(t testing.TB, f codec.Format) *fakeConn {
+	return &fakeConn{t: t, format: f, symOf: map[uint32]string{}, acked: map[string]bool{}, snapped: map[string]bool{},
+		seq: map[string]uint64{}, state: map[string]*[codec.NumFields]float64{}, mask: map[string]codec.FieldMask{}}
+}
+
+func (c *fakeConn) WriteFrame(p []byte) error {
+	if c.delay > 0 {
+		time.Sleep(c.delay)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frames++
+	var m codec.Message
+	return c.format.DecodeMessages(p, &m, func(m *codec.Message) error {
+		c.msgs++
+		c.apply(m)
+		return nil
+	})
+}
+
+func (c *fakeConn) fail(format string, args ...any) {
+	c.violation = append(c.violation, fmt.Sprintf(format, args...))
+}
+
+func (c *fakeConn) apply(m *codec.Message) {
+	if !c.hello && m.Op != codec.OpHello {
+		c.fail("first message is op %d", m.Op)
+	}
+	switch m.Op {
+	case codec.OpHello:
+		c.hello = true
+	case codec.OpAck:
+		c.acks++
+		for _, a := range m.Acks {
+			c.symOf[a.SID] = a.Sym
+			c.acked[a.Sym] = true
+		}
+	case codec.OpError:
+		c.errors = append(c.errors, *m)
+	case codec.OpSnapshot, codec.OpDelta:
+		sym, ok := c.symOf[m.SID]
+		if !ok {
+			c.fail("message for unknown sid %d", m.SID)
+			return
+		}
+		if m.Op == codec.OpDelta {
+			if !c.snapped[sym] {
+				c.fail("%s: DELTA seq %d before its SNAPSHOT", sym, m.Seq)
+			}
+			if m.Seq <= c.seq[sym] {
+				c.fail("%s: DELTA seq %d after seq %d", sym, m.Seq, c.seq[sym])
+			}
+			st := c.state[sym]
+			for f := 0; f < codec.NumFields; f++ {
+				if m.Mask.Has(f) {
+					st[f] = m.Values[f]
+				}
+			}
+			c.mask[sym] |= m.Mask
+		} else {
+			if c.snapped[sym] && m.Seq < c.seq[sym] {
+				c.fail("%s: SNAPSHOT seq %d after seq %d", sym, m.Seq, c.seq[sym])
+			}
+			c.snapped[sym] = true
+			st := m.Values
+			c.state[sym] = &st
+			c.mask[sym] = m.Mask
+		}
+		c.seq[sym] = m.Seq
+	}
+}
+
+func (c *fakeConn) Close(code int, _ string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed == 0 {
+		c.closed = code
+	}
+}
+
+func newTestHub(t testing.TB, cfg Config) (*snapshot.Store, *Hub) {
+	var hub *Hub
+	store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
+	cfg.Heartbeat = max(cfg.Heartbeat, 50*time.Millisecond)
+	hub = NewHub(store, cfg)
+	t.Cleanup(func() { hub.Close(CloseGoingAway, "test over") })
+	return store, hub
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func randomUpdate(r *rand.Rand, sym string) *codec.Update {
+	u := &codec.Update{Sym: []byte(sym)}
+	for f := 0; f < codec.NumFields; f++ {
+		if r.IntN(3) == 0 {
+			u.Set(f, float64(r.IntN(20))+0.25*float64(r.IntN(4)))
+		}
+	}
+	return u
+}
+
+type subState struct {
+	fields codec.FieldMask
+}
+
+// TestProperty drives random publishes, subscribes, unsubscribes, SNAPs,
+// maxHz, field projections and slow readers, and checks every client's
+// view against the store once the feed stops.
+func TestProperty(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { runProperty(t, seed) })
+	}
+}
+
+func runProperty(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 99))
+	// A small soft limit makes the slow readers conflate.
+	store, hub := newTestHub(t, Config{SoftLimit: 2048, HardLimit: 1 << 20, SlowGrace: time.Minute, MaxFrameSize: 1024})
+	syms := make([]string, 20)
+	for i := range syms {
+		syms[i] = fmt.Sprintf("S%02d", i)
+	}
+	type tclient struct {
+		conn   *fakeConn
+		client *Client
+		subs   map[string]subState
+		nextID uint64
+	}
+	var clients []*tclient
+	for i := 0; i < 12; i++ {
+		f := codec.Binary
+		if i%4 == 3 {
+			f = codec.JSON
+		}
+		fc := newFakeConn(t, f)
+		if i%3 == 0 {
+			fc.delay = time.Millisecond
+		}
+		clients = append(clients, &tclient{conn: fc, client: hub.Register(fc, ClientOptions{Format: f}), subs: map[string]subState{}})
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := 0; p < 2; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			pr := rand.New(rand.NewPCG(seed, uint64(p)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Each publisher owns half the symbols, as a partition would.
+				store.Apply(randomUpdate(pr, syms[2*pr.IntN(len(syms)/2)+p]))
+				if pr.IntN(50) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}(p)
+	}
+
+	frame := func(c *tclient, build func(f codec.Format, dst []byte) []byte) {
+		c.client.HandleFrame(build(c.client.Format(), nil))
+	}
+	for step := 0; step < 400; step++ {
+		c := clients[r.IntN(len(clients))]
+		c.nextID++
+		id := c.nextID
+		pick := []string{syms[r.IntN(len(syms))], syms[r.IntN(len(syms))]}
+		switch op := r.IntN(10); {
+		case op < 5:
+			opts := codec.DefaultSubOptions()
+			if r.IntN(3) == 0 {
+				opts.MaxHz = float64(20 + r.IntN(80))
+			}
+			if r.IntN(3) == 0 {
+				opts.Fields = 1<<codec.FieldBid | 1<<codec.FieldAsk | 1<<codec.FieldTS
+			}
+			frame(c, func(f codec.Format, d []byte) []byte { return f.AppendSub(d, id, pick, &opts) })
+			for _, s := range pick {
+				c.subs[s] = subState{fields: opts.Fields}
+			}
+		case op < 7:
+			frame(c, func(f codec.Format, d []byte) []byte { return f.AppendUnsub(d, id, pick) })
+			for _, s := range pick {
+				delete(c.subs, s)
+			}
+		case op < 9:
+			var have []string
+			for _, s := range pick {
+				if _, ok := c.subs[s]; ok {
+					have = append(have, s)
+				}
+			}
+			if len(have) > 0 {
+				frame(c, func(f codec.Format, d []byte) []byte { return f.AppendSnap(d, id, have) })
+			}
+		default:
+			frame(c, func(f codec.Format, d []byte) []byte { return f.AppendPing(d, id, float64(step)) })
+		}
+		if step%20 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	for i, c := range clients {
+		waitFor(t, fmt.Sprintf("client %d to converge", i), func() bool {
+			c.conn.mu.Lock()
+			defer c.conn.mu.Unlock()
+			for sym, sub := range c.subs {
+				st := store.Lookup([]byte(sym)).Load()
+				got, ok := c.conn.state[sym]
+				if !ok {
+					return false
+				}
+				want := st.Mask & sub.fields
+				if c.conn.mask[sym]&sub.fields != want {
+					return false
+				}
+				for f := 0; f < codec.NumFields; f++ {
+					if want.Has(f) && got[f] != st.Values[f] {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		c.conn.mu.Lock()
+		if len(c.conn.violation) > 0 {
+			t.Errorf("client %d: %d violations, first: %v", i, len(c.conn.violation), c.conn.violation[:min(3, len(c.conn.violation))])
+		}
+		if c.conn.closed != 0 {
+			t.Errorf("client %d closed with %d", i, c.conn.closed)
+		}
+		if len(c.conn.errors) > 0 {
+			t.Errorf("client %d: unexpected errors %+v", i, c.conn.errors)
+		}
+		c.conn.mu.Unlock()
+		c.client.Close(CloseNormal, "")
+	}
+	st := hub.Stats()
+	t.Logf("published %d, messages %d, frames %d, conflated %d", st.Published, st.Messages, st.Frames, st.Conflated)
+	if st.Conflated == 0 {
+		t.Error("no update was conflated: the slow readers and maxHz did not exercise conflation")
+	}
+	if st.Clients != 0 || st.Subscriptions != 0 {
+		t.Fatalf("after close: %d clients, %d subscriptions", st.Clients, st.Subscriptions)
+	}
+}

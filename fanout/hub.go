@@ -1,0 +1,325 @@
+// Package fanout delivers every change of the snapshot store, as a compact
+// delta, to each client subscribed to the symbol, and runs the protocol v1
+// session of each client: subscriptions, snapshots, conflation, heartbeats
+// and slow-consumer handling.
+//
+// The engine knows nothing of WebSocket: a client's connection is a
+// Transport that takes whole frames. Publishing reads each symbol's
+// subscriber list through an atomic pointer (copy-on-write), encodes each
+// delta once per distinct (format, field projection) and appends the same
+// bytes to every subscriber's outbound buffer; a writer goroutine per busy
+// client coalesces whatever is buffered into as few frames as possible.
+package fanout
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/snapshot"
+)
+
+// Config tunes the engine. Zero values take the defaults noted.
+type Config struct {
+	// ServerID names this node in HELLO (default "tickstream").
+	ServerID string
+	// Heartbeat is the idle time after which a client gets a HEARTBEAT
+	// (default 5s).
+	Heartbeat time.Duration
+	// SoftLimit is the outbound backlog, in bytes, past which a client is
+	// switched to conflated delivery (default 256 KiB).
+	SoftLimit int
+	// HardLimit is the outbound backlog, in bytes, that a client may stay
+	// over for at most SlowGrace before it is closed with 4008 (default 4 MiB).
+	HardLimit int
+	// SlowGrace is how long a client may stay over HardLimit (default 5s).
+	SlowGrace time.Duration
+	// MaxSubscriptions bounds the symbols one client may subscribe to
+	// (default 5000); the excess of a SUB is refused with 413.
+	MaxSubscriptions int
+	// MaxFrameSize is the size past which buffered messages are split into
+	// several frames (default 64 KiB); one message is never split.
+	MaxFrameSize int
+	// FlushDelay holds a writer this long before it collects the buffer, so
+	// that more messages share a frame (default 0: write at once; messages
+	// that arrive during a write share the next frame anyway).
+	FlushDelay time.Duration
+	// Logger receives the engine's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ServerID == "" {
+		c.ServerID = "tickstream"
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.SoftLimit <= 0 {
+		c.SoftLimit = 256 << 10
+	}
+	if c.HardLimit <= 0 {
+		c.HardLimit = 4 << 20
+	}
+	if c.HardLimit < c.SoftLimit {
+		c.HardLimit = c.SoftLimit
+	}
+	if c.SlowGrace <= 0 {
+		c.SlowGrace = 5 * time.Second
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 5000
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = 64 << 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Stats are the engine's counters since it started.
+type Stats struct {
+	Clients       int64 // connected now
+	Subscriptions int64 // live now
+	Messages      uint64
+	Bytes         uint64
+	Frames        uint64
+	Conflated     uint64 // updates merged into a later DELTA
+	SlowCloses    uint64 // clients closed with 4008
+	Errors        map[int]uint64
+	Published     uint64 // changes published
+	WriteErrors   uint64
+}
+
+type counters struct {
+	clients, subs                            atomic.Int64
+	messages, bytes, frames, conflated, slow atomic.Uint64
+	published, writeErrors                   atomic.Uint64
+	errMu                                    sync.Mutex
+	errs                                     map[int]uint64
+}
+
+// Hub is the fanout engine: it tracks every client and subscription and
+// delivers the store's changes. Create it with NewHub; connect it to the
+// store with snapshot.WithObserver(hub.Publish).
+type Hub struct {
+	cfg   Config
+	store *snapshot.Store
+
+	topicMu sync.Mutex // serializes topic creation
+	topics  atomic.Pointer[[]*topic]
+
+	clientsMu sync.Mutex
+	clients   map[*Client]struct{}
+
+	statusMu sync.Mutex // orders status changes with their broadcast
+	status   atomic.Pointer[status]
+
+	encoders sync.Pool
+	stats    counters
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+type status struct{ state, detail string }
+
+// NewHub returns a hub serving the symbols of store. It starts the
+// heartbeat goroutine; Close stops it.
+func NewHub(store *snapshot.Store, cfg Config) *Hub {
+	cfg.setDefaults()
+	h := &Hub{
+		cfg:     cfg,
+		store:   store,
+		clients: map[*Client]struct{}{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	h.stats.errs = map[int]uint64{}
+	topics := []*topic{}
+	h.topics.Store(&topics)
+	h.status.Store(&status{state: codec.StatusLive})
+	h.encoders.New = func() any { return new(encoder) }
+	go h.heartbeats()
+	return h
+}
+
+// Config returns the hub's configuration with its defaults filled in.
+func (h *Hub) Config() Config { return h.cfg }
+
+// Store returns the store the hub serves.
+func (h *Hub) Store() *snapshot.Store { return h.store }
+
+// Close stops the heartbeat goroutine and closes every client with code and
+// reason (1001 for a shutdown).
+func (h *Hub) Close(code int, reason string) {
+	h.stopOnce.Do(func() { close(h.stop) })
+	<-h.done
+	for _, c := range h.clientList() {
+		c.close(code, reason)
+	}
+}
+
+func (h *Hub) clientList() []*Client {
+	h.clientsMu.Lock()
+	defer h.clientsMu.Unlock()
+	list := make([]*Client, 0, len(h.clients))
+	for c := range h.clients {
+		list = append(list, c)
+	}
+	return list
+}
+
+// Status returns the feed state and its detail.
+func (h *Hub) Status() (state, detail string) {
+	s := h.status.Load()
+	return s.state, s.detail
+}
+
+// SetStatus changes the feed state (codec.StatusLive, StatusStale or
+// StatusRecovering) and tells every client when it changed.
+func (h *Hub) SetStatus(state, detail string) {
+	h.statusMu.Lock()
+	defer h.statusMu.Unlock()
+	if old := h.status.Load(); old.state == state {
+		h.status.Store(&status{state, detail})
+		return
+	}
+	h.status.Store(&status{state, detail})
+	for _, c := range h.clientList() {
+		c.sendStatus(state, detail)
+	}
+}
+
+// Stats returns a copy of the engine's counters.
+func (h *Hub) Stats() Stats {
+	s := Stats{
+		Clients:       h.stats.clients.Load(),
+		Subscriptions: h.stats.subs.Load(),
+		Messages:      h.stats.messages.Load(),
+		Bytes:         h.stats.bytes.Load(),
+		Frames:        h.stats.frames.Load(),
+		Conflated:     h.stats.conflated.Load(),
+		SlowCloses:    h.stats.slow.Load(),
+		Published:     h.stats.published.Load(),
+		WriteErrors:   h.stats.writeErrors.Load(),
+		Errors:        map[int]uint64{},
+	}
+	h.stats.errMu.Lock()
+	for k, v := range h.stats.errs {
+		s.Errors[k] = v
+	}
+	h.stats.errMu.Unlock()
+	return s
+}
+
+func (h *Hub) countError(code int) {
+	h.stats.errMu.Lock()
+	h.stats.errs[code]++
+	h.stats.errMu.Unlock()
+}
+
+// topic returns the subscriber list of a symbol id, creating it if create.
+func (h *Hub) topic(id uint32, create bool) *topic {
+	if ts := *h.topics.Load(); int(id) < len(ts) && ts[id] != nil {
+		return ts[id]
+	}
+	if !create {
+		return nil
+	}
+	h.topicMu.Lock()
+	defer h.topicMu.Unlock()
+	ts := *h.topics.Load()
+	if int(id) < len(ts) && ts[id] != nil {
+		return ts[id]
+	}
+	grown := make([]*topic, max(int(id)+1, 2*len(ts)))
+	copy(grown, ts)
+	t := &topic{}
+	grown[id] = t
+	h.topics.Store(&grown)
+	return t
+}
+
+// Publish delivers one change of the store to the symbol's subscribers. The
+// store calls it in seq order per symbol (snapshot.WithObserver); it never
+// blocks on a client.
+func (h *Hub) Publish(ch snapshot.Change) {
+	h.stats.published.Add(1)
+	t := h.topic(ch.Symbol.ID, false)
+	if t == nil {
+		return
+	}
+	subs := t.subs.Load()
+	if subs == nil || len(*subs) == 0 {
+		return
+	}
+	enc := h.encoders.Get().(*encoder)
+	enc.reset()
+	for _, s := range *subs {
+		s.client.deliver(s, &ch, enc)
+	}
+	h.encoders.Put(enc)
+}
+
+// heartbeats sends a HEARTBEAT to every client idle for the heartbeat
+// interval, and closes clients that stayed over the hard limit too long.
+func (h *Hub) heartbeats() {
+	defer close(h.done)
+	period := h.cfg.Heartbeat / 4
+	period = max(min(period, time.Second), 10*time.Millisecond)
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case now := <-tick.C:
+			for _, c := range h.clientList() {
+				c.tick(now)
+			}
+		}
+	}
+}
+
+// encoder encodes a change's DELTA once per distinct (format, projection)
+// and hands the same bytes to every subscriber that needs them.
+type encoder struct {
+	buf     []byte
+	entries [8]encEntry
+	n       int
+}
+
+type encEntry struct {
+	format   codec.Format
+	mask     codec.FieldMask
+	from, to int
+}
+
+func (e *encoder) reset() {
+	e.buf = e.buf[:0]
+	e.n = 0
+}
+
+// delta returns the DELTA of change ch restricted to mask, in format f.
+func (e *encoder) delta(ch *snapshot.Change, f codec.Format, mask codec.FieldMask) []byte {
+	for i := 0; i < e.n; i++ {
+		if en := &e.entries[i]; en.format == f && en.mask == mask {
+			return e.buf[en.from:en.to]
+		}
+	}
+	from := len(e.buf)
+	e.buf = f.AppendState(e.buf, codec.OpDelta, ch.Symbol.ID, ch.Next.Seq, mask, &ch.Next.Values)
+	if e.n == len(e.entries) {
+		// Too many shapes to remember: the bytes stay valid (the buffer
+		// only grows during one publish), they are just not reused.
+		return e.buf[from:]
+	}
+	e.entries[e.n] = encEntry{format: f, mask: mask, from: from, to: len(e.buf)}
+	e.n++
+	return e.buf[from:]
+}

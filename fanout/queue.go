@@ -1,0 +1,243 @@
+package fanout
+
+import (
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/snapshot"
+)
+
+// queue appends one encoded message to the outbound buffer. Messages are
+// packed into frames of at most MaxFrameSize (a larger message gets a frame
+// of its own). c.mu is held.
+func (c *Client) queue(msg []byte) {
+	if c.closed {
+		return
+	}
+	if len(c.buf) > c.frameStart && len(c.buf)-c.frameStart+len(msg) > c.hub.cfg.MaxFrameSize {
+		c.cuts = append(c.cuts, len(c.buf))
+		c.frameStart = len(c.buf)
+	}
+	if c.format == codec.JSON && len(c.buf) > c.frameStart {
+		c.buf = append(c.buf, '\n')
+	}
+	c.buf = append(c.buf, msg...)
+	c.hub.stats.messages.Add(1)
+}
+
+// wake starts the writer when there is something to write and none runs.
+// c.mu is held.
+func (c *Client) wake() {
+	if c.writing || c.closed {
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+// backlog is the number of bytes queued or being written. c.mu is held.
+func (c *Client) backlog() int { return len(c.buf) + c.inflight }
+
+// deliver hands one published change to one subscription. It runs on the
+// publishing goroutine and never blocks on the network.
+func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.removed || c.closed || s.sent != nil && ch.Next.Seq <= s.sent.Seq {
+		return
+	}
+	if !c.conflating && c.backlog() > c.hub.cfg.SoftLimit {
+		c.conflating = true
+	}
+	if s.sent == ch.Prev && s.pending == nil && s.interval == 0 && !c.conflating {
+		if m := ch.Mask & s.fields; m != 0 {
+			c.queue(enc.delta(ch, c.format, m))
+			c.wake()
+		}
+		s.sent = ch.Next
+		return
+	}
+	// Merge into the pending state: the writer sends one DELTA from what
+	// the client holds to the newest state when the subscription is due.
+	if s.pending != nil && ch.Next.Seq > s.pending.Seq {
+		c.hub.stats.conflated.Add(1)
+	}
+	if s.pending == nil || ch.Next.Seq > s.pending.Seq {
+		s.pending = ch.Next
+	}
+	if !s.dirty {
+		s.dirty = true
+		c.dirty = append(c.dirty, s)
+	}
+	if s.sent == nil {
+		return // the SUB in progress sends the snapshot
+	}
+	if s.interval > 0 && !c.conflating {
+		if now := time.Now(); now.Before(s.nextDue) {
+			c.armTimer(s.nextDue)
+			return
+		}
+	}
+	c.wake()
+}
+
+// flushDirty queues one merged DELTA for every pending subscription that is
+// due, and arms the timer for the earliest one that is not. c.mu is held.
+func (c *Client) flushDirty(now time.Time) {
+	if len(c.dirty) == 0 {
+		return
+	}
+	var next time.Time
+	keep := c.dirty[:0]
+	for _, s := range c.dirty {
+		switch {
+		case s.removed || s.pending == nil:
+			s.dirty = false
+		case s.sent == nil:
+			keep = append(keep, s)
+		case s.interval > 0 && now.Before(s.nextDue):
+			keep = append(keep, s)
+			if next.IsZero() || s.nextDue.Before(next) {
+				next = s.nextDue
+			}
+		default:
+			if m := s.sent.Diff(s.pending) & s.fields; m != 0 {
+				c.scratch = c.format.AppendState(c.scratch[:0], codec.OpDelta, s.sym.ID, s.pending.Seq, m, &s.pending.Values)
+				c.queue(c.scratch)
+				if s.interval > 0 {
+					s.nextDue = now.Add(s.interval)
+				}
+			}
+			s.sent = s.pending
+			s.pending = nil
+			s.dirty = false
+		}
+	}
+	clear(c.dirty[len(keep):])
+	c.dirty = keep
+	if !next.IsZero() {
+		c.armTimer(next)
+	}
+}
+
+// armTimer makes sure the writer runs at t. c.mu is held.
+func (c *Client) armTimer(t time.Time) {
+	if c.timer != nil && !c.timerAt.IsZero() && !c.timerAt.After(t) {
+		return
+	}
+	c.timerAt = t
+	d := time.Until(t)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.onTimer)
+		return
+	}
+	c.timer.Reset(d)
+}
+
+func (c *Client) onTimer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timerAt = time.Time{}
+	if len(c.dirty) > 0 {
+		c.wake()
+	}
+}
+
+// writeLoop writes whatever is buffered, frame by frame, until the buffer
+// stays empty; messages queued during a write share the next frames.
+func (c *Client) writeLoop() {
+	for {
+		if d := c.hub.cfg.FlushDelay; d > 0 {
+			time.Sleep(d)
+		}
+		c.mu.Lock()
+		now := time.Now()
+		if !c.closed {
+			c.flushDirty(now)
+		}
+		if c.closed || len(c.buf) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		out, cuts := c.buf, c.cuts
+		c.buf, c.cuts, c.frameStart = c.spare[:0], c.spareCuts[:0], 0
+		c.spare, c.spareCuts = nil, nil
+		c.inflight = len(out)
+		c.writeStart = now
+		c.mu.Unlock()
+
+		err := c.writeFrames(out, cuts)
+
+		c.mu.Lock()
+		c.inflight = 0
+		c.lastWrite = time.Now()
+		// Keep the buffer for reuse unless a burst made it large: an idle
+		// client should not pin a burst's memory.
+		if cap(out) <= 4*c.hub.cfg.MaxFrameSize {
+			c.spare, c.spareCuts = out[:0], cuts[:0]
+		}
+		if c.conflating && c.backlog() < c.hub.cfg.SoftLimit/2 {
+			c.conflating = false
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.hub.stats.writeErrors.Add(1)
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			c.close(CloseInternal, "write failed")
+			return
+		}
+	}
+}
+
+func (c *Client) writeFrames(out []byte, cuts []int) error {
+	from := 0
+	for _, to := range append(cuts, len(out)) {
+		if to == from {
+			continue
+		}
+		if err := c.t.WriteFrame(out[from:to]); err != nil {
+			return err
+		}
+		c.hub.stats.frames.Add(1)
+		c.hub.stats.bytes.Add(uint64(to - from))
+		from = to
+	}
+	return nil
+}
+
+// tick runs on the hub's heartbeat goroutine: it sends a HEARTBEAT to an
+// idle client and closes one that stayed too long over its hard limit or
+// whose socket has not taken a write for SlowGrace.
+func (c *Client) tick(now time.Time) {
+	cfg := &c.hub.cfg
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	slow := false
+	if c.backlog() > cfg.HardLimit {
+		if c.overSince.IsZero() {
+			c.overSince = now
+		}
+		slow = now.Sub(c.overSince) > cfg.SlowGrace
+	} else {
+		c.overSince = time.Time{}
+	}
+	if c.inflight > 0 && now.Sub(c.writeStart) > cfg.SlowGrace {
+		slow = true
+	}
+	if !slow && !c.writing && len(c.buf) == 0 && now.Sub(c.lastWrite) >= cfg.Heartbeat {
+		c.scratch = c.format.AppendHeartbeat(c.scratch[:0], now.UnixMicro())
+		c.queue(c.scratch)
+		c.lastWrite = now
+		c.wake()
+	}
+	c.mu.Unlock()
+	if slow {
+		c.close(CloseSlowConsumer, "slow consumer")
+	}
+}

@@ -1,0 +1,71 @@
+package fanout
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/snapshot"
+)
+
+// topic is the subscriber list of one symbol. Publishers read it through
+// an atomic pointer; subscribe and unsubscribe replace it under mu, so they
+// never stall a publisher.
+type topic struct {
+	mu   sync.Mutex
+	subs atomic.Pointer[[]*subscription]
+}
+
+func (t *topic) add(s *subscription) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var old []*subscription
+	if p := t.subs.Load(); p != nil {
+		old = *p
+	}
+	next := make([]*subscription, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, s)
+	t.subs.Store(&next)
+}
+
+func (t *topic) remove(s *subscription) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.subs.Load()
+	if p == nil {
+		return
+	}
+	old := *p
+	for i, x := range old {
+		if x == s {
+			next := make([]*subscription, 0, len(old)-1)
+			next = append(next, old[:i]...)
+			next = append(next, old[i+1:]...)
+			t.subs.Store(&next)
+			return
+		}
+	}
+}
+
+// subscription is one symbol subscribed by one client. Every field but
+// client and sym is guarded by client.mu.
+type subscription struct {
+	client *Client
+	sym    *snapshot.Symbol
+	topic  *topic
+
+	fields   codec.FieldMask
+	interval time.Duration // from maxHz; 0 sends every update
+	nextDue  time.Time     // with interval: earliest time of the next message
+
+	// sent is the state the client holds for this symbol (on the fields of
+	// this subscription): the last SNAPSHOT or DELTA queued for it.
+	sent *snapshot.State
+	// pending, when not nil, is a newer state still to be sent as one
+	// merged DELTA (conflation, maxHz, or a change that raced a snapshot).
+	pending *snapshot.State
+	dirty   bool // listed in client.dirty
+	removed bool
+}
