@@ -1,0 +1,185 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tickstream/tickstream/codec"
+)
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /api/v1/snapshot", s.serveSnapshot)
+	mux.HandleFunc("GET /api/v1/symbols", s.serveSymbols)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(s), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if s.cfg.DemoControls && s.broker != nil {
+		mux.HandleFunc("POST /api/v1/demo/feed", s.serveDemoFeed)
+	}
+	if s.cfg.Web != nil {
+		mux.Handle("/", s.cfg.Web)
+	} else {
+		mux.HandleFunc("GET /{$}", serveIndex)
+	}
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// SymbolSnapshot is one symbol's state in GET /api/v1/snapshot.
+type SymbolSnapshot struct {
+	Seq   uint64             `json:"seq"`
+	State map[string]float64 `json:"state"`
+}
+
+// SnapshotResponse is the body of GET /api/v1/snapshot.
+type SnapshotResponse struct {
+	Snapshots map[string]SymbolSnapshot `json:"snapshots"`
+}
+
+func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	var names []string
+	if raw := r.URL.Query().Get("symbols"); raw != "" {
+		names = strings.Split(raw, ",")
+		if len(names) > codec.MaxSymbolsPerCommand {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("more than %d symbols", codec.MaxSymbolsPerCommand))
+			return
+		}
+		for _, n := range names {
+			if !codec.ValidSymbol([]byte(n)) {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid symbol %q", n))
+				return
+			}
+		}
+	} else {
+		names, _ = s.store.Names("", 0)
+	}
+	resp := SnapshotResponse{Snapshots: make(map[string]SymbolSnapshot, len(names))}
+	for _, n := range names {
+		snap := SymbolSnapshot{State: map[string]float64{}}
+		if sym := s.store.Lookup([]byte(n)); sym != nil {
+			st := sym.Load()
+			snap.Seq = st.Seq
+			for f := 0; f < codec.NumFields; f++ {
+				if st.Mask.Has(f) {
+					snap.State[codec.FieldNames[f]] = st.Values[f]
+				}
+			}
+		}
+		resp.Snapshots[n] = snap
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// SymbolsResponse is the body of GET /api/v1/symbols.
+type SymbolsResponse struct {
+	Symbols []string `json:"symbols"`
+	Total   int      `json:"total"`
+}
+
+func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, "limit: want a number from 1 to 10000")
+			return
+		}
+		limit = n
+	}
+	names, total := s.store.Names(q.Get("prefix"), limit)
+	if names == nil {
+		names = []string{}
+	}
+	writeJSON(w, http.StatusOK, SymbolsResponse{Symbols: names, Total: total})
+}
+
+// ReadyResponse is the body of GET /readyz.
+type ReadyResponse struct {
+	Ready      bool           `json:"ready"`
+	CaughtUp   bool           `json:"caughtUp"`
+	Live       bool           `json:"live"`
+	Status     string         `json:"status"`
+	Detail     string         `json:"detail,omitempty"`
+	Partitions []PartitionLag `json:"partitions"`
+}
+
+// PartitionLag is one partition's ingest progress in GET /readyz.
+type PartitionLag struct {
+	Partition  int     `json:"partition"`
+	Offset     int64   `json:"offset"`
+	End        int64   `json:"end"`
+	Lag        int64   `json:"lag"`
+	LagSeconds float64 `json:"lagSeconds"`
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	state, detail := s.hub.Status()
+	resp := ReadyResponse{
+		CaughtUp:   s.consumer.Ready(),
+		Live:       s.consumer.Live(),
+		Status:     state,
+		Detail:     detail,
+		Partitions: []PartitionLag{},
+	}
+	resp.Ready = resp.CaughtUp && resp.Live
+	for _, p := range s.consumer.Stats().Partitions {
+		resp.Partitions = append(resp.Partitions, PartitionLag{p.Partition, p.Next, p.End, p.Lag, p.LagSeconds})
+	}
+	code := http.StatusOK
+	if !resp.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, resp)
+}
+
+func (s *Server) serveDemoFeed(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Query().Get("state") {
+	case "down":
+		s.broker.SetDown(true)
+	case "up":
+		s.broker.SetDown(false)
+	default:
+		writeError(w, http.StatusBadRequest, "state: want down or up")
+		return
+	}
+	s.log.Warn("demo: embedded broker outage switch", "down", s.broker.Down())
+	writeJSON(w, http.StatusOK, map[string]bool{"down": s.broker.Down()})
+}
+
+func serveIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, `<!doctype html><meta charset="utf-8"><title>tickstream</title>
+<h1>tickstream</h1>
+<p>The dashboard is not built into this binary: run <code>make web</code> (or <code>make run</code>).</p>
+<ul>
+<li><code>/ws</code> — WebSocket, protocol v1 (subprotocols tickstream.v1, tickstream.v1.json)</li>
+<li><a href="/api/v1/symbols">/api/v1/symbols</a>?prefix=&amp;limit= — known symbols</li>
+<li><a href="/api/v1/snapshot?symbols=AAPL,MSFT">/api/v1/snapshot</a>?symbols=A,B — current state</li>
+<li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></li>
+</ul>
+`)
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector reads the engine's and ingest's counters at scrape time, so
+// that the hot paths keep their own cheap atomics and pay nothing for
+// Prometheus.
+type collector struct {
+	s                                                      *Server
+	clients, subs, messages, bytes, frames, conflated      *prometheus.Desc
+	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
+	symbols, live                                          *prometheus.Desc
+}
+
+func newCollector(s *Server) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("tickstream_"+name, help, labels, nil)
+	}
+	return &collector{
+		s:         s,
+		clients:   d("connections", "WebSocket connections open now."),
+		subs:      d("subscriptions", "Symbol subscriptions live now."),
+		messages:  d("messages_out_total", "Protocol messages queued to clients."),
+		bytes:     d("bytes_out_total", "Bytes written to clients (before compression)."),
+		frames:    d("frames_out_total", "WebSocket frames written to clients."),
+		conflated: d("conflated_total", "Updates merged into a later DELTA."),
+		slow:      d("slow_consumer_closes_total", "Connections closed with 4008."),
+		errs:      d("protocol_errors_total", "ERROR messages sent, by code.", "code"),
+		published: d("changes_published_total", "Store changes published to the fanout engine."),
+		records:   d("ingest_records_total", "Kafka records decoded and applied."),
+		rejected:  d("ingest_rejected_total", "Kafka records skipped, by reason.", "reason"),
+		lag:       d("ingest_lag_records", "Records behind the end of the log, by partition.", "partition"),
+		lagSecs:   d("ingest_lag_seconds", "Age of the last record read when behind, by partition.", "partition"),
+		symbols:   d("symbols", "Symbols in the snapshot store."),
+		live:      d("feed_live", "1 when ingest reads every partition, 0 when stale."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	h := c.s.hub.Stats()
+	gauge(c.clients, float64(h.Clients))
+	gauge(c.subs, float64(h.Subscriptions))
+	counter(c.messages, float64(h.Messages))
+	counter(c.bytes, float64(h.Bytes))
+	counter(c.frames, float64(h.Frames))
+	counter(c.conflated, float64(h.Conflated))
+	counter(c.slow, float64(h.SlowCloses))
+	counter(c.published, float64(h.Published))
+	for code, n := range h.Errors {
+		counter(c.errs, float64(n), strconv.Itoa(code))
+	}
+	in := c.s.consumer.Stats()
+	counter(c.records, float64(in.Records))
+	for reason, n := range in.Rejected {
+		counter(c.rejected, float64(n), reason)
+	}
+	for _, p := range in.Partitions {
+		gauge(c.lag, float64(p.Lag), strconv.Itoa(p.Partition))
+		gauge(c.lagSecs, p.LagSeconds, strconv.Itoa(p.Partition))
+	}
+	gauge(c.symbols, float64(c.s.store.Len()))
+	live := 0.0
+	if c.s.consumer.Live() {
+		live = 1
+	}
+	gauge(c.live, live)
+}

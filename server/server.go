@@ -1,0 +1,260 @@
+// Package server is tickstream's edge: it wires ingest, the snapshot store
+// and the fanout engine together and serves them over HTTP — the WebSocket
+// endpoint /ws (github.com/lxzan/gws), the REST API, health, readiness and
+// metrics, and the dashboard.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/embedded"
+	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/ingest"
+	"github.com/tickstream/tickstream/sim"
+	"github.com/tickstream/tickstream/snapshot"
+)
+
+// Config configures a Server. The zero value serves the embedded demo on
+// 127.0.0.1:8080.
+type Config struct {
+	// Listen is the HTTP address (default 127.0.0.1:8080).
+	Listen string
+	// Brokers are the Kafka brokers to consume; none starts the embedded
+	// broker and the market simulator.
+	Brokers []string
+	// Topic is the price topic (default "ticks").
+	Topic string
+	// Start is where partitions start: ingest.StartEarliest or StartLatest.
+	Start string
+	// Partitions of the embedded broker's topic (default 4).
+	Partitions int
+	// Simulator settings for the embedded mode.
+	Symbols int     // default 500
+	Rate    float64 // updates per second, default 2000
+	Seed    int64
+
+	// Fanout tunes the engine (limits, heartbeat, server id).
+	Fanout fanout.Config
+	// Compression enables permessage-deflate for clients that offer it.
+	Compression bool
+	// MaxMessageSize bounds an inbound WebSocket message; a larger one
+	// closes the connection with 1009 (default 64 KiB).
+	MaxMessageSize int
+	// HandshakeTimeout bounds the WebSocket handshake (default 5s).
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection from which nothing (not even a pong)
+	// arrived for this long (default 60s).
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one frame write (default 10s).
+	WriteTimeout time.Duration
+	// MaxSymbols bounds the symbol table (default 1,000,000).
+	MaxSymbols int
+	// DemoControls enables POST /api/v1/demo/feed?state=down|up, an
+	// outage switch of the embedded broker for demos and tests.
+	DemoControls bool
+	// Web serves the dashboard at /; nil serves a plain index page.
+	Web http.Handler
+	// Logger receives the server's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Topic == "" {
+		c.Topic = "ticks"
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 4
+	}
+	if c.Symbols <= 0 {
+		c.Symbols = 500
+	}
+	if c.Rate <= 0 {
+		c.Rate = 2000
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = 64 << 10
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxSymbols <= 0 {
+		c.MaxSymbols = 1_000_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Fanout.Logger == nil {
+		c.Fanout.Logger = c.Logger
+	}
+}
+
+// Server is a running tickstream node.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *snapshot.Store
+	hub       *fanout.Hub
+	consumer  *ingest.Consumer
+	broker    *embedded.Broker
+	upgraders *upgraders
+	mux       *http.ServeMux
+	ln        net.Listener
+	started   time.Time
+}
+
+// New builds a server: it starts the embedded broker when no brokers are
+// configured, and listens on cfg.Listen. Run serves.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithObserver(func(ch snapshot.Change) {
+		s.hub.Publish(ch)
+	}))
+	s.hub = fanout.NewHub(s.store, cfg.Fanout)
+	brokers := cfg.Brokers
+	if len(brokers) == 0 {
+		b, err := embedded.Start(cfg.Topic, cfg.Partitions)
+		if err != nil {
+			s.hub.Close(fanout.CloseGoingAway, "")
+			return nil, err
+		}
+		s.broker = b
+		brokers = b.Addrs()
+	}
+	consumer, err := ingest.New(ingest.Config{
+		Brokers: brokers,
+		Topic:   cfg.Topic,
+		Start:   cfg.Start,
+		Logger:  s.log,
+		OnStatus: func(live bool, detail string) {
+			if live {
+				s.hub.SetStatus(codec.StatusLive, detail)
+			} else {
+				s.hub.SetStatus(codec.StatusStale, detail)
+			}
+		},
+	}, func(u *codec.Update) { s.store.Apply(u) })
+	if err != nil {
+		s.closeEarly()
+		return nil, err
+	}
+	s.consumer = consumer
+	s.upgraders = newUpgraders(wsHandler{s}, &s.cfg, s.log)
+	s.mux = s.routes()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+func (s *Server) closeEarly() {
+	s.hub.Close(fanout.CloseGoingAway, "")
+	if s.broker != nil {
+		s.broker.Close()
+	}
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Brokers returns the Kafka brokers ingest reads (the embedded one's
+// address in embedded mode).
+func (s *Server) Brokers() []string {
+	if s.broker != nil {
+		return s.broker.Addrs()
+	}
+	return s.cfg.Brokers
+}
+
+// Embedded reports whether the server runs the embedded broker.
+func (s *Server) Embedded() bool { return s.broker != nil }
+
+// Store returns the server's snapshot store.
+func (s *Server) Store() *snapshot.Store { return s.store }
+
+// Hub returns the server's fanout engine.
+func (s *Server) Hub() *fanout.Hub { return s.hub }
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run serves until ctx ends, then shuts down: it stops accepting, closes
+// every client with 1001 and stops ingest (and the embedded broker and
+// simulator), within a bounded time.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.consumer.Run(ctx); err != nil {
+			errc <- err
+		}
+	}()
+	if s.broker != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.simulate(ctx); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("server: %w", err)
+		}
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutdown) // hijacked WebSocket connections are closed by the hub
+	s.hub.Close(fanout.CloseGoingAway, "server shutting down")
+	wg.Wait()
+	if s.broker != nil {
+		s.broker.Close()
+	}
+	return err
+}
+
+// simulate feeds the embedded broker with the market simulator.
+func (s *Server) simulate(ctx context.Context) error {
+	market := sim.NewMarket(sim.Config{Symbols: s.cfg.Symbols, Seed: s.cfg.Seed})
+	p, err := sim.NewProducer(sim.ProducerConfig{Brokers: s.broker.Addrs(), Topic: s.cfg.Topic})
+	if err != nil {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	defer p.Close()
+	if _, err := p.Run(ctx, market, s.cfg.Rate, 0); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	return nil
+}

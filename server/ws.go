@@ -1,0 +1,251 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/fanout"
+)
+
+// upgraders holds one gws upgrader per way the subprotocol can be settled.
+// gws settles it by itself only when every client offers one; the protocol
+// wants a client that offers none to get tickstream.v1 (and no header), so
+// the server picks the subprotocol and the upgrader that echoes it.
+type upgraders struct {
+	none, binary, json *gws.Upgrader
+}
+
+func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
+	opt := func(protos ...string) *gws.ServerOption {
+		return &gws.ServerOption{
+			SubProtocols:       protos,
+			ReadMaxPayloadSize: cfg.MaxMessageSize,
+			HandshakeTimeout:   cfg.HandshakeTimeout,
+			PermessageDeflate: gws.PermessageDeflate{
+				Enabled: cfg.Compression,
+				// Without context takeover every client negotiates alike
+				// and a frame's compression depends on nothing before it
+				// (see docs/BENCHMARKS.md for the trade-off measured).
+				ServerContextTakeover: false,
+				ClientContextTakeover: false,
+			},
+			Logger: gwsLogger{log},
+			Recovery: func(l gws.Logger) {
+				if e := recover(); e != nil {
+					l.Error("panic in WebSocket handler: ", e)
+				}
+			},
+		}
+	}
+	return &upgraders{
+		none:   gws.NewUpgrader(h, opt()),
+		binary: gws.NewUpgrader(h, opt(codec.SubprotocolBinary)),
+		json:   gws.NewUpgrader(h, opt(codec.SubprotocolJSON)),
+	}
+}
+
+// pick chooses the subprotocol from the client's offer, in the client's
+// order of preference.
+func (u *upgraders) pick(r *http.Request) (*gws.Upgrader, codec.Format, error) {
+	var offered []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				offered = append(offered, p)
+			}
+		}
+	}
+	if len(offered) == 0 {
+		return u.none, codec.Binary, nil
+	}
+	for _, p := range offered {
+		switch p {
+		case codec.SubprotocolBinary:
+			return u.binary, codec.Binary, nil
+		case codec.SubprotocolJSON:
+			return u.json, codec.JSON, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("unsupported subprotocol %q: this server speaks %s and %s",
+		strings.Join(offered, ", "), codec.SubprotocolBinary, codec.SubprotocolJSON)
+}
+
+type gwsLogger struct{ log *slog.Logger }
+
+func (l gwsLogger) Error(v ...any) { l.log.Error("websocket: " + fmt.Sprint(v...)) }
+
+// connectParams reads the subscription made at connect time from the
+// query: symbols=A,B,C, maxHz=N, fields=bid,ask.
+func connectParams(q url.Values) ([]string, codec.SubOptions, error) {
+	opts := codec.DefaultSubOptions()
+	raw := q.Get("symbols")
+	if raw == "" {
+		if q.Has("maxHz") || q.Has("fields") {
+			return nil, opts, errors.New("maxHz and fields need symbols")
+		}
+		return nil, opts, nil
+	}
+	syms := strings.Split(raw, ",")
+	if len(syms) > codec.MaxSymbolsPerCommand {
+		return nil, opts, fmt.Errorf("more than %d symbols", codec.MaxSymbolsPerCommand)
+	}
+	var bad []string
+	for _, s := range syms {
+		if !codec.ValidSymbol([]byte(s)) {
+			bad = append(bad, strconv.Quote(s))
+		}
+	}
+	if len(bad) > 0 {
+		return nil, opts, fmt.Errorf("invalid symbols %s: a symbol is 1 to 32 characters of A-Z a-z 0-9 . _ : / -", strings.Join(bad, ", "))
+	}
+	if v := q.Get("maxHz"); v != "" {
+		hz, err := strconv.ParseFloat(v, 64)
+		if err != nil || hz < 0 || hz > codec.MaxHzLimit {
+			return nil, opts, fmt.Errorf("maxHz %q: want a number from 0 to %d", v, codec.MaxHzLimit)
+		}
+		opts.MaxHz = hz
+	}
+	if v := q.Get("fields"); v != "" {
+		opts.Fields = 0
+		for _, name := range strings.Split(v, ",") {
+			i, ok := codec.FieldIndex(name)
+			if !ok {
+				return nil, opts, fmt.Errorf("unknown field %q", name)
+			}
+			opts.Fields |= 1 << uint(i)
+		}
+	}
+	return syms, opts, nil
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	up, format, err := s.upgraders.pick(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	syms, opts, err := connectParams(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	socket, err := up.Upgrade(w, r)
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := &wsConn{socket: socket, format: format, server: s}
+	if format == codec.JSON {
+		c.opcode = gws.OpcodeText
+	} else {
+		c.opcode = gws.OpcodeBinary
+	}
+	socket.Session().Store(sessionKey, c)
+	c.client = s.hub.Register(c, fanout.ClientOptions{Format: format})
+	if len(syms) > 0 {
+		c.client.Subscribe(0, syms, opts)
+	}
+	go socket.ReadLoop()
+}
+
+const sessionKey = "c"
+
+// wsConn is one WebSocket connection: the fanout engine's Transport.
+type wsConn struct {
+	socket   *gws.Conn
+	format   codec.Format
+	opcode   gws.Opcode
+	server   *Server
+	client   *fanout.Client
+	lastPing atomic.Int64
+	close    sync.Once
+}
+
+// WriteFrame writes one frame, and a WebSocket ping when the last one is a
+// third of the idle timeout old: browsers answer pings by themselves, so
+// the read deadline sees a live peer even when it sends nothing.
+func (c *wsConn) WriteFrame(p []byte) error {
+	timeout := c.server.cfg.WriteTimeout
+	if err := c.socket.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if err := c.socket.WriteMessage(c.opcode, p); err != nil {
+		return err
+	}
+	if idle := c.server.cfg.IdleTimeout; idle > 0 {
+		now := time.Now().UnixNano()
+		if now-c.lastPing.Load() > int64(idle/3) {
+			c.lastPing.Store(now)
+			return c.socket.WritePing(nil)
+		}
+	}
+	return nil
+}
+
+// Close sends a close frame and closes the socket. It does not wait: a
+// writer stuck on a full socket is released by the deadline set here.
+func (c *wsConn) Close(code int, reason string) {
+	c.close.Do(func() {
+		go func() {
+			_ = c.socket.SetDeadline(time.Now().Add(time.Second))
+			_ = c.socket.WriteClose(uint16(code), []byte(reason))
+			_ = c.socket.NetConn().Close()
+		}()
+	})
+}
+
+// wsHandler receives the events of every connection.
+type wsHandler struct{ server *Server }
+
+func connOf(socket *gws.Conn) *wsConn {
+	v, ok := socket.Session().Load(sessionKey)
+	if !ok {
+		return nil
+	}
+	return v.(*wsConn)
+}
+
+func (h wsHandler) touch(socket *gws.Conn) {
+	if idle := h.server.cfg.IdleTimeout; idle > 0 {
+		_ = socket.SetReadDeadline(time.Now().Add(idle))
+	}
+}
+
+func (h wsHandler) OnOpen(socket *gws.Conn) { h.touch(socket) }
+
+func (h wsHandler) OnClose(socket *gws.Conn, err error) {
+	if c := connOf(socket); c != nil && c.client != nil {
+		code := fanout.CloseNormal
+		var ce *gws.CloseError
+		if errors.As(err, &ce) {
+			code = int(ce.Code)
+		}
+		c.client.Close(code, "")
+	}
+}
+
+func (h wsHandler) OnPing(socket *gws.Conn, payload []byte) {
+	h.touch(socket)
+	_ = socket.WritePong(payload)
+}
+
+func (h wsHandler) OnPong(socket *gws.Conn, _ []byte) { h.touch(socket) }
+
+func (h wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
+	defer msg.Close()
+	h.touch(socket)
+	if c := connOf(socket); c != nil && c.client != nil {
+		c.client.HandleFrame(msg.Bytes())
+	}
+}
