@@ -117,9 +117,9 @@ const MaxViolations = 1000
 // Entry is the rebuilt state of one symbol.
 type Entry struct {
 	Seq     uint64
-	Mask    codec.FieldMask           // fields that have a value
+	Mask    codec.FieldMask          // fields that have a value
 	Values  [codec.NumFields]float64 // by field index; valid where Mask has the field
-	Updated time.Time                 // when the last SNAPSHOT or DELTA for it was fed
+	Updated time.Time                // when the last SNAPSHOT or DELTA for it was fed
 }
 
 // Value returns field f's value and whether it has one.
@@ -132,8 +132,8 @@ func (e *Entry) Value(f int) (float64, bool) {
 
 // Stats are a Book's counters.
 type Stats struct {
-	Frames   uint64               // frames fed
-	Bytes    uint64               // bytes of those frames, after decompression
+	Frames   uint64              // frames fed
+	Bytes    uint64              // bytes of those frames, after decompression
 	Messages map[codec.Op]uint64 // messages decoded, by op, unknown ops included
 	// Late counts the SNAPSHOTs and DELTAs that arrived for a symbol whose
 	// UNSUB the server had not processed yet: expected, and ignored.
