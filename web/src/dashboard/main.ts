@@ -59,6 +59,8 @@ function flush(): void {
     if (st) table.render(st, t0, dim);
   }
   dirty.clear();
+  // Keep frames coming while highlights are pending, so they end on time.
+  if (table.sweepFlashes(t0)) queueFrame();
   renderMsTotal += performance.now() - t0;
   renderFrames++;
 }

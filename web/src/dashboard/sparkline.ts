@@ -68,8 +68,8 @@ export class Sparkline {
     }
     const pad = 2;
     const range = max - min || Math.abs(max) * 1e-4 || 1;
-    const dx = (w - pad * 2) / (CAP - 1);
-    const x0 = w - pad - (n - 1) * dx; // newest point at the right edge
+    const dx = (w - pad * 2) / (n - 1); // the points seen so far span the width
+    const x0 = pad;
     const y = (v: number) => h - pad - ((v - min) / range) * (h - pad * 2);
     const first = this.buf[this.start]!;
     const last = this.buf[(this.start + n - 1) % CAP]!;

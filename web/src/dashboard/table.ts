@@ -25,14 +25,18 @@ const HEADERS: Array<[string, string, string]> = [
   ["x", "", "act-col"],
 ];
 
+/** How long a changed cell stays highlighted. */
+const FLASH_MS = 400;
+const FLASHING = new Set<Col>(["last", "bid", "ask", "high", "low"]);
+
 interface Row {
   symbol: string;
-  tr: HTMLTableRowElement;
+  tr: HTMLDivElement;
   note: HTMLSpanElement;
-  cells: Record<Col, HTMLTableCellElement>;
+  cells: Record<Col, HTMLDivElement>;
   shown: Record<Col, number | undefined>;
   text: Record<Col, string>;
-  flip: Record<Col, number>;
+  base: Record<Col, string>;
   spark: Sparkline;
   ready: boolean | undefined;
   noteText: string;
@@ -44,28 +48,46 @@ export interface TableCallbacks {
 }
 
 export class QuoteTable {
-  readonly el: HTMLTableElement;
-  private readonly tbody: HTMLTableSectionElement;
+  readonly el: HTMLDivElement;
+  private readonly tbody: HTMLDivElement;
   private readonly rows = new Map<string, Row>();
   private order: string[] = [];
   private dragSymbol: string | null = null;
+  /**
+   * Highlighted cells and when their highlight ends. A flash is a plain class that is set
+   * and later removed (two paints per change), not a CSS animation: animating the
+   * background of hundreds of cells repaints them every frame, which software rendering
+   * cannot keep up with.
+   */
+  private readonly flashes = new Map<HTMLDivElement, { until: number; base: string }>();
 
   constructor(private readonly cb: TableCallbacks) {
-    const table = document.createElement("table");
+    // A grid of divs rather than a <table>: rows can then use CSS containment and
+    // content-visibility, so a changed cell re-lays out only its row and rows scrolled out
+    // of view cost nothing to render.
+    const table = document.createElement("div");
     table.className = "quotes";
+    table.setAttribute("role", "table");
+    table.setAttribute("aria-label", "Live quotes");
     table.dataset.testid = "quotes";
-    const thead = table.createTHead();
-    const hr = thead.insertRow();
+    const head = document.createElement("div");
+    head.className = "qhead";
+    head.setAttribute("role", "row");
     for (const [key, label, cls] of HEADERS) {
-      const th = document.createElement("th");
+      const th = document.createElement("div");
       th.textContent = label;
-      th.className = cls;
+      th.className = "th " + cls;
+      th.setAttribute("role", "columnheader");
       th.dataset.col = key;
       if (key === "chg" || key === "pct") th.title = "Change vs previous close";
       if (key === "trend") th.title = "Recent last-trade prices";
-      hr.appendChild(th);
+      head.appendChild(th);
     }
-    this.tbody = table.createTBody();
+    const body = document.createElement("div");
+    body.className = "qbody";
+    body.setAttribute("role", "rowgroup");
+    table.append(head, body);
+    this.tbody = body;
     this.el = table;
     this.wireEvents();
   }
@@ -80,10 +102,11 @@ export class QuoteTable {
     for (const [s, row] of this.rows) {
       if (!want.has(s)) {
         row.tr.remove();
+        for (const td of Object.values(row.cells)) this.flashes.delete(td);
         this.rows.delete(s);
       }
     }
-    let prev: HTMLTableRowElement | null = null;
+    let prev: HTMLDivElement | null = null;
     for (const s of symbols) {
       let row = this.rows.get(s);
       if (!row) {
@@ -112,14 +135,14 @@ export class QuoteTable {
     const prevClose = num(v.prevClose);
     const chg = last !== undefined && prevClose !== undefined ? last - prevClose : undefined;
     const pct = chg !== undefined && prevClose ? (chg / prevClose) * 100 : undefined;
-    this.cell(row, "last", last, fmtPrice);
-    this.cell(row, "chg", chg, fmtChange);
-    this.cell(row, "pct", pct, fmtPct);
-    this.cell(row, "bid", num(v.bid), fmtPrice);
-    this.cell(row, "ask", num(v.ask), fmtPrice);
-    this.cell(row, "volume", num(v.volume), fmtVolume);
-    this.cell(row, "high", num(v.high), fmtPrice);
-    this.cell(row, "low", num(v.low), fmtPrice);
+    this.cell(row, "last", last, fmtPrice, now);
+    this.cell(row, "chg", chg, fmtChange, now);
+    this.cell(row, "pct", pct, fmtPct, now);
+    this.cell(row, "bid", num(v.bid), fmtPrice, now);
+    this.cell(row, "ask", num(v.ask), fmtPrice, now);
+    this.cell(row, "volume", num(v.volume), fmtVolume, now);
+    this.cell(row, "high", num(v.high), fmtPrice, now);
+    this.cell(row, "low", num(v.low), fmtPrice, now);
     if (row.ready !== state.ready) {
       row.ready = state.ready;
       row.tr.classList.toggle("not-ready", !state.ready);
@@ -144,7 +167,18 @@ export class QuoteTable {
     for (const row of this.rows.values()) row.spark.draw(dim);
   }
 
-  private cell(row: Row, col: Col, value: number | undefined, fmt: (v: number | undefined) => string): void {
+  /** Ends the highlights whose time is up; returns true while some remain. */
+  sweepFlashes(now: number): boolean {
+    for (const [td, f] of this.flashes) {
+      if (now >= f.until) {
+        td.className = f.base;
+        this.flashes.delete(td);
+      }
+    }
+    return this.flashes.size > 0;
+  }
+
+  private cell(row: Row, col: Col, value: number | undefined, fmt: (v: number | undefined) => string, now: number): void {
     const old = row.shown[col];
     if (value === old) return;
     row.shown[col] = value;
@@ -154,23 +188,34 @@ export class QuoteTable {
       row.text[col] = text;
       td.textContent = text;
     }
-    let cls = "num";
-    if (col === "chg" || col === "pct") cls += value === undefined || value === 0 ? "" : value > 0 ? " pos" : " neg";
-    if (old !== undefined && value !== undefined && row.ready) {
-      // Alternate between two identical animations so that a new change restarts the flash.
-      const f = (row.flip[col] ^= 1);
-      cls += (value > old ? " fu" : " fd") + f;
+    let base = "num";
+    if (col === "chg" || col === "pct") base += value === undefined || value === 0 ? "" : value > 0 ? " pos" : " neg";
+    row.base[col] = base;
+    // Prices flash; volume only grows and the change columns follow `last`, so they don't.
+    if (old !== undefined && value !== undefined && row.ready && FLASHING.has(col)) {
+      td.className = base + (value > old ? " up" : " down");
+      this.flashes.set(td, { until: now + FLASH_MS, base });
+    } else {
+      const f = this.flashes.get(td);
+      if (f) f.base = base;
+      else td.className = base;
     }
-    td.className = cls;
   }
 
   private createRow(symbol: string): Row {
-    const tr = document.createElement("tr");
+    const tr = document.createElement("div");
     tr.dataset.symbol = symbol;
-    tr.className = "not-ready";
+    tr.className = "qrow not-ready";
+    tr.setAttribute("role", "row");
+    const cellEl = (cls: string): HTMLDivElement => {
+      const d = document.createElement("div");
+      d.className = cls;
+      d.setAttribute("role", "cell");
+      tr.appendChild(d);
+      return d;
+    };
 
-    const tdGrip = tr.insertCell();
-    tdGrip.className = "grip-col";
+    const tdGrip = cellEl("grip-col");
     const grip = document.createElement("button");
     grip.className = "grip";
     grip.type = "button";
@@ -179,8 +224,7 @@ export class QuoteTable {
     grip.textContent = "⠿";
     tdGrip.appendChild(grip);
 
-    const tdSym = tr.insertCell();
-    tdSym.className = "sym-col";
+    const tdSym = cellEl("sym-col");
     const name = document.createElement("span");
     name.className = "sym-name";
     name.textContent = symbol;
@@ -188,28 +232,25 @@ export class QuoteTable {
     note.className = "sym-note";
     tdSym.append(name, note);
 
-    const tdTrend = tr.insertCell();
-    tdTrend.className = "trend-col";
+    const tdTrend = cellEl("trend-col");
     const spark = new Sparkline();
     tdTrend.appendChild(spark.canvas);
 
-    const cells = {} as Record<Col, HTMLTableCellElement>;
+    const cells = {} as Record<Col, HTMLDivElement>;
     const shown = {} as Record<Col, number | undefined>;
     const text = {} as Record<Col, string>;
-    const flip = {} as Record<Col, number>;
+    const base = {} as Record<Col, string>;
     for (const c of COLS) {
-      const td = tr.insertCell();
-      td.className = "num";
+      const td = cellEl("num");
       td.dataset.field = c;
       td.textContent = "—";
       cells[c] = td;
       shown[c] = undefined;
       text[c] = "—";
-      flip[c] = 0;
+      base[c] = "num";
     }
 
-    const tdX = tr.insertCell();
-    tdX.className = "act-col";
+    const tdX = cellEl("act-col");
     const rm = document.createElement("button");
     rm.className = "remove";
     rm.type = "button";
@@ -218,11 +259,11 @@ export class QuoteTable {
     rm.textContent = "×";
     tdX.appendChild(rm);
 
-    return { symbol, tr, note, cells, shown, text, flip, spark, ready: undefined, noteText: "" };
+    return { symbol, tr, note, cells, shown, text, base, spark, ready: undefined, noteText: "" };
   }
 
   private symbolOf(target: EventTarget | null): string | null {
-    const tr = (target as HTMLElement | null)?.closest?.("tr[data-symbol]") as HTMLTableRowElement | null;
+    const tr = (target as HTMLElement | null)?.closest?.(".qrow[data-symbol]") as HTMLDivElement | null;
     return tr?.dataset.symbol ?? null;
   }
 
@@ -257,7 +298,7 @@ export class QuoteTable {
     tb.addEventListener("pointerdown", (e) => {
       const t = e.target as HTMLElement;
       if (!t.classList.contains("grip")) return;
-      const tr = t.closest("tr");
+      const tr = t.closest<HTMLDivElement>(".qrow");
       if (tr) tr.draggable = true;
     });
     tb.addEventListener("dragstart", (e) => {
@@ -272,7 +313,7 @@ export class QuoteTable {
       if (!this.dragSymbol) return;
       e.preventDefault();
       this.clearDropMarks();
-      const tr = (e.target as HTMLElement).closest("tr");
+      const tr = (e.target as HTMLElement).closest<HTMLDivElement>(".qrow");
       if (!tr || tr.dataset.symbol === this.dragSymbol) return;
       const r = tr.getBoundingClientRect();
       tr.classList.add(e.clientY < r.top + r.height / 2 ? "drop-before" : "drop-after");
@@ -280,7 +321,7 @@ export class QuoteTable {
     tb.addEventListener("drop", (e) => {
       if (!this.dragSymbol) return;
       e.preventDefault();
-      const tr = (e.target as HTMLElement).closest("tr");
+      const tr = (e.target as HTMLElement).closest<HTMLDivElement>(".qrow");
       const target = tr?.dataset.symbol;
       const s = this.dragSymbol;
       if (tr && target && target !== s) {
