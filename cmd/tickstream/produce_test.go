@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+func TestProduceFlags(t *testing.T) {
+	// The environment must not fill in what a case leaves out.
+	t.Setenv("TICKSTREAM_BROKERS", "")
+	const b = "--brokers=127.0.0.1:9092"
+	tests := []struct {
+		name string
+		args []string
+		err  string // substring of the error
+		is   error  // or the error it must be
+	}{
+		{"help", []string{"-h"}, "", flag.ErrHelp},
+		{"unknown flag", []string{b, "--nope"}, "", errUsage},
+		{"not a number", []string{b, "--rate", "fast"}, "", errUsage},
+		{"no brokers", nil, "--brokers is required", nil},
+		{"blank brokers", []string{"--brokers", " , "}, "--brokers is required", nil},
+		{"broker without port", []string{"--brokers", "localhost"}, `--brokers: "localhost" is not host:port`, nil},
+		{"broker with bad port", []string{"--brokers", "a:1,b:99999"}, `--brokers: "b:99999" has no valid port`, nil},
+		{"empty topic", []string{b, "--topic", ""}, `--topic ""`, nil},
+		{"bad topic", []string{b, "--topic", "ti cks"}, `--topic "ti cks": want only letters`, nil},
+		{"bad format", []string{b, "--format", "avro"}, `--format "avro"`, nil},
+		{"bad acks", []string{b, "--acks", "none"}, `--acks "none"`, nil},
+		{"zero symbols", []string{b, "--symbols", "0"}, "--symbols 0", nil},
+		{"too many symbols", []string{b, "--symbols", "2000000"}, "--symbols 2000000", nil},
+		{"zero rate", []string{b, "--rate", "0"}, "--rate 0", nil},
+		{"negative rate", []string{b, "--rate", "-10"}, "--rate -10", nil},
+		{"NaN rate", []string{b, "--rate", "NaN"}, "--rate NaN", nil},
+		{"huge rate", []string{b, "--rate", "1e9"}, "--rate 1e+09", nil},
+		{"negative duration", []string{b, "--duration", "-1s"}, "--duration -1s", nil},
+		{"speed without replay", []string{b, "--speed", "2"}, "--speed applies only with --replay", nil},
+		{"skip-bad without replay", []string{b, "--skip-bad"}, "--skip-bad applies only with --replay", nil},
+		{"rate with replay", []string{b, "--replay", "x.csv", "--rate", "5"}, "--rate applies only to the simulator", nil},
+		{"seed with replay", []string{b, "--replay", "x.csv", "--seed", "5"}, "--seed applies only to the simulator", nil},
+		{"negative speed", []string{b, "--replay", "x.csv", "--speed", "-1"}, "--speed -1", nil},
+		{"infinite speed", []string{b, "--replay", "x.csv", "--speed", "+Inf"}, "--speed +Inf", nil},
+		{"argument", []string{b, "extra"}, `unexpected argument "extra"`, nil},
+		{"bad log level", []string{b, "--log-level", "loud"}, "--log-level", nil},
+		{"missing replay file", []string{b, "--replay", filepath.Join(t.TempDir(), "none.jsonl")}, "no such file", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := runProduce(t.Context(), tt.args, &stdout, &stderr)
+			switch {
+			case err == nil:
+				t.Fatal("no error")
+			case tt.is != nil && !errors.Is(err, tt.is):
+				t.Errorf("error %v, want %v", err, tt.is)
+			case tt.is == nil && !strings.Contains(err.Error(), tt.err):
+				t.Errorf("error %q, want one with %q", err, tt.err)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+			if tt.is == flag.ErrHelp && !strings.Contains(stderr.String(), "usage: tickstream produce") {
+				t.Errorf("help %q has no usage line", stderr.String())
+			}
+		})
+	}
+}
+
+// produceCluster starts an in-process Kafka broker on loopback with a
+// 4-partition topic "ticks" and returns its address.
+func produceCluster(t *testing.T) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "ticks"), kfake.Ports(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+// topicRecords returns the number of records of topic "ticks".
+func topicRecords(t *testing.T, addr string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var n int64
+	for p := range 4 {
+		conn, err := kafka.DialLeader(ctx, "tcp", addr, "ticks", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, err := conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += end
+	}
+	return n
+}
+
+func TestProduceReplay(t *testing.T) {
+	const input = `{"sym":"AAPL","ts":1750000000000000,"bid":187.23}
+{"bid":2}
+{"sym":"MSFT","ts":1750000000001000,"ask":480.5}
+{"sym":"AAPL","ts":1750000000002000,"bid":"x"}
+{"sym":"NVDA","ts":1750000000003000,"last":172.4}
+`
+	file := filepath.Join(t.TempDir(), "ticks.jsonl")
+	if err := os.WriteFile(file, []byte(input), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		err     string // substring of the error, "" for none
+		stdout  string // substring of the summary
+		stderr  []string
+		records int64 // records on the topic afterwards
+	}{
+		{
+			name:    "skip bad lines",
+			args:    []string{"--replay", file, "--speed", "0", "--skip-bad"},
+			stdout:  "replayed 3 records",
+			stderr:  []string{"skipped line 2: record has no symbol", `skipped line 4: field of the wrong type: bid is not a number`},
+			records: 3,
+		},
+		{
+			name:    "stop at the first bad line",
+			args:    []string{"--replay", file, "--speed", "0", "--format", "json"},
+			err:     "ticks.jsonl: line 2: record has no symbol",
+			stdout:  "replayed 1 records",
+			records: 1,
+		},
+		{
+			name:    "real time",
+			args:    []string{"--replay", file, "--skip-bad"},
+			stdout:  ", 2 bad lines skipped",
+			records: 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := produceCluster(t)
+			var stdout, stderr bytes.Buffer
+			err := runProduce(t.Context(), append([]string{"--brokers", addr}, tt.args...), &stdout, &stderr)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Errorf("error %v, want %q", err, tt.err)
+			}
+			if !strings.Contains(stdout.String(), tt.stdout) || strings.Count(stdout.String(), "\n") != 1 {
+				t.Errorf("stdout %q, want one line with %q", stdout.String(), tt.stdout)
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr %q lacks %q", stderr.String(), s)
+				}
+			}
+			if n := topicRecords(t, addr); n != tt.records {
+				t.Errorf("%d records on the topic, want %d", n, tt.records)
+			}
+		})
+	}
+}
+
+func TestProduceSimulated(t *testing.T) {
+	addr := produceCluster(t)
+	var stdout, stderr bytes.Buffer
+	args := []string{"--brokers", addr, "--symbols", "20", "--rate", "200", "--duration", "500ms", "--format", "json", "--acks", "all"}
+	if err := runProduce(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, &stderr)
+	}
+	if !strings.HasPrefix(stdout.String(), "produced ") || !strings.Contains(stdout.String(), "0 write errors") {
+		t.Errorf("summary %q", stdout.String())
+	}
+	// 20 initial records, then up to 100 paced ones.
+	if n := topicRecords(t, addr); n < 20+50 || n > 20+100 {
+		t.Errorf("%d records on the topic, want 70 to 120", n)
+	}
+}
