@@ -180,8 +180,12 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}
 	c.ws = ws
-	// Bounds the wait for HELLO; from HELLO on, the heartbeat sets it.
-	_ = ws.SetReadDeadline(time.Now().Add(wait))
+	if _, ok := ctx.Deadline(); !ok {
+		// Without a deadline only this bounds the wait for HELLO; with one,
+		// the context closes the connection, so that Dial reports the
+		// context's error. From HELLO on, the heartbeat sets the deadline.
+		_ = ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	}
 	go func() {
 		defer close(c.done)
 		ws.ReadLoop()
