@@ -145,6 +145,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IS_CI)("dashboard in headless Chromium", () =
     expect(await banner().getAttribute("data-reason")).toBe("feed");
     expect(await banner().textContent()).toMatch(/data delayed/i);
     await waitState("stale");
+    await page.screenshot({ path: join(RESULTS_DIR, "dashboard-stale.png") });
     log("stale banner shown");
     await server.post("/api/v1/demo/feed?state=up");
     await banner().waitFor({ state: "hidden", timeout: 15_000 });
@@ -157,6 +158,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IS_CI)("dashboard in headless Chromium", () =
     await waitState("reconnecting", 30_000);
     await banner().waitFor({ state: "visible" });
     expect(await banner().getAttribute("data-reason")).toBe("disconnected");
+    await page.screenshot({ path: join(RESULTS_DIR, "dashboard-reconnecting.png") });
     log("server killed, page reconnecting");
     await sleep(1500);
     await server.start();
