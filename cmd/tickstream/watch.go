@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tickstream/tickstream/client"
+	"github.com/tickstream/tickstream/codec"
+)
+
+const (
+	// watchRedraw caps a terminal at 10 redraws a second: faster is
+	// unreadable and costs the terminal more than the feed.
+	watchRedraw = 100 * time.Millisecond
+	// watchPlainRedraw paces the tables written to a pipe or file, which
+	// keeps every one of them.
+	watchPlainRedraw = time.Second
+	// watchIdleRedraw refreshes the age column when nothing arrives.
+	watchIdleRedraw  = time.Second
+	watchDialTimeout = 10 * time.Second
+	watchMinBackoff  = 250 * time.Millisecond
+	watchMaxBackoff  = 10 * time.Second
+)
+
+// ANSI escapes of the terminal table.
+const (
+	ansiHome       = "\x1b[H"
+	ansiClearLine  = "\x1b[K" // to the end of the line
+	ansiClearBelow = "\x1b[J" // to the end of the screen
+	ansiClear      = "\x1b[2J"
+	ansiHideCursor = "\x1b[?25l"
+	ansiShowCursor = "\x1b[?25h"
+	ansiGreen      = "\x1b[32m"
+	ansiRed        = "\x1b[31m"
+	ansiYellow     = "\x1b[33m"
+	ansiAlarm      = "\x1b[1;97;41m" // bold white on red
+	ansiReset      = "\x1b[0m"
+)
+
+// runWatch runs `tickstream watch`: a live table of some symbols, redrawn
+// in place on a terminal, reconnecting with backoff when the server goes
+// away, until ctx is canceled.
+func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "ws://127.0.0.1:8080/ws", "WebSocket URL of the server")
+	token := fs.String("token", "", "bearer token, sent in the Authorization header")
+	asJSON := fs.Bool("json", false, "use the JSON subprotocol (tickstream.v1.json) instead of MessagePack")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tickstream watch [--url URL] [--token T] [--json] SYM...")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var syms []string
+	for _, s := range fs.Args() {
+		if !codec.ValidSymbol([]byte(s)) {
+			return fmt.Errorf("invalid symbol %q: 1 to 32 of A-Z a-z 0-9 . _ : / -", s)
+		}
+		if !slices.Contains(syms, s) {
+			syms = append(syms, s)
+		}
+	}
+	if len(syms) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+
+	w := &watcher{url: *url, syms: syms, out: stdout, tty: isTerminal(stdout)}
+	w.opts = client.Options{
+		Header:    http.Header{},
+		OnMessage: func(*codec.Message) { w.dirty.Store(true) },
+		// Log lines would tear the table: what matters is in its header.
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	if *asJSON {
+		w.opts.Format = codec.JSON
+	}
+	if *token != "" {
+		w.opts.Header.Set("Authorization", "Bearer "+*token)
+	}
+	return w.run(ctx)
+}
+
+// isTerminal reports whether w is a character device, where the table is
+// redrawn in place and colored.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// watcher is the state of `tickstream watch`. Only dirty is touched by the
+// connection's read goroutine.
+type watcher struct {
+	url  string
+	syms []string
+	opts client.Options
+	out  io.Writer
+	tty  bool
+
+	dirty atomic.Bool  // something changed since the last draw
+	book  *client.Book // the current connection's, or the last one's while reconnecting
+	state string       // the connection, in words
+	buf   bytes.Buffer
+	drawn time.Time
+}
+
+// closedError is the end of a connection that was up.
+type closedError struct {
+	code   int
+	reason string
+}
+
+func (e *closedError) Error() string {
+	return fmt.Sprintf("connection closed: %d %s", e.code, e.reason)
+}
+
+func (w *watcher) run(ctx context.Context) error {
+	if w.tty {
+		io.WriteString(w.out, ansiHideCursor+ansiClear)
+		defer io.WriteString(w.out, ansiShowCursor)
+	}
+	backoff := watchMinBackoff
+	for {
+		w.setState("connecting to " + w.url)
+		w.draw(time.Now())
+		connected, err := w.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if permanent(err) {
+			w.setState(err.Error())
+			w.draw(time.Now())
+			return err
+		}
+		if connected {
+			backoff = watchMinBackoff
+		}
+		// Jitter spreads the reconnections of many watchers after a restart.
+		delay := backoff/2 + rand.N(backoff/2+1)
+		w.setState(fmt.Sprintf("reconnecting in %v (%v)", delay.Round(10*time.Millisecond), err))
+		timer := time.NewTimer(delay)
+		ok := redrawUntil(ctx, w, timer.C)
+		timer.Stop()
+		if !ok {
+			return nil
+		}
+		backoff = min(2*backoff, watchMaxBackoff)
+	}
+}
+
+// session connects, subscribes, and shows the table until the connection
+// ends or ctx is canceled. connected reports whether HELLO came.
+func (w *watcher) session(ctx context.Context) (connected bool, err error) {
+	dctx, cancel := context.WithTimeout(ctx, watchDialTimeout)
+	conn, err := client.Dial(dctx, w.url, w.opts)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	w.book = conn.Book()
+	if _, err := conn.Subscribe(w.syms, nil); err != nil {
+		return true, err
+	}
+	w.setState("connected to " + conn.Hello().ServerID)
+	if !redrawUntil(ctx, w, conn.Done()) {
+		return true, ctx.Err()
+	}
+	return true, &closedError{conn.CloseCode(), conn.CloseReason()}
+}
+
+// permanent reports whether err will not go away by reconnecting: the
+// server refused the request itself, or the credentials.
+func permanent(err error) bool {
+	var he *client.HandshakeError
+	if errors.As(err, &he) {
+		switch he.StatusCode {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return true
+		}
+	}
+	code := 0
+	var ce *client.CloseError
+	var closed *closedError
+	switch {
+	case errors.As(err, &ce):
+		code = ce.Code
+	case errors.As(err, &closed):
+		code = closed.code
+	}
+	return code == 1008 || code == 4001 || code == 4003
+}
+
+// redrawUntil redraws the table until until delivers or ctx is done, and
+// reports which: true for until.
+func redrawUntil[T any](ctx context.Context, w *watcher, until <-chan T) bool {
+	period := watchRedraw
+	if !w.tty {
+		period = watchPlainRedraw
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	w.draw(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-until:
+			return true
+		case now := <-tick.C:
+			if w.dirty.Load() || (w.tty && now.Sub(w.drawn) >= watchIdleRedraw) {
+				w.draw(now)
+			}
+		}
+	}
+}
+
+func (w *watcher) setState(s string) {
+	w.state = s
+	w.dirty.Store(true)
+}
+
+func (w *watcher) draw(now time.Time) {
+	w.dirty.Store(false)
+	w.drawn = now
+	w.buf.Reset()
+	render(&w.buf, view{url: w.url, state: w.state, syms: w.syms, book: w.book, now: now, tty: w.tty})
+	w.out.Write(w.buf.Bytes())
+}
+
+// view is what one drawing of the table shows.
+type view struct {
+	url   string
+	state string
+	syms  []string
+	book  *client.Book // nil before the first connection
+	now   time.Time
+	tty   bool // redraw in place and color; plain text otherwise
+}
+
+// render writes the table. On a terminal it overwrites the previous one:
+// cursor home, every line cleared to its end, the screen cleared below, so
+// that nothing is erased before it is redrawn (no flicker).
+func render(buf *bytes.Buffer, v view) {
+	eol := "\n"
+	if v.tty {
+		buf.WriteString(ansiHome)
+		eol = ansiClearLine + "\n"
+	}
+	feed, detail := codec.StatusLive, ""
+	var stats client.Stats
+	if v.book != nil {
+		feed, detail = v.book.FeedStatus()
+		stats = v.book.Stats()
+	}
+	fmt.Fprintf(buf, "tickstream watch  %s  %s  ", v.url, v.state)
+	switch feed {
+	case codec.StatusLive:
+		buf.WriteString("feed live")
+	case codec.StatusStale:
+		paint(buf, v.tty, ansiAlarm, " FEED STALE: "+detail+" ")
+	default:
+		paint(buf, v.tty, ansiYellow, "feed "+feed+": "+detail)
+	}
+	buf.WriteString(eol)
+	var notes []string
+	if stats.LastError != nil {
+		notes = append(notes, "last error: "+stats.LastError.Error())
+	}
+	if stats.Violations > 0 {
+		notes = append(notes, fmt.Sprintf("protocol violations: %d", stats.Violations))
+	}
+	buf.WriteString(strings.Join(notes, "  "))
+	buf.WriteString(eol)
+
+	fmt.Fprintf(buf, "%-12s %12s %12s %12s %9s %15s %8s%s", "SYMBOL", "BID", "ASK", "LAST", "CHG%", "VOLUME", "AGE", eol)
+	for _, sym := range v.syms {
+		var e client.Entry
+		ok := false
+		if v.book != nil {
+			e, ok = v.book.Entry(sym)
+		}
+		fmt.Fprintf(buf, "%-12s %12s %12s ", sym, price(&e, codec.FieldBid), price(&e, codec.FieldAsk))
+		last, hasLast := e.Value(codec.FieldLast)
+		prev, hasPrev := e.Value(codec.FieldPrevClose)
+		color, change := "", "-"
+		if hasLast && hasPrev && prev != 0 {
+			pct := (last - prev) / prev * 100
+			change = fmt.Sprintf("%+.2f%%", pct)
+			switch {
+			case pct > 0:
+				color = ansiGreen
+			case pct < 0:
+				color = ansiRed
+			}
+		}
+		paint(buf, v.tty, color, fmt.Sprintf("%12s", price(&e, codec.FieldLast)))
+		buf.WriteByte(' ')
+		paint(buf, v.tty, color, fmt.Sprintf("%9s", change))
+		vol := "-"
+		if x, ok := e.Value(codec.FieldVolume); ok {
+			vol = groupThousands(strconv.FormatFloat(x, 'f', -1, 64))
+		}
+		age := "waiting"
+		if ok {
+			age = "-"
+			if ts, has := e.Value(codec.FieldTS); has {
+				age = formatAge(v.now.Sub(time.UnixMicro(int64(ts))))
+			}
+		}
+		fmt.Fprintf(buf, " %15s %8s%s", vol, age, eol)
+	}
+	if v.tty {
+		buf.WriteString(ansiClearBelow)
+	} else {
+		buf.WriteString("\n")
+	}
+}
+
+// paint writes s in color on a terminal; color "" is none.
+func paint(buf *bytes.Buffer, tty bool, color, s string) {
+	if !tty || color == "" {
+		buf.WriteString(s)
+		return
+	}
+	buf.WriteString(color)
+	buf.WriteString(s)
+	buf.WriteString(ansiReset)
+}
+
+// price formats a price with at least two decimals, and all it has: a crypto
+// quote of 0.00001234 must not read 0.00.
+func price(e *client.Entry, f int) string {
+	v, ok := e.Value(f)
+	if !ok {
+		return "-"
+	}
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	switch i := strings.IndexByte(s, '.'); {
+	case i < 0:
+		return s + ".00"
+	case len(s)-i == 2:
+		return s + "0"
+	}
+	return s
+}
+
+// groupThousands puts commas between the thousands of a formatted number.
+func groupThousands(s string) string {
+	intPart, frac, _ := strings.Cut(s, ".")
+	sign := ""
+	if strings.HasPrefix(intPart, "-") {
+		sign, intPart = "-", intPart[1:]
+	}
+	var b strings.Builder
+	b.WriteString(sign)
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
+
+// formatAge writes how long ago an update happened, by its event time ts:
+// after a reconnect the snapshot shows how old the price really is.
+func formatAge(d time.Duration) string {
+	d = max(d, 0) // clocks of server and client differ a little
+	switch {
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+	"go.uber.org/goleak"
+
+	"github.com/tickstream/tickstream/client"
+	"github.com/tickstream/tickstream/codec"
+)
+
+// quoteFrame is one SNAPSHOT with the given fields, in binary.
+func quoteFrame(sid uint32, fields map[int]float64) []byte {
+	var mask codec.FieldMask
+	var values [codec.NumFields]float64
+	for f, v := range fields {
+		mask |= 1 << f
+		values[f] = v
+	}
+	return codec.Binary.AppendState(nil, codec.OpSnapshot, sid, 1, mask, &values)
+}
+
+func TestRender(t *testing.T) {
+	now := time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC)
+	ts := float64(now.Add(-1500 * time.Millisecond).UnixMicro())
+	aapl := quoteFrame(1, map[int]float64{
+		codec.FieldTS: ts, codec.FieldBid: 101, codec.FieldAsk: 101.5, codec.FieldLast: 101.25,
+		codec.FieldPrevClose: 100, codec.FieldVolume: 1234567,
+	})
+	msft := quoteFrame(2, map[int]float64{
+		codec.FieldTS: ts - 120e6, codec.FieldBid: 0.00001234, codec.FieldLast: 98, codec.FieldPrevClose: 100,
+	})
+	tests := []struct {
+		name     string
+		frames   [][]byte // fed after HELLO and the ACK of AAPL (sid 1) and MSFT (sid 2); nil: no Book
+		state    string
+		tty      bool
+		contains []string
+		absent   []string
+	}{
+		{
+			name:   "rising symbol on a terminal",
+			frames: [][]byte{aapl},
+			tty:    true,
+			contains: []string{
+				ansiHome, ansiClearBelow, "feed live",
+				"AAPL", "101.00", "101.50", ansiGreen + "      101.25" + ansiReset, ansiGreen + "   +1.25%" + ansiReset,
+				"1,234,567", "1.5s",
+			},
+		},
+		{
+			name:     "falling symbol, plain",
+			frames:   [][]byte{msft},
+			contains: []string{"MSFT", "0.00001234", "98.00", "-2.00%", "2m"},
+			absent:   []string{"\x1b"},
+		},
+		{
+			name:     "falling symbol in red",
+			frames:   [][]byte{msft},
+			tty:      true,
+			contains: []string{ansiRed + "   -2.00%" + ansiReset},
+		},
+		{
+			name:     "subscribed, no snapshot yet",
+			frames:   [][]byte{aapl},
+			contains: []string{"MSFT                    -            -            -         -               -  waiting"},
+		},
+		{
+			name:     "stale feed on a terminal",
+			frames:   [][]byte{codec.Binary.AppendStatus(nil, codec.StatusStale, "kafka unreachable")},
+			tty:      true,
+			contains: []string{ansiAlarm + " FEED STALE: kafka unreachable " + ansiReset},
+		},
+		{
+			name:     "stale feed, plain",
+			frames:   [][]byte{codec.Binary.AppendStatus(nil, codec.StatusStale, "kafka unreachable")},
+			contains: []string{"FEED STALE: kafka unreachable"},
+			absent:   []string{"feed live"},
+		},
+		{
+			name:     "recovering feed",
+			frames:   [][]byte{codec.Binary.AppendStatus(nil, codec.StatusRecovering, "catching up")},
+			contains: []string{"feed recovering: catching up"},
+		},
+		{
+			name:     "server error and violations",
+			frames:   [][]byte{codec.Binary.AppendError(nil, 1, 404, "unknown symbol", []string{"ZZZ"}), quoteFrame(9, nil)},
+			contains: []string{"last error: server error 404 (request 1): unknown symbol [ZZZ]", "protocol violations: 1"},
+		},
+		{
+			name:     "reconnecting before any connection",
+			state:    "reconnecting in 1s (connection refused)",
+			contains: []string{"reconnecting in 1s (connection refused)", "AAPL", "waiting"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := view{url: "ws://h/ws", state: tt.state, syms: []string{"AAPL", "MSFT"}, now: now, tty: tt.tty}
+			if tt.frames != nil {
+				v.book = client.NewBook()
+				v.book.NoteSub(1, v.syms, nil)
+				setup := codec.Binary.AppendHello(nil, "n1", 1000)
+				setup = codec.Binary.AppendAck(setup, 1, []codec.SymbolID{{Sym: "AAPL", SID: 1}, {Sym: "MSFT", SID: 2}})
+				for _, f := range append([][]byte{setup}, tt.frames...) {
+					if err := v.book.Feed(codec.Binary, f, now, nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var buf bytes.Buffer
+			render(&buf, v)
+			out := buf.String()
+			for _, s := range tt.contains {
+				if !strings.Contains(out, s) {
+					t.Errorf("output lacks %q:\n%s", s, out)
+				}
+			}
+			for _, s := range tt.absent {
+				if strings.Contains(out, s) {
+					t.Errorf("output has %q:\n%s", s, out)
+				}
+			}
+			if lines := strings.Count(out, "\n"); lines < 5 {
+				t.Errorf("%d lines, want a header, a notes line, the column titles and 2 rows:\n%s", lines, out)
+			}
+		})
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{groupThousands("0"), "0"},
+		{groupThousands("999"), "999"},
+		{groupThousands("1000"), "1,000"},
+		{groupThousands("-1234567.5"), "-1,234,567.5"},
+		{formatAge(-time.Second), "0.0s"},
+		{formatAge(2500 * time.Millisecond), "2.5s"},
+		{formatAge(42 * time.Second), "42s"},
+		{formatAge(3 * time.Hour), "3h"},
+		{formatAge(50 * time.Hour), "2d"},
+		{price(&client.Entry{Mask: 1 << codec.FieldBid, Values: [codec.NumFields]float64{codec.FieldBid: 187.2}}, codec.FieldBid), "187.20"},
+		{price(&client.Entry{}, codec.FieldBid), "-"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+func TestRunWatchArgs(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // in the error
+	}{
+		{nil, "usage"},
+		{[]string{"--url"}, "usage"},
+		{[]string{"AAPL", "bad symbol!"}, `invalid symbol "bad symbol!"`},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		err := runWatch(context.Background(), tt.args, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("runWatch(%q) = %v, want an error with %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that the test reads while runWatch writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// quoteServer answers every SUB with ACK and a SNAPSHOT (bid 187.25) of each
+// symbol. It counts connections and can drop them all.
+type quoteServer struct {
+	gws.BuiltinEventHandler
+	mu     sync.Mutex
+	conns  []*gws.Conn
+	dials  int
+	tokens []string
+	wg     sync.WaitGroup
+}
+
+func (s *quoteServer) OnOpen(ws *gws.Conn) {
+	_ = ws.WriteMessage(gws.OpcodeBinary, codec.Binary.AppendHello(nil, "fake-1", 1000))
+}
+
+func (s *quoteServer) OnMessage(ws *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	var cmd codec.Command
+	codec.Binary.DecodeCommands(m.Bytes(), &cmd, func(c *codec.Command, err error) {
+		if err != nil || c.Op != codec.OpSub {
+			return
+		}
+		var acks []codec.SymbolID
+		var out []byte
+		for i, sym := range c.Syms {
+			acks = append(acks, codec.SymbolID{Sym: string(sym), SID: uint32(i + 1)})
+		}
+		out = codec.Binary.AppendAck(out, c.ID, acks)
+		for _, a := range acks {
+			out = append(out, quoteFrame(a.SID, map[int]float64{codec.FieldBid: 187.25})...)
+		}
+		_ = ws.WriteMessage(gws.OpcodeBinary, out)
+	})
+}
+
+func (s *quoteServer) dropAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ws := range s.conns {
+		_ = ws.NetConn().Close()
+	}
+}
+
+func (s *quoteServer) dialCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dials
+}
+
+func TestRunWatch(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	qs := &quoteServer{}
+	up := gws.NewUpgrader(qs, &gws.ServerOption{SubProtocols: []string{codec.SubprotocolBinary}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		qs.mu.Lock()
+		qs.conns = append(qs.conns, ws)
+		qs.dials++
+		qs.tokens = append(qs.tokens, r.Header.Get("Authorization"))
+		qs.wg.Add(1)
+		qs.mu.Unlock()
+		defer qs.wg.Done()
+		ws.ReadLoop()
+	}))
+	defer func() {
+		qs.dropAll()
+		qs.wg.Wait()
+		srv.Close()
+	}()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+		done <- runWatch(ctx, []string{"--url", url, "--token", "s3cret", "AAPL"}, &out, &out)
+	}()
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; output:\n%s", what, out.String())
+			}
+		}
+	}
+	waitUntil("the quote", func() bool { return strings.Contains(out.String(), "187.25") })
+	if !strings.Contains(out.String(), "connected to fake-1") {
+		t.Errorf("no connection state in:\n%s", out.String())
+	}
+
+	qs.dropAll()
+	waitUntil("reconnecting", func() bool { return strings.Contains(out.String(), "reconnecting") })
+	waitUntil("a second connection", func() bool { return qs.dialCount() == 2 })
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("runWatch after cancel = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("runWatch did not return after cancel")
+	}
+	qs.mu.Lock()
+	for _, tok := range qs.tokens {
+		if tok != "Bearer s3cret" {
+			t.Errorf("Authorization = %q", tok)
+		}
+	}
+	qs.mu.Unlock()
+}
+
+func TestRunWatchRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "bad token", http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	err := runWatch(context.Background(), []string{"--url", "ws" + strings.TrimPrefix(srv.URL, "http"), "AAPL"}, &out, &out)
+	var he *client.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
+		t.Errorf("runWatch = %v, want the 401 at once", err)
+	}
+}
