@@ -10,8 +10,8 @@
 //
 // The client is built for three users at once: the `tickstream watch`
 // terminal table, the load benchmark that holds thousands of connections in
-// one process (one goroutine per connection, no allocation per SNAPSHOT or
-// DELTA in binary mode, a callback per decoded message), and the server's
+// one process (one goroutine per connection, a Book that allocates nothing
+// per binary SNAPSHOT or DELTA, a callback per decoded message), and the server's
 // end-to-end tests, which read the rebuilt state and the violations.
 //
 // # Assumptions beyond the contract
