@@ -300,3 +300,18 @@ func runProperty(t *testing.T, seed uint64) {
 		t.Fatalf("after close: %d clients, %d subscriptions", st.Clients, st.Subscriptions)
 	}
 }
+
+func TestTopicTableGrowsOnlyWhenNeeded(t *testing.T) {
+	_, hub := newTestHub(t, Config{})
+	for id := uint32(1); id <= 100; id++ {
+		hub.topic(id, true)
+	}
+	if n := len(*hub.topics.Load()); n > 256 {
+		t.Fatalf("topic table of %d entries for 100 topics", n)
+	}
+	for id := uint32(1); id <= 100; id++ {
+		if hub.topic(id, false) == nil {
+			t.Fatalf("topic %d lost", id)
+		}
+	}
+}

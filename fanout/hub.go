@@ -237,7 +237,11 @@ func (h *Hub) topic(id uint32, create bool) *topic {
 	if int(id) < len(ts) && ts[id] != nil {
 		return ts[id]
 	}
-	grown := make([]*topic, max(int(id)+1, 2*len(ts)))
+	size := len(ts)
+	if int(id) >= size {
+		size = max(int(id)+1, 2*size)
+	}
+	grown := make([]*topic, size)
 	copy(grown, ts)
 	t := &topic{}
 	grown[id] = t

@@ -40,6 +40,9 @@ type Config struct {
 	Symbols int     // default 500
 	Rate    float64 // updates per second, default 2000
 	Seed    int64
+	// SimDuration stops the simulator after this long (0: never); the
+	// server goes on serving the last state.
+	SimDuration time.Duration
 
 	// Fanout tunes the engine (limits, heartbeat, server id).
 	Fanout fanout.Config
@@ -253,7 +256,7 @@ func (s *Server) simulate(ctx context.Context) error {
 		return fmt.Errorf("simulator: %w", err)
 	}
 	defer p.Close()
-	if _, err := p.Run(ctx, market, s.cfg.Rate, 0); err != nil && ctx.Err() == nil {
+	if _, err := p.Run(ctx, market, s.cfg.Rate, s.cfg.SimDuration); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
 	return nil

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tickstream/tickstream/ingest"
+	"github.com/tickstream/tickstream/server"
+	"github.com/tickstream/tickstream/web"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg       server.Config
+		brokers   string
+		logFormat string
+		logLevel  string
+	)
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `address` for the dashboard, /ws, the API and /metrics")
+	fs.StringVar(&brokers, "brokers", "", "Kafka `host:port,...` to consume; empty runs the embedded broker and the market simulator")
+	fs.StringVar(&cfg.Topic, "topic", "ticks", "Kafka `topic` of price updates")
+	fs.StringVar(&cfg.Start, "start", ingest.StartEarliest, "where to start reading partitions: earliest or latest")
+	fs.IntVar(&cfg.Partitions, "partitions", 4, "partitions of the embedded broker's topic")
+	fs.IntVar(&cfg.Symbols, "symbols", 500, "symbols of the embedded market simulator")
+	fs.Float64Var(&cfg.Rate, "rate", 2000, "updates per second of the embedded market simulator")
+	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the embedded market simulator")
+	fs.DurationVar(&cfg.SimDuration, "sim-duration", 0, "stop the embedded market simulator after this long (0: never)")
+	fs.StringVar(&cfg.Fanout.ServerID, "server-id", "", "node name sent in HELLO (default: tickstream-<listen address>)")
+	fs.DurationVar(&cfg.Fanout.Heartbeat, "heartbeat", 5*time.Second, "HEARTBEAT interval of an idle connection")
+	fs.IntVar(&cfg.Fanout.MaxSubscriptions, "max-subscriptions", 5000, "symbols one connection may subscribe to (413 past it)")
+	fs.IntVar(&cfg.Fanout.SoftLimit, "soft-limit", 256<<10, "outbound backlog `bytes` past which a connection gets conflated deltas")
+	fs.IntVar(&cfg.Fanout.HardLimit, "hard-limit", 4<<20, "outbound backlog `bytes` a connection may stay over for --slow-grace before 4008")
+	fs.DurationVar(&cfg.Fanout.SlowGrace, "slow-grace", 5*time.Second, "how long a connection may stay over --hard-limit, or block a write")
+	fs.DurationVar(&cfg.Fanout.FlushDelay, "flush-delay", 0, "hold each connection's writer this long to pack more messages per frame")
+	fs.IntVar(&cfg.Fanout.MaxFrameSize, "max-frame", 64<<10, "largest outbound frame in `bytes` (a single larger message still goes whole)")
+	fs.BoolVar(&cfg.Compression, "compression", true, "permessage-deflate for clients that offer it")
+	fs.IntVar(&cfg.MaxMessageSize, "max-message", 64<<10, "largest inbound message in `bytes` (1009 past it)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake timeout")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent this long (pings count)")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "timeout of one frame write")
+	fs.IntVar(&cfg.MaxSymbols, "max-symbols", 1_000_000, "size bound of the symbol table")
+	fs.BoolVar(&cfg.DemoControls, "demo-controls", false, "enable POST /api/v1/demo/feed?state=down|up (embedded broker outage switch)")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tickstream serve [flags]\n\nRuns the server. Every flag can also be set as TICKSTREAM_<FLAG> (e.g. TICKSTREAM_LISTEN).\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	cfg.Web = web.Handler()
+	if brokers != "" {
+		for _, b := range strings.Split(brokers, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				cfg.Brokers = append(cfg.Brokers, b)
+			}
+		}
+	}
+	if err := validateServe(&cfg); err != nil {
+		return err
+	}
+	if cfg.Fanout.ServerID == "" {
+		cfg.Fanout.ServerID = "tickstream-" + cfg.Listen
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	mode := "embedded broker " + strings.Join(srv.Brokers(), ",") + " with the market simulator"
+	if !srv.Embedded() {
+		mode = "Kafka " + strings.Join(cfg.Brokers, ",")
+	}
+	addr := srv.Addr()
+	fmt.Fprintf(stdout, "tickstream serving %s (topic %s): dashboard http://%s/  websocket ws://%s/ws  metrics http://%s/metrics\n",
+		mode, cfg.Topic, addr, addr, addr)
+	return srv.Run(ctx)
+}
+
+func validateServe(cfg *server.Config) error {
+	checks := []struct {
+		ok   bool
+		flag string
+		msg  string
+	}{
+		{cfg.Start == ingest.StartEarliest || cfg.Start == ingest.StartLatest, "start", "want earliest or latest"},
+		{cfg.Partitions >= 1 && cfg.Partitions <= 1024, "partitions", "want 1 to 1024"},
+		{cfg.Symbols >= 1 && cfg.Symbols <= 1_000_000, "symbols", "want 1 to 1000000"},
+		{cfg.Rate > 0, "rate", "want more than 0"},
+		{cfg.SimDuration >= 0, "sim-duration", "want 0 or more"},
+		{cfg.Fanout.Heartbeat >= 100*time.Millisecond, "heartbeat", "want at least 100ms"},
+		{cfg.Fanout.MaxSubscriptions >= 1, "max-subscriptions", "want at least 1"},
+		{cfg.Fanout.SoftLimit >= 4096, "soft-limit", "want at least 4096"},
+		{cfg.Fanout.HardLimit >= cfg.Fanout.SoftLimit, "hard-limit", "want at least --soft-limit"},
+		{cfg.Fanout.SlowGrace > 0, "slow-grace", "want more than 0"},
+		{cfg.Fanout.FlushDelay >= 0 && cfg.Fanout.FlushDelay <= time.Second, "flush-delay", "want 0 to 1s"},
+		{cfg.Fanout.MaxFrameSize >= 1024, "max-frame", "want at least 1024"},
+		{cfg.MaxMessageSize >= 256, "max-message", "want at least 256"},
+		{cfg.HandshakeTimeout > 0, "handshake-timeout", "want more than 0"},
+		{cfg.IdleTimeout > 0, "idle-timeout", "want more than 0"},
+		{cfg.WriteTimeout > 0, "write-timeout", "want more than 0"},
+		{cfg.MaxSymbols >= 1, "max-symbols", "want at least 1"},
+		{!cfg.DemoControls || len(cfg.Brokers) == 0, "demo-controls", "only with the embedded broker (no --brokers)"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return fmt.Errorf("--%s: %s", c.flag, c.msg)
+		}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, errors.New("--log-format: want text or json")
+}
