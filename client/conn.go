@@ -67,6 +67,10 @@ type Options struct {
 	ReadDelay time.Duration
 	// Logger receives the connection's events; nil for slog.Default().
 	Logger *slog.Logger
+	// NetDial, when set, opens the TCP connection in place of a
+	// net.Dialer, with Dial's context: the load benchmark uses it to pick
+	// the source address (past 64k connections) and to count wire bytes.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // HandshakeError is an upgrade request that the server refused with an HTTP
@@ -163,7 +167,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		header = http.Header{}
 	}
 	header.Set("Sec-WebSocket-Protocol", opts.Format.String())
-	d := &ctxDialer{ctx: ctx}
+	d := &ctxDialer{ctx: ctx, dial: opts.NetDial}
 	ws, resp, err := gws.NewClient((*events)(c), &gws.ClientOption{
 		Addr:              url,
 		RequestHeader:     header,
@@ -231,11 +235,16 @@ func handshakeError(resp *http.Response) error {
 type ctxDialer struct {
 	ctx    context.Context
 	dialer net.Dialer
-	cancel func() bool // stops the context's closing of the connection
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error) // Options.NetDial
+	cancel func() bool                                                       // stops the context's closing of the connection
 }
 
 func (d *ctxDialer) Dial(network, addr string) (net.Conn, error) {
-	conn, err := d.dialer.DialContext(d.ctx, network, addr)
+	dial := d.dialer.DialContext
+	if d.dial != nil {
+		dial = d.dial
+	}
+	conn, err := dial(d.ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,371 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tickstream/tickstream/client"
+	"github.com/tickstream/tickstream/codec"
+)
+
+// portsPerSourceIP is how many connections share one source address by
+// default: below Linux's default ephemeral range (32768-60999).
+const portsPerSourceIP = 20_000
+
+// slot is one of the Conns connections, across reconnections: its
+// symbols, source address and counters.
+type slot struct {
+	idx   int
+	syms  []string
+	laddr *net.TCPAddr // nil: the system's choice
+
+	wireBytes  atomic.Int64
+	deliveries atomic.Int64
+	conflated  atomic.Int64
+	sess       atomic.Pointer[session] // the current connection
+}
+
+// session is one connection of a slot, from dial to close.
+type session struct {
+	slot  *slot
+	conn  *client.Conn
+	start time.Time
+	// ours is set before the benchmark closes the connection itself, so
+	// that the close is not counted as an error.
+	ours atomic.Bool
+
+	// Owned by the connection's read goroutine until ready is closed.
+	subID     uint64
+	acked     bool
+	snapsLeft int
+	lastSeq   map[uint32]uint64
+	readyAt   time.Time
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+func (s *session) markReady(at time.Time) {
+	s.readyOnce.Do(func() {
+		s.readyAt = at
+		close(s.ready)
+	})
+}
+
+// chooseSymbols gives each slot its k symbols out of syms (most active
+// first), uniformly or, with zipf above 1, with weight 1/rank^zipf.
+func chooseSymbols(slots []*slot, syms []string, k int, zipf float64, seed int64) {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_b3c4))
+	var z *rand.Zipf
+	if zipf > 1 {
+		z = rand.NewZipf(rng, zipf, 1, uint64(len(syms)-1))
+	}
+	chosen := make(map[int]bool, k)
+	for _, sl := range slots {
+		clear(chosen)
+		sl.syms = make([]string, 0, k)
+		pick := func(i int) {
+			if !chosen[i] {
+				chosen[i] = true
+				sl.syms = append(sl.syms, syms[i])
+			}
+		}
+		switch {
+		case k*2 > len(syms):
+			// Most of the universe: a permutation wastes no draws.
+			for _, i := range rng.Perm(len(syms))[:k] {
+				pick(i)
+			}
+		case z != nil:
+			// Popular symbols repeat; the bound keeps a steep skew from
+			// drawing forever, and uniform draws fill what it leaves.
+			for n := 0; len(sl.syms) < k && n < 64*k; n++ {
+				pick(int(z.Uint64()))
+			}
+			fallthrough
+		default:
+			for len(sl.syms) < k {
+				pick(rng.IntN(len(syms)))
+			}
+		}
+	}
+}
+
+// sourceAddr returns the source address of connection i of n spread over
+// ips addresses of 127.0.0.0/8 from 127.0.0.1.
+func sourceAddr(i, ips int) *net.TCPAddr {
+	k := uint32(i%ips) + 1
+	return &net.TCPAddr{IP: net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))}
+}
+
+// countingConn counts the bytes read from the network: the wire size of
+// what the server sent, compressed and framed.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (r *runner) netDial(sl *slot) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{}
+	if sl.laddr != nil {
+		d.LocalAddr = sl.laddr
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, n: &sl.wireBytes}, nil
+	}
+}
+
+// dial opens slot sl's connection, subscribes and waits for every
+// snapshot; it returns the time that took.
+func (r *runner) dial(ctx context.Context, sl *slot) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
+	defer cancel()
+	s := &session{slot: sl, start: time.Now(), lastSeq: make(map[uint32]uint64, len(sl.syms)), ready: make(chan struct{})}
+	opts := client.Options{
+		Compression: r.cfg.Compression,
+		Logger:      r.clientLog,
+		NetDial:     r.netDial(sl),
+		OnMessage:   func(m *codec.Message) { r.onMessage(s, m) },
+		OnClose:     func(code int, reason string) { r.onClose(s, code, reason) },
+	}
+	if r.cfg.JSON {
+		opts.Format = codec.JSON
+	}
+	c, err := client.Dial(ctx, r.cfg.URL, opts)
+	if err != nil {
+		r.countError(dialErrorKind(err))
+		return 0, err
+	}
+	s.conn = c
+	r.open.Add(1)
+	sl.sess.Store(s)
+	// The ACK is read on the connection's goroutine, which may see it
+	// before Subscribe returns: the id is fixed before it is sent.
+	s.subID = 1
+	if _, err := c.Subscribe(sl.syms, r.sub); err != nil {
+		r.countError("subscribe write failed")
+		r.closeSession(s)
+		return 0, err
+	}
+	select {
+	case <-s.ready:
+		return s.readyAt.Sub(s.start), nil
+	case <-c.Done():
+		return 0, fmt.Errorf("bench: connection %d closed before its snapshots: code %d", sl.idx, c.CloseCode())
+	case <-ctx.Done():
+		r.countError("timeout waiting for snapshots")
+		r.closeSession(s)
+		return 0, fmt.Errorf("bench: connection %d: no snapshots within %v", sl.idx, r.cfg.DialTimeout)
+	}
+}
+
+// onMessage runs on a connection's read goroutine for every message, after
+// its Book checked it: it must stay light.
+func (r *runner) onMessage(s *session, m *codec.Message) {
+	sl := s.slot
+	switch m.Op {
+	case codec.OpDelta:
+		sl.deliveries.Add(1)
+		if prev, ok := s.lastSeq[m.SID]; ok && m.Seq > prev+1 {
+			sl.conflated.Add(int64(m.Seq - prev - 1))
+		}
+		s.lastSeq[m.SID] = m.Seq
+		if r.measuring.Load() && m.Mask.Has(codec.FieldTS) {
+			r.rec.record(sl.idx, time.Now().UnixMicro()-int64(m.Values[codec.FieldTS]))
+		}
+	case codec.OpSnapshot:
+		s.lastSeq[m.SID] = m.Seq
+		if s.acked {
+			s.snapsLeft--
+			if s.snapsLeft == 0 {
+				s.markReady(time.Now())
+			}
+		}
+	case codec.OpAck:
+		if m.ID == s.subID && !s.acked {
+			s.acked = true
+			s.snapsLeft = len(m.Acks)
+			if s.snapsLeft == 0 {
+				s.markReady(time.Now())
+			}
+		}
+	case codec.OpError:
+		r.countError(fmt.Sprintf("server ERROR %d", m.Code))
+	}
+}
+
+func (r *runner) onClose(s *session, code int, reason string) {
+	r.open.Add(-1)
+	r.mu.Lock()
+	r.closes[code]++
+	r.mu.Unlock()
+	if !s.ours.Load() {
+		kind := fmt.Sprintf("closed by server: %d", code)
+		if name := closeNames[code]; name != "" {
+			kind += " " + name
+		}
+		r.countError(kind)
+		r.log.Debug("bench: connection closed", "conn", s.slot.idx, "code", code, "reason", reason)
+	}
+}
+
+// closeNames names the close codes of the protocol.
+var closeNames = map[int]string{
+	1000: "normal", 1001: "going away", 1006: "dropped", 1008: "policy", 1009: "message too big",
+	1011: "internal error", client.CloseTimeout: "heartbeat timeout", 4001: "not authenticated",
+	4003: "not entitled", 4008: "slow consumer", 4029: "too many connections",
+}
+
+func (r *runner) countError(kind string) {
+	r.mu.Lock()
+	r.errors[kind]++
+	r.mu.Unlock()
+}
+
+// dialErrorKind names the kind of a failed dial, for the error counts.
+func dialErrorKind(err error) string {
+	var he *client.HandshakeError
+	var ce *client.CloseError
+	switch {
+	case errors.As(err, &he):
+		return fmt.Sprintf("upgrade refused: HTTP %d", he.StatusCode)
+	case errors.As(err, &ce):
+		return fmt.Sprintf("closed before HELLO: %d", ce.Code)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "dial timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no source port left (EADDRNOTAVAIL): raise SourceIPs"
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return "too many open files: raise ulimit -n"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	}
+	return "dial failed"
+}
+
+// closeSession closes s's connection, as the benchmark's own doing, and
+// collects its Book's violations.
+func (r *runner) closeSession(s *session) {
+	s.ours.Store(true)
+	_ = s.conn.Close()
+	r.collect(s)
+}
+
+// collect adds the violations s's Book recorded to the run's.
+func (r *runner) collect(s *session) {
+	b := s.conn.Book()
+	st := b.Stats()
+	if st.Violations == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.violations += int64(st.Violations)
+	for _, v := range b.Violations() {
+		if len(r.violationSamples) >= maxSamples {
+			break
+		}
+		r.violationSamples = append(r.violationSamples, fmt.Sprintf("conn %d: %s", s.slot.idx, v))
+	}
+}
+
+// maxSamples bounds the examples of violations and mismatches a Result
+// shows.
+const maxSamples = 20
+
+// connectAll opens the connections of slots, at most rampRate per second
+// (0: no pacing) and conc at a time, and measures it.
+func (r *runner) connectAll(ctx context.Context, slots []*slot, rampRate float64, conc int) ConnectStats {
+	st := ConnectStats{Attempted: len(slots)}
+	start := time.Now()
+	var (
+		mu   sync.Mutex
+		h    = newHistogram()
+		last time.Time
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, conc)
+	var pace *time.Ticker
+	if rampRate > 0 {
+		pace = time.NewTicker(time.Duration(float64(time.Second) / rampRate))
+		defer pace.Stop()
+	}
+dials:
+	for i, sl := range slots {
+		if pace != nil && i > 0 {
+			select {
+			case <-pace.C:
+			case <-ctx.Done():
+				break dials
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break dials
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			d, err := r.dial(ctx, sl)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				st.Failed++
+				if st.Failed <= 3 {
+					r.log.Warn("bench: connection failed", "conn", sl.idx, "err", err)
+				}
+				return
+			}
+			st.Ready++
+			_ = h.RecordValue(min(max(d.Microseconds(), latencyMin), latencyMax))
+			last = time.Now()
+		}()
+	}
+	wg.Wait()
+	st.Failed = st.Attempted - st.Ready
+	if st.Ready > 0 {
+		st.Total = last.Sub(start)
+	}
+	st.PerConn = summarize(h)
+	return st
+}
+
+// closeAll closes the open connection of every slot, conc at a time.
+func (r *runner) closeAll(slots []*slot, conc int) {
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for _, sl := range slots {
+		s := sl.sess.Swap(nil)
+		if s == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r.closeSession(s)
+		}()
+	}
+	wg.Wait()
+}

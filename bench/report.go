@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteJSON writes res as indented JSON.
+func WriteJSON(w io.Writer, res *Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(res); err != nil {
+		return fmt.Errorf("bench: write JSON: %w", err)
+	}
+	return nil
+}
+
+// WriteSummary writes res as a table for people: the setup, connection
+// times, one row per step, errors and the verdict.
+func WriteSummary(w io.Writer, res *Result) error {
+	c := &res.Config
+	var b strings.Builder
+	subs := fmt.Sprintf("%d of %d symbols", c.SymbolsPerConn, c.Symbols)
+	if c.Zipf > 0 {
+		subs += fmt.Sprintf(" (Zipf %.2g)", c.Zipf)
+	}
+	if c.MaxHz > 0 {
+		subs += fmt.Sprintf(", maxHz %g", c.MaxHz)
+	}
+	if len(c.Fields) > 0 {
+		subs += ", fields " + strings.Join(c.Fields, ",")
+	}
+	format := "msgpack"
+	if c.JSON {
+		format = "json"
+	}
+	if c.Compression {
+		format += "+deflate"
+	}
+	fmt.Fprintf(&b, "tickstream bench  %s  %s\n", c.URL, res.Started.Format(time.RFC3339))
+	fmt.Fprintf(&b, "  %d connections × %s, %s, %d source address(es); %d CPUs\n", c.Conns, subs, format, c.SourceIPs, c.NumCPU)
+	fmt.Fprintf(&b, "  connect + first snapshots: %s\n", connectLine(&res.Connect))
+	if res.Storm != nil {
+		fmt.Fprintf(&b, "  reconnect storm:           %s\n", connectLine(res.Storm))
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rate/s\tproduced/s\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tB/update\tconflated\tserver CPU\tRSS MB\tverdict\t")
+	for _, st := range res.Steps {
+		cpu, rss := "-", "-"
+		if s := st.Server; s != nil {
+			cpu = fmt.Sprintf("%.2f cores", s.Cores)
+			if s.Shared {
+				cpu += "*"
+			}
+			rss = fmt.Sprintf("%.0f", float64(s.MaxRSSBytes)/(1<<20))
+		}
+		verdict := "ok"
+		if !st.Sustained {
+			verdict = "NOT SUSTAINED"
+		}
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%s\t%s\t\n",
+			st.Rate, float64(st.Produced)/st.Duration.Seconds(), st.DeliveriesPerSec,
+			ms(st.Latency.P50), ms(st.Latency.P90), ms(st.Latency.P99), ms(st.Latency.P999), ms(st.Latency.Max),
+			st.BytesPerDelivery, st.Conflated, cpu, rss, verdict)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for i, st := range res.Steps {
+		if st.Reason != "" {
+			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, st.Reason)
+		}
+	}
+	if len(res.Steps) > 0 && res.Steps[0].Server != nil && res.Steps[0].Server.Shared {
+		b.WriteString("  * the server runs in the benchmark's process: its CPU and RSS include the benchmark's clients\n")
+	}
+	if c.FindMax {
+		if res.MaxSustained > 0 {
+			fmt.Fprintf(&b, "\nhighest sustained: %.0f deliveries/s (fed %.0f updates/s), p99 limit %v\n", res.MaxSustained, res.MaxSustainedRate, c.P99Limit)
+		} else {
+			fmt.Fprintf(&b, "\nno step was sustained (p99 limit %v)\n", c.P99Limit)
+		}
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "closes: %s\n", countsLine(res.Closes))
+	fmt.Fprintf(&b, "errors: %s\n", countsLine(res.Errors))
+	fmt.Fprintf(&b, "ordering violations: %d\n", res.Violations)
+	for _, s := range res.ViolationSamples {
+		fmt.Fprintf(&b, "  %s\n", s)
+	}
+	if res.Final.Skipped != "" {
+		fmt.Fprintf(&b, "final state check: skipped (%s)\n", res.Final.Skipped)
+	} else {
+		fmt.Fprintf(&b, "final state check: %d of %d symbol states match the server\n", res.Final.Checked-res.Final.Mismatches, res.Final.Checked)
+		for _, s := range res.Final.Samples {
+			fmt.Fprintf(&b, "  %s\n", s)
+		}
+	}
+	if res.Passed {
+		fmt.Fprintf(&b, "PASS in %v\n", res.Elapsed.Round(time.Second))
+	} else {
+		fmt.Fprintf(&b, "FAIL: %s\n", strings.Join(res.Failures, "; "))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func connectLine(s *ConnectStats) string {
+	line := fmt.Sprintf("%d/%d ready in %v (per connection p50 %.1f ms, p99 %.1f ms, max %.1f ms)",
+		s.Ready, s.Attempted, s.Total.Round(time.Millisecond), ms(s.PerConn.P50), ms(s.PerConn.P99), ms(s.PerConn.Max))
+	if s.Failed > 0 {
+		line += fmt.Sprintf(", %d FAILED", s.Failed)
+	}
+	return line
+}
+
+// countsLine writes a count map as "k ×n, ..." in key order.
+func countsLine[K int | string](m map[K]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%v ×%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ProgressLine formats p as the one-line live status of a run.
+func ProgressLine(p Progress) string {
+	s := fmt.Sprintf("%6.1fs  %-10s", p.Elapsed.Seconds(), p.Phase)
+	if p.Rate > 0 {
+		s += fmt.Sprintf("  step %d @ %.0f/s", p.Step, p.Rate)
+	}
+	s += fmt.Sprintf("  conns %d/%d  deliveries %s/s", p.Open, p.Conns, si(p.DeliveriesPerSec))
+	if p.Phase == "measuring" {
+		s += fmt.Sprintf("  p99 %.2f ms", ms(p.P99))
+	}
+	return s
+}
+
+// si formats v with a k or M suffix.
+func si(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
