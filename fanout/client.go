@@ -27,6 +27,10 @@ type ClientOptions struct {
 	// Entitled reports whether the client may receive sym; nil allows
 	// every symbol.
 	Entitled func(sym string) bool
+	// Admit is asked before each request from the client is handled,
+	// malformed ones included; a false result answers the request with
+	// ERROR 429 instead. It may close the client. nil admits every request.
+	Admit func() bool
 }
 
 // Close codes of the protocol that the engine uses.
@@ -44,6 +48,7 @@ type Client struct {
 	t        Transport
 	format   codec.Format
 	entitled func(string) bool
+	admit    func() bool
 
 	cmd codec.Command // used only by the reading goroutine (HandleFrame)
 
@@ -65,6 +70,9 @@ type Client struct {
 	dirty      []*subscription
 	timer      *time.Timer
 	timerAt    time.Time
+	// writer is c.writeLoop bound once: `go c.writeLoop()` would allocate
+	// a closure on every wake, which is once per publish for an idle client.
+	writer func()
 }
 
 // Register connects a new client: it queues HELLO (and STATUS when the feed
@@ -76,9 +84,11 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		t:         t,
 		format:    opts.Format,
 		entitled:  opts.Entitled,
+		admit:     opts.Admit,
 		subs:      map[uint32]*subscription{},
 		lastWrite: time.Now(),
 	}
+	c.writer = c.writeLoop
 	h.statusMu.Lock()
 	defer h.statusMu.Unlock()
 	c.mu.Lock()
@@ -142,11 +152,17 @@ func (c *Client) close(code int, reason string) {
 // in it, in order. Bad messages get an ERROR; the session goes on.
 func (c *Client) HandleFrame(frame []byte) {
 	c.format.DecodeCommands(frame, &c.cmd, func(cmd *codec.Command, err error) {
+		var id uint64
+		if err == nil {
+			id = cmd.ID
+		} else if ce, ok := err.(*codec.CommandError); ok {
+			id = ce.ID
+		}
+		if c.admit != nil && !c.admit() {
+			c.sendError(id, 429, "too many requests", nil)
+			return
+		}
 		if err != nil {
-			var id uint64
-			if ce, ok := err.(*codec.CommandError); ok {
-				id = ce.ID
-			}
 			c.sendError(id, 400, err.Error(), nil)
 			return
 		}
@@ -369,9 +385,12 @@ func (c *Client) resnapshot(id uint64, names [][]byte) {
 }
 
 func (c *Client) sendError(id uint64, code int, msg string, syms []string) {
-	c.hub.countError(code)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.hub.countError(code)
 	c.scratch = c.format.AppendError(c.scratch[:0], id, code, msg, syms)
 	c.queue(c.scratch)
 	c.wake()

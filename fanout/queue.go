@@ -32,7 +32,7 @@ func (c *Client) wake() {
 		return
 	}
 	c.writing = true
-	go c.writeLoop()
+	go c.writer()
 }
 
 // backlog is the number of bytes queued or being written. c.mu is held.

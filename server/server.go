@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,18 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxSymbols bounds the symbol table (default 1,000,000).
 	MaxSymbols int
+	// Limits bounds connections and requests per connection.
+	Limits Limits
+	// Auth verifies the token of every client; nil lets every client in
+	// with every symbol.
+	Auth *Authenticator
+	// AllowedOrigins are the browser origins besides the node's own that
+	// may open a WebSocket: "*", "https://app.example.com" or
+	// "https://*.example.com". Others are closed with 1008.
+	AllowedOrigins []string
+	// TLSCertFile and TLSKeyFile, when set, serve HTTPS and wss with the
+	// PEM certificate chain and key in those files.
+	TLSCertFile, TLSKeyFile string
 	// DemoControls enables POST /api/v1/demo/feed?state=down|up, an
 	// outage switch of the embedded broker for demos and tests.
 	DemoControls bool
@@ -100,6 +113,7 @@ func (c *Config) setDefaults() {
 	if c.MaxSymbols <= 0 {
 		c.MaxSymbols = 1_000_000
 	}
+	c.Limits.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -117,6 +131,7 @@ type Server struct {
 	consumer  *ingest.Consumer
 	broker    *embedded.Broker
 	upgraders *upgraders
+	guard     *guard
 	mux       *http.ServeMux
 	ln        net.Listener
 	started   time.Time
@@ -126,7 +141,21 @@ type Server struct {
 // configured, and listens on cfg.Listen. Run serves.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	for _, o := range cfg.AllowedOrigins {
+		if !validOrigin(o) {
+			return nil, fmt.Errorf("server: allowed origin %q: want *, scheme://host[:port] or scheme://*.domain", o)
+		}
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: TLS certificate: %w", err)
+		}
+		// HTTP/1.1 only: a WebSocket upgrade needs it.
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins)}
 	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithObserver(func(ch snapshot.Change) {
 		s.hub.Publish(ch)
 	}))
@@ -165,6 +194,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		s.closeEarly()
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	s.ln = ln
 	return s, nil
@@ -225,7 +257,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.HandshakeTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("server: %w", err)

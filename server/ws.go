@@ -129,6 +129,12 @@ func connectParams(q url.Values) ([]string, codec.SubOptions, error) {
 	return syms, opts, nil
 }
 
+// serveWS upgrades a client. Refusals a browser must be able to tell apart
+// are made after the upgrade, with a close code, because a page cannot read
+// the HTTP status of a failed upgrade: a bad origin gets 1008, a missing or
+// invalid token 4001, a connection over a limit 4029. A malformed request
+// and a connect-time subscription to symbols the token does not grant fail
+// the upgrade itself (HTTP 400 and 403, with a reason).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	up, format, err := s.upgraders.pick(r)
 	if err != nil {
@@ -140,23 +146,76 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	var (
+		sess    *Session
+		authErr error
+	)
+	if s.cfg.Auth != nil {
+		sess, authErr = s.cfg.Auth.Verify(tokenFrom(r))
+		if authErr == nil {
+			if denied := sess.Grant.denied(syms); len(denied) > 0 {
+				s.guard.count(refusedEntitlement)
+				http.Error(w, "not entitled to "+strings.Join(denied, ", "), http.StatusForbidden)
+				return
+			}
+		}
+	}
 	socket, err := up.Upgrade(w, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &wsConn{socket: socket, format: format, server: s}
+	ip := s.guard.clientIP(r)
+	switch {
+	case !s.guard.originAllowed(r):
+		s.refuse(socket, refusedOrigin, closePolicy, "origin not allowed", ip)
+		return
+	case authErr != nil:
+		s.refuse(socket, refusedAuth, closeNotAuthenticated, authErr.Error(), ip)
+		return
+	}
+	if reason, ok := s.guard.acquire(ip); !ok {
+		s.refuse(socket, reason, closeTooMany, "too many connections", ip)
+		return
+	}
+	c := &wsConn{socket: socket, format: format, server: s, ip: ip}
 	if format == codec.JSON {
 		c.opcode = gws.OpcodeText
 	} else {
 		c.opcode = gws.OpcodeBinary
 	}
 	socket.Session().Store(sessionKey, c)
-	c.client = s.hub.Register(c, fanout.ClientOptions{Format: format})
+	limiter := s.guard.newRequestLimiter()
+	copts := fanout.ClientOptions{Format: format, Admit: func() bool {
+		ok, flood := limiter.admit()
+		if flood {
+			s.guard.count(closedFlood)
+			c.client.Close(closePolicy, "request flood")
+		}
+		return ok
+	}}
+	if sess != nil {
+		copts.Entitled = sess.Grant.Allows
+	}
+	c.client = s.hub.Register(c, copts)
+	if sess != nil && !sess.Expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(sess.Expires), func() {
+			s.guard.count(closedExpired)
+			c.client.Close(closeNotAuthenticated, "token expired")
+		})
+	}
 	if len(syms) > 0 {
 		c.client.Subscribe(0, syms, opts)
 	}
 	go socket.ReadLoop()
+}
+
+// refuse closes a just-upgraded connection with code, before HELLO.
+func (s *Server) refuse(socket *gws.Conn, reason, code int, msg, ip string) {
+	s.guard.count(reason)
+	s.log.Debug("websocket refused", "remote", ip, "reason", refusalNames[reason], "code", code, "detail", msg)
+	_ = socket.SetDeadline(time.Now().Add(time.Second))
+	_ = socket.WriteClose(uint16(code), []byte(msg))
 }
 
 const sessionKey = "c"
@@ -168,6 +227,8 @@ type wsConn struct {
 	opcode   gws.Opcode
 	server   *Server
 	client   *fanout.Client
+	ip       string
+	expiry   *time.Timer // closes the connection when its token expires
 	lastPing atomic.Int64
 	close    sync.Once
 }
@@ -226,6 +287,10 @@ func (h wsHandler) OnOpen(socket *gws.Conn) { h.touch(socket) }
 
 func (h wsHandler) OnClose(socket *gws.Conn, err error) {
 	if c := connOf(socket); c != nil && c.client != nil {
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
+		h.server.guard.release(c.ip)
 		code := fanout.CloseNormal
 		var ce *gws.CloseError
 		if errors.As(err, &ce) {
