@@ -165,9 +165,9 @@ type ProcStats struct {
 	Shared     bool    `json:"shared"`
 	CPUSeconds float64 `json:"cpuSeconds"`
 	// Cores is CPUSeconds over the window's wall time.
-	Cores      float64 `json:"cores"`
-	RSSBytes   int64   `json:"rssBytes"`   // at the end of the window
-	MaxRSSBytes int64  `json:"maxRssBytes"` // the largest sample in the window
+	Cores       float64 `json:"cores"`
+	RSSBytes    int64   `json:"rssBytes"`    // at the end of the window
+	MaxRSSBytes int64   `json:"maxRssBytes"` // the largest sample in the window
 }
 
 // Step is one measured rate: the whole run, or one step of a find-max run.

@@ -30,6 +30,7 @@ func commands() []command {
 		{"serve", "run the server (embedded broker and market simulator unless --brokers is given)", runServe},
 		{"produce", "feed a Kafka topic with the market simulator or replay a JSONL/CSV file", runProduce},
 		{"watch", "show a live terminal table of some symbols", runWatch},
+		{"bench", "load-test a server: latency, throughput and ordering under many connections", runBench},
 	}
 }
 

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tickstream/tickstream/bench"
+	"github.com/tickstream/tickstream/embedded"
+)
+
+const benchUsage = `usage: tickstream bench [--scenario NAME] [--embedded | --url URL [--brokers HOST:PORT,...]] [flags]
+
+The load benchmark. Opens --conns WebSocket connections to a tickstream server,
+each subscribing to --symbols-per-conn of --symbols symbols, feeds the server's
+Kafka topic with the market simulator at --rate updates per second, and
+measures what the connections receive: latency from each update's event time
+to its receipt (HDR histograms), deliveries per second, wire bytes per update,
+connect and first-snapshot time, errors and close codes, and the server's CPU
+and memory when it runs on this machine. It checks the protocol's ordering
+contract on every message and, once the feed stops, that every connection's
+state equals the server's; a violation fails the run (exit status 1).
+
+--embedded starts an embedded broker in this process and a server in a child
+process (this binary's serve command), so that the server's CPU and memory are
+its own. Otherwise --url names a running server and --brokers the Kafka it
+consumes; without --brokers the run only measures the server's own feed.
+
+Scenarios (flags given on the command line override them):
+  dashboard  2000 connections, 20 symbols each, maxHz 4
+  firehose   4 connections, every symbol, every update
+  skew       1000 connections of 10 Zipf-chosen symbols (popular symbols)
+  storm      2000 connections that all reconnect at once after the warm-up
+
+--find-max steps the rate up by --step-factor until p99 passes --p99 or
+deliveries fall behind, and reports the highest sustained deliveries/s.
+
+Every flag can also be set as TICKSTREAM_<FLAG> (e.g. TICKSTREAM_URL).
+
+flags:
+`
+
+// benchOptions are the flags of bench that are not part of bench.Config.
+type benchOptions struct {
+	scenario  string
+	embedded  bool
+	brokers   string
+	fields    string
+	format    string
+	jsonFile  string
+	plotFile  string
+	partition int
+	logLevel  string
+}
+
+// benchFlags registers the flags of bench on fs, bound to cfg and o, with
+// cfg's values as defaults.
+func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
+	fs.StringVar(&o.scenario, "scenario", "", "start from a named scenario: "+strings.Join(bench.Scenarios, ", "))
+	fs.BoolVar(&o.embedded, "embedded", false, "start an embedded broker and a server (child process) for this run")
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "WebSocket `URL` of the server")
+	fs.StringVar(&o.brokers, "brokers", "", "Kafka `host:port,...` the server consumes, to feed it (none: measure the server's own feed)")
+	fs.StringVar(&cfg.Topic, "topic", cfg.Topic, "Kafka `topic` the server consumes")
+	fs.IntVar(&o.partition, "partitions", 4, "embedded: partitions of the topic")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "WebSocket connections")
+	fs.IntVar(&cfg.SymbolsPerConn, "symbols-per-conn", cfg.SymbolsPerConn, "symbols each connection subscribes to")
+	fs.IntVar(&cfg.Symbols, "symbols", cfg.Symbols, "symbols to choose from (the simulator's most active first)")
+	fs.Float64Var(&cfg.Zipf, "zipf", cfg.Zipf, "Zipf exponent (>1) of the symbol choice; 0 chooses uniformly")
+	fs.Float64Var(&cfg.MaxHz, "max-hz", cfg.MaxHz, "subscription maxHz (0: every update)")
+	fs.StringVar(&o.fields, "fields", "", "subscription fields, `a,b,...` (ts is always added; default all)")
+	fs.StringVar(&o.format, "format", "msgpack", "subprotocol: msgpack or json")
+	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "offer permessage-deflate")
+	fs.Float64Var(&cfg.RampRate, "ramp", cfg.RampRate, "open at most this many connections per second (0: no pacing)")
+	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "dials in flight")
+	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", cfg.DialTimeout, "bound of one connection's dial, HELLO and snapshots")
+	fs.IntVar(&cfg.SourceIPs, "source-ips", cfg.SourceIPs, "spread connections over this many 127.0.0.x source addresses (0: one per 20000)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "updates per second fed to the topic (the first step with --find-max)")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "uncounted feed before each measured step")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of each step")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the symbol choice and the simulator")
+	fs.BoolVar(&cfg.Storm, "storm", cfg.Storm, "reconnect every connection at once after the warm-up")
+	fs.BoolVar(&cfg.FindMax, "find-max", cfg.FindMax, "step the rate up until p99 or delivery fails")
+	fs.Float64Var(&cfg.StepFactor, "step-factor", cfg.StepFactor, "find-max: rate factor between steps")
+	fs.IntVar(&cfg.MaxSteps, "max-steps", cfg.MaxSteps, "find-max: most steps")
+	fs.DurationVar(&cfg.P99Limit, "p99", cfg.P99Limit, "find-max: p99 latency limit of a sustained step (plus 1/maxHz)")
+	fs.IntVar(&cfg.ServerPID, "server-pid", cfg.ServerPID, "server process to sample CPU and RSS from (0: the one listening on the URL's loopback port, -1: none)")
+	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "progress and latency series interval")
+	fs.StringVar(&o.jsonFile, "json", "", "write every figure as JSON to `file`")
+	fs.StringVar(&o.plotFile, "plot", "", "write latency plots to `file` (.html with SVG, or .png)")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// Two passes: the first finds the scenario, whose values become the
+	// defaults of the second, so that explicit flags override it.
+	var o benchOptions
+	probe := flag.NewFlagSet("bench", flag.ContinueOnError)
+	probe.SetOutput(io.Discard)
+	pc := bench.DefaultConfig()
+	benchFlags(probe, &pc, &o)
+	probe.Usage = func() {}
+	if err := parseFlags(probe, args); err != nil && !errors.Is(err, flag.ErrHelp) {
+		o.scenario = "" // the second pass reports it
+	}
+	cfg := bench.DefaultConfig()
+	if o.scenario != "" {
+		var err error
+		if cfg, err = bench.Scenario(o.scenario); err != nil {
+			return fmt.Errorf("--scenario: %w", err)
+		}
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	benchFlags(fs, &cfg, &o)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := o.apply(&cfg, given); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, "text", o.logLevel)
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{o.jsonFile, o.plotFile} {
+		if f != "" {
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	if o.plotFile != "" {
+		if _, err := bench.PlotFormat(o.plotFile); err != nil {
+			return fmt.Errorf("--plot: %w", err)
+		}
+	}
+
+	if o.embedded {
+		stop, err := startBenchServer(ctx, &cfg, o.partition, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	tty := isTerminal(stderr)
+	var n int
+	cfg.Progress = func(p bench.Progress) {
+		line := bench.ProgressLine(p)
+		switch {
+		case tty:
+			fmt.Fprintf(stderr, "\r%s%s", line, ansiClearLine)
+		case n%5 == 0: // a log keeps one line in five
+			fmt.Fprintln(stderr, line)
+		}
+		n++
+	}
+	res, err := bench.Run(ctx, cfg, logger)
+	if tty {
+		fmt.Fprint(stderr, "\r"+ansiClearLine)
+	}
+	if res == nil {
+		return err
+	}
+	if werr := bench.WriteSummary(stdout, res); werr != nil && err == nil {
+		err = werr
+	}
+	if o.jsonFile != "" {
+		if werr := writeFile(o.jsonFile, func(w io.Writer) error { return bench.WriteJSON(w, res) }); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if o.plotFile != "" {
+		if werr := writeFile(o.plotFile, func(w io.Writer) error { return bench.WritePlot(w, res, o.plotFile) }); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err == nil && !res.Passed {
+		err = fmt.Errorf("run failed: %s", strings.Join(res.Failures, "; "))
+	}
+	return err
+}
+
+// apply copies the options that need parsing into cfg.
+func (o *benchOptions) apply(cfg *bench.Config, given map[string]bool) error {
+	switch o.format {
+	case "msgpack":
+		cfg.JSON = false
+	case "json":
+		cfg.JSON = true
+	default:
+		return fmt.Errorf("--format %q: want msgpack or json", o.format)
+	}
+	if o.fields != "" {
+		cfg.Fields = strings.Split(o.fields, ",")
+	}
+	if o.brokers != "" {
+		if o.embedded {
+			return errors.New("--brokers and --embedded exclude each other: --embedded starts its own broker")
+		}
+		var err error
+		if cfg.Brokers, err = parseBrokers(o.brokers); err != nil {
+			return err
+		}
+	}
+	if o.embedded && given["url"] {
+		return errors.New("--url and --embedded exclude each other: --embedded starts its own server")
+	}
+	if !o.embedded && len(cfg.Brokers) == 0 && !given["rate"] {
+		cfg.Rate = 0 // nothing to feed: measure the server's own feed
+	}
+	if o.partition < 1 || o.partition > 1024 {
+		return fmt.Errorf("--partitions %d: want 1 to 1024", o.partition)
+	}
+	return nil
+}
+
+// writeFile writes a file through fn, reporting the first error.
+func writeFile(name string, fn func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return f.Close()
+}
+
+// benchServerWait bounds the wait for the child server's /healthz.
+const benchServerWait = 20 * time.Second
+
+// startBenchServer starts an embedded broker in this process and a server
+// consuming it in a child process, on loopback ports, and points cfg at
+// them. stop ends both.
+func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, stderr io.Writer) (stop func(), err error) {
+	broker, err := embedded.Start(cfg.Topic, partitions)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Brokers = broker.Addrs()
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		broker.Close()
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		broker.Close()
+		return nil, fmt.Errorf("embedded server: %w", err)
+	}
+	cmd := exec.Command(exe, "serve", "--listen", addr, "--brokers", strings.Join(cfg.Brokers, ","),
+		"--topic", cfg.Topic, "--auth=none", "--log-level", "warn", fmt.Sprintf("--compression=%t", cfg.Compression))
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	// The child ignores the terminal's interrupt: this process stops it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		broker.Close()
+		return nil, fmt.Errorf("embedded server: %w", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		broker.Close()
+	}
+	if err := waitHealthy(ctx, "http://"+addr+"/healthz", exited, &waitErr); err != nil {
+		stop()
+		return nil, fmt.Errorf("embedded server: %w", err)
+	}
+	cfg.URL = "ws://" + addr + "/ws"
+	cfg.ServerPID = cmd.Process.Pid
+	return stop, nil
+}
+
+// freeLoopbackAddr returns a loopback address whose port was free a moment
+// ago, for a child process to listen on.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("embedded server: find a free port: %w", err)
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
+// waitHealthy polls url until it answers 200, the child exits, or
+// benchServerWait passes.
+func waitHealthy(ctx context.Context, url string, exited <-chan struct{}, waitErr *error) error {
+	ctx, cancel := context.WithTimeout(ctx, benchServerWait)
+	defer cancel()
+	hc := &http.Client{Timeout: time.Second}
+	defer hc.CloseIdleConnections()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := hc.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited before serving: %v", *waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("not healthy within %v: %w", benchServerWait, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
