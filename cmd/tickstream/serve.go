@@ -23,6 +23,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		brokers   string
 		logFormat string
 		logLevel  string
+		edge      edgeFlags
 	)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `address` for the dashboard, /ws, the API and /metrics")
 	fs.StringVar(&brokers, "brokers", "", "Kafka `host:port,...` to consume; empty runs the embedded broker and the market simulator")
@@ -50,11 +51,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.DemoControls, "demo-controls", false, "enable POST /api/v1/demo/feed?state=down|up (embedded broker outage switch)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	edge.register(fs, &cfg)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tickstream serve [flags]\n\nRuns the server. Every flag can also be set as TICKSTREAM_<FLAG> (e.g. TICKSTREAM_LISTEN).\n\nflags:")
+		fmt.Fprintln(stderr, "usage: tickstream serve [flags]\n\nRuns the server.\n\n"+configHelp+"\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseServeFlags(fs, args); err != nil {
 		return err
 	}
 	logger, err := newLogger(stderr, logFormat, logLevel)
@@ -73,6 +75,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := validateServe(&cfg); err != nil {
 		return err
 	}
+	if err := validateEdge(&cfg, &edge); err != nil {
+		return err
+	}
+	if err := edge.apply(&cfg, logger); err != nil {
+		return err
+	}
 	if cfg.Fanout.ServerID == "" {
 		cfg.Fanout.ServerID = "tickstream-" + cfg.Listen
 	}
@@ -84,10 +92,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !srv.Embedded() {
 		mode = "Kafka " + strings.Join(cfg.Brokers, ",")
 	}
-	addr := srv.Addr()
-	fmt.Fprintf(stdout, "tickstream serving %s (topic %s): dashboard http://%s/  websocket ws://%s/ws  metrics http://%s/metrics\n",
-		mode, cfg.Topic, addr, addr, addr)
-	return srv.Run(ctx)
+	if edge.pprof != "" {
+		stop, err := startPprof(edge.pprof, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	addr, httpScheme, wsScheme := srv.Addr(), "http", "ws"
+	if cfg.TLSCertFile != "" {
+		httpScheme, wsScheme = "https", "wss"
+	}
+	fmt.Fprintf(stdout, "tickstream serving %s (topic %s): dashboard %s://%s/  websocket %s://%s/ws  metrics %s://%s/metrics\n",
+		mode, cfg.Topic, httpScheme, addr, wsScheme, addr, httpScheme, addr)
+	return runBounded(ctx, srv, edge.shutdownTimeout)
 }
 
 func validateServe(cfg *server.Config) error {
