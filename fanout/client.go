@@ -170,7 +170,7 @@ func (c *Client) HandleFrame(frame []byte) {
 		case codec.OpSub:
 			c.subscribe(cmd.ID, cmd.Syms, cmd.Opts)
 		case codec.OpUnsub:
-			c.unsubscribe(cmd.Syms)
+			c.unsubscribe(cmd.ID, cmd.Syms)
 		case codec.OpSnap:
 			c.resnapshot(cmd.ID, cmd.Syms)
 		case codec.OpPing:
@@ -338,10 +338,18 @@ func (c *Client) snapshotLocked(s *subscription, send bool, now time.Time) {
 	}
 }
 
-func (c *Client) unsubscribe(names [][]byte) {
+// unsubscribe drops the named subscriptions. Symbols not subscribed are
+// ignored, as the contract says; a malformed one is still a 400, so that a
+// client bug does not pass for a successful UNSUB.
+func (c *Client) unsubscribe(id uint64, names [][]byte) {
 	var gone []*subscription
+	var invalid []string
 	c.mu.Lock()
 	for _, n := range names {
+		if !codec.ValidSymbol(n) {
+			invalid = append(invalid, string(n))
+			continue
+		}
 		sym := c.hub.store.Lookup(n)
 		if sym == nil {
 			continue
@@ -352,6 +360,12 @@ func (c *Client) unsubscribe(names [][]byte) {
 			delete(c.subs, sym.ID)
 			gone = append(gone, s)
 		}
+	}
+	if len(invalid) > 0 {
+		c.hub.countError(400)
+		c.scratch = c.format.AppendError(c.scratch[:0], id, 400, "invalid symbol", invalid)
+		c.queue(c.scratch)
+		c.wake()
 	}
 	c.mu.Unlock()
 	for _, s := range gone {

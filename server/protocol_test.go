@@ -149,6 +149,7 @@ func TestBadClientInput(t *testing.T) {
 		{"SUB symbols not an array", "\x93\x01\x05\xa4AAPL", 5, nil, codec.Binary},
 		{"SUB opts not a map", "\x94\x01\x06\x91\xa4AAPL\x01", 6, nil, codec.Binary},
 		{"SUB invalid symbol", "\x93\x01\x08\x92\xa4AAPL\xa6bad sy", 8, []string{"bad sy"}, codec.Binary},
+		{"UNSUB invalid symbol", "\x93\x02\x0b\x92\xa4AAPL\xa2a!", 11, []string{"a!"}, codec.Binary},
 		{"SNAP not subscribed", "\x93\x03\x09\x91\xa4MSFT", 9, []string{"MSFT"}, codec.Binary},
 		{"truncated", "\x93\x01\x0a", 0, nil, codec.Binary},
 		{"JSON syntax", `[1,`, 0, nil, codec.JSON},
