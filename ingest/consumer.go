@@ -6,6 +6,11 @@
 // consumer group). A record that cannot be decoded is counted by reason,
 // logged with its topic, partition and offset, and skipped: it never stops
 // a partition and never reaches the store.
+//
+// Each partition publishes the next offset to read after applying a record,
+// and Quiesce lets a checkpointer see the store and those offsets at one
+// consistent instant, so that a warm restart neither loses nor repeats an
+// update.
 package ingest
 
 import (
@@ -24,18 +29,46 @@ import (
 	"github.com/tickstream/tickstream/codec"
 )
 
-// Start positions for partitions that have no saved offset.
+// Start positions for partitions that have no saved offset. A negative
+// duration, such as "-1h", is a third kind: the records produced from that
+// long before the consumer was made, found by their timestamps.
 const (
 	StartEarliest = "earliest" // the whole retained log
 	StartLatest   = "latest"   // only records produced from now on
 )
 
+// ParseStart checks a start position and returns the duration of a
+// time-based one (0 for StartEarliest and StartLatest).
+func ParseStart(s string) (time.Duration, error) {
+	switch s {
+	case StartEarliest, StartLatest:
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d >= 0 {
+		return 0, fmt.Errorf("ingest: start position %q: want %s, %s or a negative duration such as -1h", s, StartEarliest, StartLatest)
+	}
+	return d, nil
+}
+
 // Config configures a Consumer. Brokers and Topic are required.
 type Config struct {
 	Brokers []string
 	Topic   string
-	// Start is StartEarliest (default) or StartLatest.
+	// Start is where partitions without a Resume offset start:
+	// StartEarliest (default), StartLatest or a negative duration (see
+	// ParseStart). It applies to the partitions found when the consumer
+	// starts; a partition added to the topic later is read from its
+	// beginning, since all of it is new.
 	Start string
+	// Resume maps partitions to the next offset to read, as saved by a
+	// checkpoint. An offset the log no longer holds (retention) resumes at
+	// the log's start; one beyond the log's end, which means the topic was
+	// recreated, falls back to Start.
+	Resume map[int]int64
+	// DiscoverEvery is how often the topic is checked for new partitions
+	// (default 30s).
+	DiscoverEvery time.Duration
 	// Dialer carries TLS and SASL settings; nil dials in plain text.
 	Dialer *kafka.Dialer
 	// MaxWait bounds how long a fetch waits for data (default 500ms). It
@@ -61,8 +94,17 @@ type Consumer struct {
 	apply Apply
 	log   *slog.Logger
 
-	mu    sync.Mutex
-	parts map[int]*partition
+	// startAt is the time a time-based Start looks offsets up by.
+	startAt time.Time
+
+	// applying is read-held while a record is applied and its offset
+	// published, and write-held by Quiesce.
+	applying sync.RWMutex
+
+	mu         sync.Mutex
+	parts      map[int]*partition
+	discovered bool      // the first discovery has run: later partitions are new
+	metaAlive  time.Time // last successful discovery, or the start
 
 	records  atomic.Uint64
 	rejected sync.Map // reason string -> *atomic.Uint64
@@ -77,7 +119,7 @@ type partition struct {
 	// target is the end of the log when the partition was first seen: the
 	// consumer is caught up once every partition has read that far.
 	target   int64
-	next     atomic.Int64 // next offset to read
+	next     atomic.Int64 // next offset to read; every record before it is applied
 	hwm      atomic.Int64 // high-water mark seen with the last fetch
 	lastTime atomic.Int64 // timestamp (unix µs) of the last record read
 	alive    atomic.Int64 // unix ns of the last sign of a working broker
@@ -92,12 +134,15 @@ func New(cfg Config, apply Apply) (*Consumer, error) {
 	if cfg.Topic == "" {
 		return nil, errors.New("ingest: no topic")
 	}
-	switch cfg.Start {
-	case "":
+	if cfg.Start == "" {
 		cfg.Start = StartEarliest
-	case StartEarliest, StartLatest:
-	default:
-		return nil, fmt.Errorf("ingest: start position %q: want %s or %s", cfg.Start, StartEarliest, StartLatest)
+	}
+	ago, err := ParseStart(cfg.Start)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DiscoverEvery <= 0 {
+		cfg.DiscoverEvery = 30 * time.Second
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 500 * time.Millisecond
@@ -111,7 +156,7 @@ func New(cfg Config, apply Apply) (*Consumer, error) {
 	if cfg.Dialer == nil {
 		cfg.Dialer = &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true}
 	}
-	c := &Consumer{cfg: cfg, apply: apply, parts: map[int]*partition{}}
+	c := &Consumer{cfg: cfg, apply: apply, parts: map[int]*partition{}, startAt: time.Now().Add(ago), metaAlive: time.Now()}
 	c.log = cfg.Logger.With("topic", cfg.Topic)
 	c.live.Store(true)
 	return c, nil
@@ -145,7 +190,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				if n > 0 {
 					c.log.Info("ingest: reading partitions", "new", n, "total", c.partitionCount())
 				}
-				discover.Reset(30 * time.Second)
+				discover.Reset(c.cfg.DiscoverEvery)
 			}
 		case now := <-health.C:
 			c.checkHealth(now)
@@ -185,52 +230,45 @@ func (c *Consumer) discover(ctx context.Context, wg *sync.WaitGroup) (int, error
 	}
 	var fresh []int
 	c.mu.Lock()
+	c.metaAlive = time.Now()
 	for _, p := range meta.Topics[0].Partitions {
 		if _, ok := c.parts[p.ID]; !ok {
 			fresh = append(fresh, p.ID)
 		}
 	}
+	initial := !c.discovered
 	c.mu.Unlock()
 	if len(fresh) == 0 {
 		return 0, nil
 	}
-	req := make([]kafka.OffsetRequest, 0, len(fresh))
-	for _, id := range fresh {
-		req = append(req, kafka.LastOffsetOf(id))
-	}
-	offs, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.cfg.Topic: req}})
+	starts, ends, err := c.startOffsets(ctx, cl, fresh, initial)
 	if err != nil {
-		return 0, fmt.Errorf("ingest: offsets of %s: %w", c.cfg.Topic, err)
-	}
-	ends := map[int]int64{}
-	for _, po := range offs.Topics[c.cfg.Topic] {
-		if po.Error != nil {
-			return 0, fmt.Errorf("ingest: offsets of %s partition %d: %w", c.cfg.Topic, po.Partition, po.Error)
-		}
-		ends[po.Partition] = po.LastOffset
+		return 0, err
 	}
 	now := time.Now().UnixNano()
 	for _, id := range fresh {
 		p := &partition{id: id, target: ends[id], done: make(chan struct{})}
-		start := kafka.FirstOffset
-		if c.cfg.Start == StartLatest {
-			start = kafka.LastOffset
-			p.target = 0
-		}
+		p.next.Store(starts[id])
+		p.hwm.Store(ends[id])
 		p.alive.Store(now)
 		p.reader = kafka.NewReader(kafka.ReaderConfig{
-			Brokers:     c.cfg.Brokers,
-			Topic:       c.cfg.Topic,
-			Partition:   id,
-			Dialer:      c.cfg.Dialer,
-			MinBytes:    1,
-			MaxBytes:    10 << 20,
-			MaxWait:     c.cfg.MaxWait,
-			StartOffset: start,
+			Brokers:   c.cfg.Brokers,
+			Topic:     c.cfg.Topic,
+			Partition: id,
+			Dialer:    c.cfg.Dialer,
+			MinBytes:  1,
+			MaxBytes:  10 << 20,
+			MaxWait:   c.cfg.MaxWait,
 			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 				c.log.Debug("ingest: kafka reader", "partition", id, "msg", fmt.Sprintf(msg, args...))
 			}),
 		})
+		// Without a consumer group a Reader ignores StartOffset and starts
+		// at the first offset: the position is set explicitly instead.
+		if err := p.reader.SetOffset(starts[id]); err != nil {
+			_ = p.reader.Close()
+			return 0, fmt.Errorf("ingest: partition %d: seek to %d: %w", id, starts[id], err)
+		}
 		c.mu.Lock()
 		c.parts[id] = p
 		c.mu.Unlock()
@@ -240,8 +278,86 @@ func (c *Consumer) discover(ctx context.Context, wg *sync.WaitGroup) (int, error
 			c.read(ctx, p)
 		}()
 	}
+	c.mu.Lock()
+	c.discovered = true
+	c.mu.Unlock()
 	c.updateReady()
 	return len(fresh), nil
+}
+
+// startOffsets resolves where each fresh partition starts, and the end of
+// its log now. Partitions found after the initial discovery are new to the
+// topic and start at their beginning.
+func (c *Consumer) startOffsets(ctx context.Context, cl *kafka.Client, fresh []int, initial bool) (starts, ends map[int]int64, err error) {
+	list := func(req func(int) kafka.OffsetRequest) (map[int]kafka.PartitionOffsets, error) {
+		reqs := make([]kafka.OffsetRequest, 0, len(fresh))
+		for _, id := range fresh {
+			reqs = append(reqs, req(id))
+		}
+		res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.cfg.Topic: reqs}})
+		if err != nil {
+			return nil, fmt.Errorf("ingest: offsets of %s: %w", c.cfg.Topic, err)
+		}
+		out := make(map[int]kafka.PartitionOffsets, len(fresh))
+		for _, po := range res.Topics[c.cfg.Topic] {
+			if po.Error != nil {
+				return nil, fmt.Errorf("ingest: offsets of %s partition %d: %w", c.cfg.Topic, po.Partition, po.Error)
+			}
+			out[po.Partition] = po
+		}
+		return out, nil
+	}
+	// Kafka refuses a partition twice in one request: one request per kind.
+	last, err := list(kafka.LastOffsetOf)
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err := list(kafka.FirstOffsetOf)
+	if err != nil {
+		return nil, nil, err
+	}
+	var byTime map[int]kafka.PartitionOffsets
+	if initial && c.cfg.Start != StartEarliest && c.cfg.Start != StartLatest {
+		if byTime, err = list(func(id int) kafka.OffsetRequest { return kafka.TimeOffsetOf(id, c.startAt) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	starts, ends = make(map[int]int64, len(fresh)), make(map[int]int64, len(fresh))
+	for _, id := range fresh {
+		lo, hi := first[id].FirstOffset, last[id].LastOffset
+		ends[id] = hi
+		cold := lo
+		switch {
+		case !initial, c.cfg.Start == StartEarliest:
+		case c.cfg.Start == StartLatest:
+			cold = hi
+		default:
+			// No record at or after the time (offset -1, or no answer):
+			// start at the end.
+			cold = hi
+			for off := range byTime[id].Offsets {
+				if off >= 0 {
+					cold = max(off, lo)
+				}
+			}
+		}
+		saved, ok := c.cfg.Resume[id]
+		switch {
+		case !ok:
+			starts[id] = cold
+		case saved < lo:
+			c.log.Warn("ingest: records after the checkpoint were deleted by retention: they are lost",
+				"partition", id, "checkpoint", saved, "log_start", lo)
+			starts[id] = lo
+		case saved > hi:
+			c.log.Error("ingest: checkpoint offset is beyond the end of the log (was the topic recreated?): starting from the start position",
+				"partition", id, "checkpoint", saved, "log_end", hi, "start", cold)
+			starts[id] = cold
+		default:
+			starts[id] = saved
+		}
+	}
+	return starts, ends, nil
 }
 
 // read consumes one partition until ctx ends.
@@ -258,22 +374,61 @@ func (c *Consumer) read(ctx context.Context, p *partition) {
 			continue
 		}
 		p.alive.Store(time.Now().UnixNano())
-		p.next.Store(m.Offset + 1)
 		p.hwm.Store(m.HighWaterMark)
 		p.lastTime.Store(m.Time.UnixMicro())
-		if err := codec.DecodeRecord(m.Key, m.Value, &u); err != nil {
-			c.reject(p.id, m.Offset, err)
-		} else {
-			if !u.Mask.Has(codec.FieldTS) {
-				u.Set(codec.FieldTS, float64(time.Now().UnixMicro()))
-			}
-			c.records.Add(1)
-			c.apply(&u)
-		}
+		c.handle(p, &m, &u)
 		if !c.ready.Load() && m.Offset+1 >= p.target {
 			c.updateReady()
 		}
 	}
+}
+
+// handle decodes and applies one record and publishes the partition's next
+// offset, both inside one read-hold of applying so that Quiesce never sees
+// the one without the other.
+func (c *Consumer) handle(p *partition, m *kafka.Message, u *codec.Update) {
+	if m.Offset < p.next.Load() {
+		// Already applied: a reader that reconnects may fetch from an
+		// earlier batch boundary.
+		return
+	}
+	err := codec.DecodeRecord(m.Key, m.Value, u)
+	if err == nil && !u.Mask.Has(codec.FieldTS) {
+		u.Set(codec.FieldTS, float64(time.Now().UnixMicro()))
+	}
+	c.applying.RLock()
+	if err == nil {
+		c.apply(u)
+	}
+	p.next.Store(m.Offset + 1)
+	c.applying.RUnlock()
+	if err != nil {
+		c.reject(p.id, m.Offset, err)
+		return
+	}
+	c.records.Add(1)
+}
+
+// Quiesce calls fn while no record is being applied, with the next offset
+// to read of every partition: at that instant the store holds exactly the
+// updates of the records before those offsets. Partitions resumed from
+// Config.Resume but not read yet keep their resume offset. fn must be
+// quick, since every partition waits for it.
+func (c *Consumer) Quiesce(fn func(offsets map[int]int64)) {
+	// applying first: a partition found after the list below was made
+	// cannot have applied anything yet.
+	c.applying.Lock()
+	defer c.applying.Unlock()
+	offsets := make(map[int]int64, len(c.cfg.Resume))
+	for id, off := range c.cfg.Resume {
+		offsets[id] = off
+	}
+	c.mu.Lock()
+	for _, p := range c.parts {
+		offsets[p.id] = p.next.Load()
+	}
+	c.mu.Unlock()
+	fn(offsets)
 }
 
 func (c *Consumer) reject(part int, offset int64, err error) {
@@ -328,16 +483,20 @@ func (c *Consumer) checkHealth(now time.Time) {
 			dead = append(dead, p.id)
 		}
 	}
+	unreachable := len(c.parts) == 0 && now.Sub(c.metaAlive) > c.cfg.StaleAfter
 	c.mu.Unlock()
 	sort.Ints(dead)
-	live := len(dead) == 0
+	live := len(dead) == 0 && !unreachable
 	if c.live.Swap(live) == live {
 		return
 	}
 	detail := "ingest is reading every partition"
 	if !live {
 		detail = fmt.Sprintf("no answer from the brokers for partitions %v of %s", dead, c.cfg.Topic)
-		c.log.Warn("ingest: feed stale", "partitions", dead)
+		if unreachable {
+			detail = fmt.Sprintf("cannot list the partitions of %s", c.cfg.Topic)
+		}
+		c.log.Warn("ingest: feed stale", "partitions", dead, "detail", detail)
 	} else {
 		c.log.Info("ingest: feed live again")
 	}

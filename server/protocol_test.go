@@ -203,24 +203,34 @@ func TestBadClientInput(t *testing.T) {
 // TestHandshake checks the subprotocol choice and the subscription at
 // connect, as an HTTP client sees the upgrade.
 func TestHandshake(t *testing.T) {
-	s := startServer(t, Config{Symbols: 20, Rate: 200})
+	s := startServer(t, Config{Symbols: 20, Rate: 200, Compression: true})
 	cases := []struct {
 		name       string
 		query      string
 		protocols  string
+		extensions string
 		wantStatus int
 		wantProto  string
 		wantBody   string
+		wantExt    []string
 	}{
-		{"no offer gets tickstream.v1 without a header", "", "", http.StatusSwitchingProtocols, "", ""},
-		{"binary", "", "tickstream.v1", http.StatusSwitchingProtocols, "tickstream.v1", ""},
-		{"json", "", "tickstream.v1.json", http.StatusSwitchingProtocols, "tickstream.v1.json", ""},
-		{"client preference order", "", "tickstream.v1.json, tickstream.v1", http.StatusSwitchingProtocols, "tickstream.v1.json", ""},
-		{"unknown offers skipped", "", "mqtt, tickstream.v1", http.StatusSwitchingProtocols, "tickstream.v1", ""},
-		{"only unknown offers", "", "mqtt, v2.tickstream", http.StatusBadRequest, "", "subprotocol"},
-		{"invalid symbol at connect", "?symbols=AAPL,bad%20sym", "", http.StatusBadRequest, "", "bad sym"},
-		{"bad maxHz at connect", "?symbols=AAPL&maxHz=fast", "", http.StatusBadRequest, "", "maxHz"},
-		{"unknown field at connect", "?symbols=AAPL&fields=bid,color", "", http.StatusBadRequest, "", "color"},
+		{name: "no offer gets tickstream.v1 without a header", wantStatus: http.StatusSwitchingProtocols},
+		{name: "binary", protocols: "tickstream.v1", wantStatus: http.StatusSwitchingProtocols, wantProto: "tickstream.v1"},
+		{name: "json", protocols: "tickstream.v1.json", wantStatus: http.StatusSwitchingProtocols, wantProto: "tickstream.v1.json"},
+		{name: "client preference order", protocols: "tickstream.v1.json, tickstream.v1", wantStatus: http.StatusSwitchingProtocols, wantProto: "tickstream.v1.json"},
+		{name: "unknown offers skipped", protocols: "mqtt, tickstream.v1", wantStatus: http.StatusSwitchingProtocols, wantProto: "tickstream.v1"},
+		{name: "only unknown offers", protocols: "mqtt, v2.tickstream", wantStatus: http.StatusBadRequest, wantBody: "subprotocol"},
+		{name: "invalid symbol at connect", query: "?symbols=AAPL,bad%20sym", wantStatus: http.StatusBadRequest, wantBody: "bad sym"},
+		{name: "bad maxHz at connect", query: "?symbols=AAPL&maxHz=fast", wantStatus: http.StatusBadRequest, wantBody: "maxHz"},
+		{name: "NaN maxHz at connect", query: "?symbols=AAPL&maxHz=NaN", wantStatus: http.StatusBadRequest, wantBody: "maxHz"},
+		{name: "unknown field at connect", query: "?symbols=AAPL&fields=bid,color", wantStatus: http.StatusBadRequest, wantBody: "color"},
+		// Every client gets the same deflate parameters, whatever it asks
+		// for: frames then never depend on a per-connection window (the
+		// gws Broadcaster corrupts streams when clients differ).
+		{name: "deflate with context takeover asked", extensions: "permessage-deflate; client_max_window_bits",
+			wantStatus: http.StatusSwitchingProtocols, wantExt: []string{"permessage-deflate", "server_no_context_takeover", "client_no_context_takeover"}},
+		{name: "deflate without context takeover asked", extensions: "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+			wantStatus: http.StatusSwitchingProtocols, wantExt: []string{"permessage-deflate", "server_no_context_takeover", "client_no_context_takeover"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,6 +245,9 @@ func TestHandshake(t *testing.T) {
 			if tc.protocols != "" {
 				req.Header.Set("Sec-WebSocket-Protocol", tc.protocols)
 			}
+			if tc.extensions != "" {
+				req.Header.Set("Sec-WebSocket-Extensions", tc.extensions)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			resp, err := http.DefaultClient.Do(req.WithContext(ctx))
@@ -247,6 +260,12 @@ func TestHandshake(t *testing.T) {
 			}
 			if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != tc.wantProto {
 				t.Errorf("Sec-WebSocket-Protocol %q, want %q", got, tc.wantProto)
+			}
+			ext := resp.Header.Get("Sec-WebSocket-Extensions")
+			for _, want := range tc.wantExt {
+				if !strings.Contains(ext, want) {
+					t.Errorf("Sec-WebSocket-Extensions %q lacks %q", ext, want)
+				}
 			}
 			if tc.wantBody != "" {
 				body := make([]byte, 512)

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/ingest"
@@ -33,8 +32,18 @@ type Config struct {
 	Brokers []string
 	// Topic is the price topic (default "ticks").
 	Topic string
-	// Start is where partitions start: ingest.StartEarliest or StartLatest.
+	// Start is where partitions start: StartCheckpoint (the default:
+	// resume from Checkpoint when it holds a valid checkpoint, else from
+	// the earliest offset), ingest.StartEarliest, ingest.StartLatest or a
+	// negative duration such as "-1h" (see ingest.ParseStart).
 	Start string
+	// Checkpoint is the file the store and the partition offsets are
+	// saved to every CheckpointInterval (default 10s) and on shutdown;
+	// empty saves nothing.
+	Checkpoint         string
+	CheckpointInterval time.Duration
+	// Kafka holds the TLS and SASL settings of the brokers.
+	Kafka ingest.Security
 	// Partitions of the embedded broker's topic (default 4).
 	Partitions int
 	// Simulator settings for the embedded mode.
@@ -170,19 +179,7 @@ func New(cfg Config) (*Server, error) {
 		s.broker = b
 		brokers = b.Addrs()
 	}
-	consumer, err := ingest.New(ingest.Config{
-		Brokers: brokers,
-		Topic:   cfg.Topic,
-		Start:   cfg.Start,
-		Logger:  s.log,
-		OnStatus: func(live bool, detail string) {
-			if live {
-				s.hub.SetStatus(codec.StatusLive, detail)
-			} else {
-				s.hub.SetStatus(codec.StatusStale, detail)
-			}
-		},
-	}, func(u *codec.Update) { s.store.Apply(u) })
+	consumer, err := s.newConsumer(brokers)
 	if err != nil {
 		s.closeEarly()
 		return nil, err
@@ -244,7 +241,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := s.consumer.Run(ctx); err != nil {
+		if err := s.runIngest(ctx); err != nil {
 			errc <- err
 		}
 	}()

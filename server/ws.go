@@ -111,7 +111,7 @@ func connectParams(q url.Values) ([]string, codec.SubOptions, error) {
 	}
 	if v := q.Get("maxHz"); v != "" {
 		hz, err := strconv.ParseFloat(v, 64)
-		if err != nil || hz < 0 || hz > codec.MaxHzLimit {
+		if err != nil || !(hz >= 0 && hz <= codec.MaxHzLimit) { // NaN fails both comparisons
 			return nil, opts, fmt.Errorf("maxHz %q: want a number from 0 to %d", v, codec.MaxHzLimit)
 		}
 		opts.MaxHz = hz

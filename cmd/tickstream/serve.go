@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tickstream/tickstream/ingest"
 	"github.com/tickstream/tickstream/server"
 	"github.com/tickstream/tickstream/web"
 )
@@ -28,7 +27,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `address` for the dashboard, /ws, the API and /metrics")
 	fs.StringVar(&brokers, "brokers", "", "Kafka `host:port,...` to consume; empty runs the embedded broker and the market simulator")
 	fs.StringVar(&cfg.Topic, "topic", "ticks", "Kafka `topic` of price updates")
-	fs.StringVar(&cfg.Start, "start", ingest.StartEarliest, "where to start reading partitions: earliest or latest")
+	fs.StringVar(&cfg.Start, "start", server.StartCheckpoint, "where ingest starts: checkpoint (resume from --checkpoint, else earliest), earliest, latest, or a negative `duration` such as -1h")
+	fs.StringVar(&cfg.Checkpoint, "checkpoint", "", "`file` to save the snapshot and partition offsets to, and resume from on restart")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 10*time.Second, "how often to save the checkpoint (also saved on shutdown)")
+	fs.BoolVar(&cfg.Kafka.TLS, "tls", false, "connect to Kafka over TLS (implied by --tls-ca and --tls-cert)")
+	fs.StringVar(&cfg.Kafka.CAFile, "tls-ca", "", "PEM `file` of the CAs of the Kafka brokers' certificates (default: system roots)")
+	fs.StringVar(&cfg.Kafka.CertFile, "tls-cert", "", "PEM client certificate `file` for Kafka (with --tls-key)")
+	fs.StringVar(&cfg.Kafka.KeyFile, "tls-key", "", "PEM client key `file` for Kafka")
+	fs.StringVar(&cfg.Kafka.SASLMechanism, "sasl-mechanism", "", "Kafka SASL `mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&cfg.Kafka.SASLUser, "sasl-user", "", "Kafka SASL `user`")
+	fs.StringVar(&cfg.Kafka.SASLPassword, "sasl-password", "", "Kafka SASL `password` (better: the environment variable TICKSTREAM_SASL_PASSWORD)")
 	fs.IntVar(&cfg.Partitions, "partitions", 4, "partitions of the embedded broker's topic")
 	fs.IntVar(&cfg.Symbols, "symbols", 500, "symbols of the embedded market simulator")
 	fs.Float64Var(&cfg.Rate, "rate", 2000, "updates per second of the embedded market simulator")
@@ -114,7 +122,9 @@ func validateServe(cfg *server.Config) error {
 		flag string
 		msg  string
 	}{
-		{cfg.Start == ingest.StartEarliest || cfg.Start == ingest.StartLatest, "start", "want earliest or latest"},
+		{server.ValidStart(cfg.Start) == nil, "start", "want checkpoint, earliest, latest or a negative duration such as -1h"},
+		{cfg.CheckpointInterval >= 100*time.Millisecond, "checkpoint-interval", "want at least 100ms"},
+		{cfg.Checkpoint == "" || len(cfg.Brokers) > 0, "checkpoint", "only with --brokers (the embedded broker forgets its log on restart)"},
 		{cfg.Partitions >= 1 && cfg.Partitions <= 1024, "partitions", "want 1 to 1024"},
 		{cfg.Symbols >= 1 && cfg.Symbols <= 1_000_000, "symbols", "want 1 to 1000000"},
 		{cfg.Rate > 0, "rate", "want more than 0"},
