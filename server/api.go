@@ -16,15 +16,15 @@ import (
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.serveWS)
-	mux.HandleFunc("GET /api/v1/snapshot", s.serveSnapshot)
-	mux.HandleFunc("GET /api/v1/symbols", s.serveSymbols)
+	mux.HandleFunc("GET /api/v1/snapshot", s.authorize(s.serveSnapshot))
+	mux.HandleFunc("GET /api/v1/symbols", s.authorize(s.serveSymbols))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(s), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(s), s.publishSeconds, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if s.cfg.DemoControls && s.broker != nil {
 		mux.HandleFunc("POST /api/v1/demo/feed", s.serveDemoFeed)
@@ -63,6 +63,10 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	var names []string
 	if raw := r.URL.Query().Get("symbols"); raw != "" {
 		names = strings.Split(raw, ",")
+		if denied := grantOf(r).denied(names); len(denied) > 0 {
+			writeError(w, http.StatusForbidden, "not entitled to "+strings.Join(denied, ", "))
+			return
+		}
 		if len(names) > codec.MaxSymbolsPerCommand {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("more than %d symbols", codec.MaxSymbolsPerCommand))
 			return
@@ -75,6 +79,7 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		names, _ = s.store.Names("", 0)
+		names = grantOf(r).filter(names)
 	}
 	resp := SnapshotResponse{Snapshots: make(map[string]SymbolSnapshot, len(names))}
 	for _, n := range names {
@@ -110,7 +115,18 @@ func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	names, total := s.store.Names(q.Get("prefix"), limit)
+	var (
+		names []string
+		total int
+	)
+	if g := grantOf(r); g != nil {
+		// The limit applies to what the client may see.
+		all, _ := s.store.Names(q.Get("prefix"), 0)
+		all = g.filter(all)
+		names, total = all[:min(limit, len(all))], len(all)
+	} else {
+		names, total = s.store.Names(q.Get("prefix"), limit)
+	}
 	if names == nil {
 		names = []string{}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"errors"
@@ -181,8 +182,12 @@ func (g *Grant) Allows(sym string) bool {
 	return false
 }
 
-// denied returns the symbols of syms that g does not allow.
+// denied returns the symbols of syms that g does not allow; a nil Grant
+// (authentication off) allows every symbol.
 func (g *Grant) denied(syms []string) []string {
+	if g == nil {
+		return nil
+	}
 	var out []string
 	for _, s := range syms {
 		if !g.Allows(s) {
@@ -190,4 +195,46 @@ func (g *Grant) denied(syms []string) []string {
 		}
 	}
 	return out
+}
+
+// filter returns the symbols of syms that g allows, all of them for a nil
+// Grant.
+func (g *Grant) filter(syms []string) []string {
+	if g == nil {
+		return syms
+	}
+	out := syms[:0:0]
+	for _, s := range syms {
+		if g.Allows(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type grantKey struct{}
+
+// authorize makes the REST API answer only requests with a valid token
+// when authentication is on (401 otherwise), with the token's grant in the
+// request's context: the API must not leak what the WebSocket refuses.
+func (s *Server) authorize(h http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.Auth == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess, err := s.cfg.Auth.Verify(tokenFrom(r))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tickstream"`)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), grantKey{}, sess.Grant)))
+	}
+}
+
+// grantOf returns the grant authorize put in r's context; nil when
+// authentication is off.
+func grantOf(r *http.Request) *Grant {
+	g, _ := r.Context().Value(grantKey{}).(*Grant)
+	return g
 }

@@ -14,6 +14,17 @@ type collector struct {
 	clients, subs, messages, bytes, frames, conflated      *prometheus.Desc
 	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
 	symbols, live                                          *prometheus.Desc
+	refused                                                *prometheus.Desc
+}
+
+// newPublishHistogram times the fanout of one store change to every
+// subscriber's buffer, from 1µs to about 1s.
+func newPublishHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tickstream_publish_seconds",
+		Help:    "Time to hand one store change to every subscriber's outbound buffer.",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 11),
+	})
 }
 
 func newCollector(s *Server) *collector {
@@ -37,6 +48,7 @@ func newCollector(s *Server) *collector {
 		lagSecs:   d("ingest_lag_seconds", "Age of the last record read when behind, by partition.", "partition"),
 		symbols:   d("symbols", "Symbols in the snapshot store."),
 		live:      d("feed_live", "1 when ingest reads every partition, 0 when stale."),
+		refused:   d("connections_refused_total", "WebSocket connections refused at the upgrade or closed by a policy, by reason.", "reason"),
 	}
 }
 
@@ -69,6 +81,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range in.Partitions {
 		gauge(c.lag, float64(p.Lag), strconv.Itoa(p.Partition))
 		gauge(c.lagSecs, p.LagSeconds, strconv.Itoa(p.Partition))
+	}
+	for reason, name := range refusalNames {
+		counter(c.refused, float64(c.s.guard.refused[reason].Load()), name)
 	}
 	gauge(c.symbols, float64(c.s.store.Len()))
 	live := 0.0

@@ -269,6 +269,42 @@ func TestEntitlements(t *testing.T) {
 	if want := []string{"NVDA", "TSLA"}; !slices.Equal(refused, want) {
 		t.Errorf("ERROR 403 names %v, want %v", refused, want)
 	}
+	api := func(path, tok string) (int, string) {
+		req, err := http.NewRequest("GET", "http://"+s.Addr()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	tok := token(t, []string{"MSFT", "A*"}, time.Time{}, nil)
+	apiTests := []struct {
+		path, token string
+		code        int
+		has, hasnt  string
+	}{
+		{path: "/api/v1/snapshot?symbols=AAPL", code: 401},
+		{path: "/api/v1/symbols", token: "bad", code: 401},
+		{path: "/api/v1/snapshot?symbols=AAPL,MSFT", token: tok, code: 200, has: `"MSFT"`},
+		{path: "/api/v1/snapshot?symbols=AAPL,TSLA", token: tok, code: 403, has: "TSLA"},
+		{path: "/api/v1/snapshot", token: tok, code: 200, has: `"AAPL"`, hasnt: `"TSLA"`},
+		{path: "/api/v1/symbols?limit=1000", token: tok, code: 200, has: `"AMZN"`, hasnt: `"NVDA"`},
+	}
+	for _, tc := range apiTests {
+		code, body := api(tc.path, tc.token)
+		if code != tc.code || !strings.Contains(body, tc.has) || tc.hasnt != "" && strings.Contains(body, tc.hasnt) {
+			t.Errorf("GET %s: %d %s; want %d with %q without %q", tc.path, code, body, tc.code, tc.has, tc.hasnt)
+		}
+	}
+
 	// TSLA and NVDA are among the most active simulated names: let deltas
 	// flow, then check that every state message is of a granted symbol.
 	c.find(t, "a DELTA", func(m *codec.Message) bool { return m.Op == codec.OpDelta })
@@ -378,6 +414,23 @@ func TestConnectionLimits(t *testing.T) {
 	<-a1.done
 	waitUntil(t, 10*time.Second, "the slot released", func() bool { return s.Hub().Stats().Clients == 2 })
 	open(dial("10.0.0.1"))
+
+	resp, err := http.Get("http://" + s.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`tickstream_connections_refused_total{reason="max_connections"} 1`,
+		`tickstream_connections_refused_total{reason="max_connections_per_ip"} 1`,
+		`tickstream_connections 3`,
+		`tickstream_publish_seconds_bucket`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestRequestLimits checks the per-connection request rate (ERROR 429 for

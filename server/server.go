@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/ingest"
@@ -141,9 +143,11 @@ type Server struct {
 	broker    *embedded.Broker
 	upgraders *upgraders
 	guard     *guard
-	mux       *http.ServeMux
-	ln        net.Listener
-	started   time.Time
+	// publishSeconds times the fanout of each store change.
+	publishSeconds prometheus.Histogram
+	mux            *http.ServeMux
+	ln             net.Listener
+	started        time.Time
 }
 
 // New builds a server: it starts the embedded broker when no brokers are
@@ -164,9 +168,11 @@ func New(cfg Config) (*Server, error) {
 		// HTTP/1.1 only: a WebSocket upgrade needs it.
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins)}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins), publishSeconds: newPublishHistogram()}
 	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithObserver(func(ch snapshot.Change) {
+		start := time.Now()
 		s.hub.Publish(ch)
+		s.publishSeconds.Observe(time.Since(start).Seconds())
 	}))
 	s.hub = fanout.NewHub(s.store, cfg.Fanout)
 	brokers := cfg.Brokers
