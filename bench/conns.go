@@ -28,6 +28,7 @@ type slot struct {
 
 	wireBytes  atomic.Int64
 	deliveries atomic.Int64
+	measured   atomic.Int64 // deliveries while a window measures: one latency each
 	conflated  atomic.Int64
 	sess       atomic.Pointer[session] // the current connection
 }
@@ -186,7 +187,10 @@ func (r *runner) onMessage(s *session, m *codec.Message) {
 			sl.conflated.Add(int64(m.Seq - prev - 1))
 		}
 		s.lastSeq[m.SID] = m.Seq
-		if r.measuring.Load() && m.Mask.Has(codec.FieldTS) {
+		if r.measuring.Load() {
+			sl.measured.Add(1)
+			// ts is in every DELTA: the subscription's fields include it
+			// and every update moves it.
 			r.rec.record(sl.idx, time.Now().UnixMicro()-int64(m.Values[codec.FieldTS]))
 		}
 	case codec.OpSnapshot:

@@ -352,6 +352,14 @@ func (r *runner) totals() (deliveries, conflated, wire int64) {
 	return
 }
 
+// measured sums the deliveries counted while a window measured.
+func (r *runner) measured() (n int64) {
+	for _, sl := range r.slots {
+		n += sl.measured.Load()
+	}
+	return n
+}
+
 // runStep feeds rate updates per second through a warm-up (and the storm)
 // and a measured window, and returns the window's figures.
 func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Producer, m *sim.Market, res *Result) (Step, error) {
@@ -395,7 +403,8 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 
 	startFeedAt := time.Now()
 	r.tick(startFeedAt)
-	d0, c0, w0 := r.totals()
+	_, c0, w0 := r.totals()
+	m0 := r.measured()
 	var cpu0 procSample
 	if r.pid > 0 {
 		cpu0, _ = readProc(r.pid)
@@ -412,13 +421,14 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	r.measuring.Store(false)
 	end := time.Now()
 	r.tick(end)
-	d1, c1, w1 := r.totals()
+	_, c1, w1 := r.totals()
+	m1 := r.measured()
 	stopFeed()
 	<-fed
 
 	elapsed := end.Sub(startFeedAt)
 	st.Duration = elapsed
-	st.Deliveries, st.Conflated, st.WireBytes = d1-d0, c1-c0, w1-w0
+	st.Deliveries, st.Conflated, st.WireBytes = m1-m0, c1-c0, w1-w0
 	st.DeliveriesPerSec = float64(st.Deliveries) / elapsed.Seconds()
 	if st.Deliveries > 0 {
 		st.BytesPerDelivery = float64(st.WireBytes) / float64(st.Deliveries)
