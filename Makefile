@@ -14,7 +14,7 @@ KAFKA_GO_PKGS ?= ./internal/kafkatest/ ./ingest/ ./server/
 include testenv/kafka/kafka.mk
 -include web/web.mk
 
-.PHONY: build run test test-go deps fuzz bench vet clean
+.PHONY: build run test test-go deps fuzz fuzz-short bench vet clean
 
 deps:
 	$(GO) mod download
@@ -34,17 +34,27 @@ vet:
 # The whole suite: Go unit and end-to-end tests (embedded broker), the
 # integration tests against real Apache Kafka, and the web SDK and dashboard
 # tests (vitest, headless Chromium).
-test: vet test-go test-kafka test-web
+test: vet test-go fuzz-short test-kafka test-web
 	@echo "make test: all suites passed"
 
 test-go: deps
 	$(GOTEST) ./...
 
+# Every fuzz target, each for FUZZTIME: the client-message, server-message
+# and Kafka-record decoders, and the checkpoint reader. `go test -fuzz`
+# takes one target and one package at a time, hence one line each.
 FUZZTIME ?= 20s
+FUZZ_TARGETS := ./codec/:FuzzDecodeRecord ./codec/:FuzzDecodeCommands \
+	./codec/:FuzzDecodeMessages ./checkpoint/:FuzzDecode
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./codec/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommands$$' -fuzztime $(FUZZTIME) ./codec/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessages$$' -fuzztime $(FUZZTIME) ./codec/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
+
+# The short pass that make test (and so CI) runs.
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./snapshot/ ./fanout/
