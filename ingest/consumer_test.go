@@ -29,7 +29,6 @@ const testTopic = "ticks"
 // fixture is a consumer over an in-process broker that applies to a store.
 type fixture struct {
 	t        *testing.T
-	broker   *embedded.Broker
 	store    *snapshot.Store
 	consumer *Consumer
 	status   chan bool
@@ -46,12 +45,11 @@ func startBroker(t *testing.T, partitions int) *embedded.Broker {
 	return b
 }
 
-// run starts a consumer with cfg (brokers and topic filled in) and stops it
-// when the test ends.
-func run(t *testing.T, b *embedded.Broker, cfg Config) *fixture {
+// run starts a consumer of topic with cfg and stops it when the test ends.
+func run(t *testing.T, brokers []string, topic string, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{t: t, broker: b, store: snapshot.New(), status: make(chan bool, 16)}
-	cfg.Brokers, cfg.Topic = b.Addrs(), testTopic
+	f := &fixture{t: t, store: snapshot.New(), status: make(chan bool, 16)}
+	cfg.Brokers, cfg.Topic = brokers, topic
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.MaxWait = 200 * time.Millisecond
 	cfg.OnStatus = func(live bool, _ string) { f.status <- live }
@@ -166,7 +164,7 @@ func TestStartPositions(t *testing.T) {
 			if tt.resume != nil {
 				cfg.Resume = tt.resume(endOffsets(t, b, parts))
 			}
-			f := run(t, b, cfg)
+			f := run(t, b.Addrs(), testTopic, cfg)
 			waitUntil(t, 20*time.Second, "caught up", f.consumer.Ready)
 			kafkatest.Produce(t, b.Addrs(), testTopic, nil, fresh)
 			f.waitRead(uint64(len(tt.want)))
@@ -181,7 +179,7 @@ func TestStartPositions(t *testing.T) {
 func TestMalformedRecords(t *testing.T) {
 	b := startBroker(t, 4)
 	log := kafkatest.Log(kafkatest.LogConfig{Seed: 3, Records: 5000, Symbols: 50, JSONEvery: 3, BadEvery: 7})
-	f := run(t, b, Config{})
+	f := run(t, b.Addrs(), testTopic, Config{})
 	kafkatest.Produce(t, b.Addrs(), testTopic, nil, log)
 	f.waitRead(uint64(len(log)))
 	f.check(log)
@@ -198,22 +196,28 @@ func TestQuiesceIsConsistent(t *testing.T) {
 	b := startBroker(t, parts)
 	log := kafkatest.Log(kafkatest.LogConfig{Seed: 4, Records: 10_000, Symbols: 40})
 	split := kafkatest.Split(log, parts)
-	f := run(t, b, Config{})
+	f := run(t, b.Addrs(), testTopic, Config{})
 	type picture struct {
 		offsets map[int]int64
 		states  map[string]snapshot.State
 	}
 	var pics []picture
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
 		for i := 0; i < len(log); i += 250 {
-			kafkatest.Produce(t, b.Addrs(), testTopic, nil, log[i:i+250])
+			if err := kafkatest.ProduceErr(b.Addrs(), testTopic, nil, log[i:i+250]); err != nil {
+				done <- err
+				return
+			}
 		}
+		done <- nil
 	}()
 	for stop := false; !stop; {
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
 			stop = true
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -245,7 +249,7 @@ func TestQuiesceIsConsistent(t *testing.T) {
 // consumer runs are found and read from their beginning.
 func TestNewPartitions(t *testing.T) {
 	b := startBroker(t, 2)
-	f := run(t, b, Config{Start: StartLatest, DiscoverEvery: 100 * time.Millisecond})
+	f := run(t, b.Addrs(), testTopic, Config{Start: StartLatest, DiscoverEvery: 100 * time.Millisecond})
 	waitUntil(t, 20*time.Second, "caught up", f.consumer.Ready)
 	tr := &kafka.Transport{}
 	defer tr.CloseIdleConnections()
@@ -271,7 +275,7 @@ func TestNewPartitions(t *testing.T) {
 // live, and what was produced meanwhile is read once.
 func TestOutage(t *testing.T) {
 	b := startBroker(t, 2)
-	f := run(t, b, Config{StaleAfter: 500 * time.Millisecond})
+	f := run(t, b.Addrs(), testTopic, Config{StaleAfter: 500 * time.Millisecond})
 	first := kafkatest.Log(kafkatest.LogConfig{Seed: 6, Records: 1000, Symbols: 10})
 	second := kafkatest.Log(kafkatest.LogConfig{Seed: 7, Records: 1000, Symbols: 10})
 	kafkatest.Produce(t, b.Addrs(), testTopic, nil, first)

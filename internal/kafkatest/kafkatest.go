@@ -107,7 +107,11 @@ func CreateTopic(t testing.TB, brokers []string, partitions int) string {
 		t.Fatalf("kafkatest: CreateTopic: partitions must be >= 1, got %d", partitions)
 	}
 	topic := topicName(t)
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: opTimeout}
+	// A transport of its own whose connections are closed after use:
+	// tests that check for leaked goroutines must not find its readers.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: opTimeout, Transport: tr}
 
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -122,6 +126,7 @@ func CreateTopic(t testing.TB, brokers []string, partitions int) string {
 	}
 
 	t.Cleanup(func() {
+		defer tr.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
 		res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
@@ -176,13 +181,7 @@ func waitForLeaders(ctx context.Context, client *kafka.Client, topic string, par
 
 func fromEnv(t testing.TB, name string) []string {
 	t.Helper()
-	var addrs []string
-	for _, a := range strings.Split(os.Getenv(name), ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
-	}
-	if len(addrs) > 0 {
+	if addrs := fromEnvQuiet(name); len(addrs) > 0 {
 		return addrs
 	}
 	const how = "run `make test-kafka` (starts a real Apache Kafka broker from testenv/kafka), " +

@@ -153,8 +153,20 @@ func DiffStates(got, want map[string]snapshot.State) string {
 // uses a transport of its own and closes its connections before returning.
 func Produce(t testing.TB, brokers []string, topic string, tr *kafka.Transport, msgs []kafka.Message) {
 	t.Helper()
+	if err := ProduceErr(brokers, topic, tr, msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ProduceErr is Produce for goroutines other than the test's: it returns
+// the error instead of failing the test.
+func ProduceErr(brokers []string, topic string, tr *kafka.Transport, msgs []kafka.Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if tr == nil {
+		tr = &kafka.Transport{}
+		defer tr.CloseIdleConnections()
+	}
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Topic:        topic,
@@ -163,12 +175,8 @@ func Produce(t testing.TB, brokers []string, topic string, tr *kafka.Transport, 
 		BatchTimeout: 2 * time.Millisecond,
 		BatchSize:    5000,
 		BatchBytes:   8 << 20,
+		Transport:    tr,
 	}
-	if tr == nil {
-		tr = &kafka.Transport{}
-		defer tr.CloseIdleConnections()
-	}
-	w.Transport = tr
 	defer w.Close()
 	// A copy: the writer sets the partition and offset of what it writes.
 	out := make([]kafka.Message, len(msgs))
@@ -176,9 +184,10 @@ func Produce(t testing.TB, brokers []string, topic string, tr *kafka.Transport, 
 	const chunk = 10_000
 	for i := 0; i < len(out); i += chunk {
 		if err := w.WriteMessages(ctx, out[i:min(i+chunk, len(out))]...); err != nil {
-			t.Fatalf("kafkatest: produce %d records to %s (Kafka %s): %v", len(out), topic, versionOrUnknown(), err)
+			return fmt.Errorf("kafkatest: produce %d records to %s (Kafka %s): %w", len(out), topic, versionOrUnknown(), err)
 		}
 	}
+	return nil
 }
 
 // Split returns the records each partition of a topic with n partitions

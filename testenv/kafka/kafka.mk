@@ -25,7 +25,8 @@ KAFKA_VERSION ?= $(lastword $(KAFKA_VERSIONS))
 KAFKA_PORT ?= 9092
 KAFKA_SASL_PORT ?= 9094
 KAFKA_GO ?= go
-KAFKA_GO_TEST_FLAGS ?= -race -count=1 -tags kafka -timeout 10m
+# -p 1: the packages share one broker, and outage tests stop it.
+KAFKA_GO_TEST_FLAGS ?= -race -count=1 -p 1 -tags kafka -timeout 15m
 KAFKA_GO_PKGS ?= ./...
 
 KAFKA_SH_ENV = KAFKA_PORT=$(KAFKA_PORT) KAFKA_SASL_PORT=$(KAFKA_SASL_PORT)

@@ -4,6 +4,8 @@
 #
 #   kafka.sh up     [VERSION]   fetch jars if missing, format, start, wait until it answers
 #   kafka.sh down   [VERSION]   stop (TERM, then KILL) and delete the data dir
+#   kafka.sh stop               stop the broker but keep its data (an outage)
+#   kafka.sh start              start a stopped broker again on the same data
 #   kafka.sh status [VERSION]   exit 0 if running, 3 if not
 #   kafka.sh logs   [VERSION]   print the broker log (all of it; pipe through tail)
 #   kafka.sh versions           print the default broker versions (newest 3.9.x, newest 4.x)
@@ -205,7 +207,6 @@ logger.statechange.level = warn
 logger.request.name = kafka.request.logger
 logger.request.level = warn
 EOF
-		LOG_OPTS=(-Dlog4j2.configurationFile="$RUN/log4j2.properties")
 	else
 		cat >"$RUN/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, out
@@ -215,7 +216,6 @@ log4j.appender.out.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.request.logger=WARN
 EOF
-		LOG_OPTS=(-Dlog4j.configuration="file:$RUN/log4j.properties")
 	fi
 }
 
@@ -230,6 +230,17 @@ cleanup_run() { # remove state and data of a broker that is not running
 		rm -rf -- "$data"
 	fi
 	rm -f "$RUN/pid" "$RUN/datadir" "$RUN/version"
+}
+
+# java_cmd array-name: fill the named array with the JVM command line of the
+# Kafka tools, logging as configured in $RUN.
+java_cmd() {
+	local -n out=$1
+	local logopt=-Dlog4j.configuration="file:$RUN/log4j.properties"
+	if ((MAJOR >= 4)); then logopt=-Dlog4j2.configurationFile="$RUN/log4j2.properties"; fi
+	# shellcheck disable=SC2206 # JVM_OPTS is a list of JVM flags
+	out=("$JAVA" -cp "$LIBS/*" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+		-Djava.awt.headless=true -Dkafka.logs.dir="$LOGS" $JVM_OPTS "$logopt")
 }
 
 cmd_up() {
@@ -257,15 +268,12 @@ cmd_up() {
 	data=$(mktemp -d "${TMPDIR:-/tmp}/tickstream-kafka.XXXXXXXX")
 	printf '%s\n' "$data" >"$RUN/datadir"
 	printf '%s\n' "$VERSION" >"$RUN/version"
-	LOG_OPTS=()
 	write_config "$data"
 
 	local logfile="$LOGS/kafka-$VERSION-$PORT.log"
 	if [[ -f "$logfile" ]]; then mv -f "$logfile" "$logfile.prev"; fi
 	local -a jvm
-	# shellcheck disable=SC2206 # JVM_OPTS is a list of JVM flags
-	jvm=("$JAVA" -cp "$LIBS/*" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
-		-Djava.awt.headless=true -Dkafka.logs.dir="$LOGS" $JVM_OPTS "${LOG_OPTS[@]}")
+	java_cmd jvm
 
 	log "formatting $data (Kafka $VERSION, SCRAM user $SCRAM_USER) ..."
 	if ! "${jvm[@]}" -Xmx256m kafka.tools.StorageTool format \
@@ -278,14 +286,24 @@ cmd_up() {
 		die "formatting storage failed (log: $logfile)"
 	fi
 
+	launch "$logfile" "${jvm[@]}"
+}
+
+# launch logfile java-command...: start the broker formatted in $RUN and wait
+# until it answers.
+launch() {
+	local logfile=$1 pid from
+	shift
+	# Only this start's lines count: a restart appends to the same log.
+	from=$(stat -c %s "$logfile" 2>/dev/null || echo 0)
 	log "starting Kafka $VERSION: PLAINTEXT 127.0.0.1:$PORT, SASL_PLAINTEXT 127.0.0.1:$SASL_PORT, controller 127.0.0.1:$CONTROLLER_PORT"
 	# shellcheck disable=SC2086 # HEAP_OPTS is a list of JVM flags
-	"${jvm[@]}" $HEAP_OPTS kafka.Kafka "$RUN/server.properties" </dev/null >>"$logfile" 2>&1 9>&- &
+	"$@" $HEAP_OPTS kafka.Kafka "$RUN/server.properties" </dev/null >>"$logfile" 2>&1 9>&- &
 	pid=$!
 	printf '%s\n' "$pid" >"$RUN/pid"
 
 	local deadline=$((SECONDS + START_TIMEOUT))
-	until grep -q 'Kafka Server started' "$logfile" && api_versions_ok "$PORT" && port_open "$SASL_PORT"; do
+	until tail -c +$((from + 1)) "$logfile" | grep -q 'Kafka Server started' && api_versions_ok "$PORT" && port_open "$SASL_PORT"; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "broker exited during startup; last log lines:"
 			tail -n 60 "$logfile" >&2
@@ -327,6 +345,33 @@ cmd_down() {
 		stop_pid "$pid"
 	fi
 	cleanup_run
+}
+
+# cmd_stop stops the broker but keeps its data and configuration, so that
+# cmd_start brings the same cluster back: an outage for tests.
+cmd_stop() {
+	local pid
+	pid=$(running_pid) || die "no Kafka running on port $PORT"
+	log "stopping Kafka $(cat "$RUN/version" 2>/dev/null || true) on port $PORT (pid $pid), keeping its data"
+	stop_pid "$pid"
+	rm -f "$RUN/pid"
+}
+
+cmd_start() {
+	if running_pid >/dev/null; then
+		log "Kafka already running on 127.0.0.1:$PORT"
+		return 0
+	fi
+	[[ -f "$RUN/datadir" && -f "$RUN/version" && -f "$RUN/server.properties" ]] ||
+		die "no stopped broker on port $PORT to start again: use '$0 up'"
+	resolve_version "$(<"$RUN/version")"
+	local p
+	for p in "$PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
+		! port_open "$p" || die "127.0.0.1:$p is already in use by another process"
+	done
+	local -a jvm
+	java_cmd jvm
+	launch "$LOGS/kafka-$VERSION-$PORT.log" "${jvm[@]}"
 }
 
 cmd_status() {
@@ -374,6 +419,8 @@ main() {
 	case "$cmd" in
 		up) cmd_up ;;
 		down) cmd_down ;;
+		stop) cmd_stop ;;
+		start) cmd_start ;;
 		status) cmd_status ;;
 		logs) cmd_logs "$@" ;;
 		fetch) fetch ;;

@@ -1,0 +1,79 @@
+package kafkatest
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// StopBroker stops the test broker without losing its data (kafka.sh stop),
+// for outage tests, and makes sure it runs again when the test ends even
+// if the test fails first. StartBroker brings it back.
+//
+// The broker is shared by every kafka-tagged test: make test-kafka runs
+// the packages one at a time (-p 1) so that an outage hits only its test.
+func StopBroker(t testing.TB) {
+	t.Helper()
+	kafkaSh(t, "stop")
+	t.Cleanup(func() { kafkaSh(t, "start") })
+}
+
+// StartBroker starts the broker StopBroker stopped, on the same data, and
+// waits until it answers.
+func StartBroker(t testing.TB) {
+	t.Helper()
+	kafkaSh(t, "start")
+}
+
+func kafkaSh(t testing.TB, cmd string) {
+	t.Helper()
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("kafkatest: cannot locate testenv/kafka/kafka.sh")
+	}
+	script := filepath.Join(filepath.Dir(self), "..", "..", "testenv", "kafka", "kafka.sh")
+	env := os.Environ()
+	if p := port(Brokers(t)); p != "" {
+		env = append(env, "KAFKA_PORT="+p)
+	}
+	if p := port(fromEnvQuiet(EnvSASLBrokers)); p != "" {
+		env = append(env, "KAFKA_SASL_PORT="+p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, script, cmd)
+	c.Env = env
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kafkatest: kafka.sh %s (Kafka %s): %v\n%s", cmd, versionOrUnknown(), err, out)
+	}
+	t.Logf("kafka.sh %s: %s", cmd, strings.TrimSpace(string(out)))
+}
+
+func port(addrs []string) string {
+	if len(addrs) == 0 {
+		return ""
+	}
+	_, p, err := net.SplitHostPort(addrs[0])
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// fromEnvQuiet returns the addresses in the environment variable name.
+func fromEnvQuiet(name string) []string {
+	var addrs []string
+	for _, a := range strings.Split(os.Getenv(name), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
