@@ -14,7 +14,7 @@ KAFKA_GO_PKGS ?= ./internal/kafkatest/ ./ingest/ ./server/
 include testenv/kafka/kafka.mk
 -include web/web.mk
 
-.PHONY: build run test test-go deps fuzz fuzz-short bench vet clean
+.PHONY: build run test test-go deps fuzz fuzz-short bench gobench vet clean
 
 deps:
 	$(GO) mod download
@@ -56,8 +56,32 @@ fuzz:
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
-bench:
+# The engine microbenchmarks (go test -bench) of codec, snapshot and fanout.
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./snapshot/ ./fanout/
+
+# The standard load suite of docs/BENCHMARKS.md, under 5 minutes: each
+# scenario against a fresh embedded server, then a find-max run. Summaries,
+# JSON and HTML plots go to $(BENCH_OUT) (git ignores results/); a failed
+# run does not stop the others, and fails the target at the end.
+BENCH_STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
+BENCH_OUT   ?= results/bench-$(BENCH_STAMP)
+BENCH_FLAGS ?= --embedded --warmup 5s --duration 20s
+BENCH_RUNS  := dashboard firehose skew storm find-max
+bench: build
+	@mkdir -p $(BENCH_OUT)
+	@failed=; for s in $(BENCH_RUNS); do \
+		echo "== $$s"; \
+		if [ $$s = find-max ]; then \
+			args="--embedded --scenario skew --find-max --rate 250 --step-factor 1.5 --max-steps 8 --warmup 2s --duration 6s"; \
+		else \
+			args="$(BENCH_FLAGS) --scenario $$s"; \
+		fi; \
+		./$(BIN) bench $$args --json $(BENCH_OUT)/$$s.json --plot $(BENCH_OUT)/$$s.html > $(BENCH_OUT)/$$s.txt || failed="$$failed $$s"; \
+		cat $(BENCH_OUT)/$$s.txt; \
+	done; \
+	echo "make bench: results in $(BENCH_OUT)"; \
+	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed"; exit 1; fi
 
 clean:
 	rm -rf bin results

@@ -75,9 +75,10 @@ type Config struct {
 	// snapshots.
 	DialTimeout time.Duration
 	// SourceIPs spreads the connections over this many source addresses
-	// 127.0.0.1, 127.0.0.2, ... when the server is on loopback, so that
-	// more than one address's ephemeral ports (about 28k) can be used;
-	// 0 chooses one address per 20,000 connections.
+	// 127.0.0.1, 127.0.0.2, ... when the server is on loopback, as real
+	// clients come from many addresses (and a server limits connections
+	// per address), and so that more than one address's ephemeral ports
+	// (about 28k) can be used; 0 chooses one address per 500 connections.
 	SourceIPs int
 
 	// Rate is the updates per second fed to the topic.

@@ -15,9 +15,13 @@ import (
 	"github.com/tickstream/tickstream/codec"
 )
 
-// portsPerSourceIP is how many connections share one source address by
-// default: below Linux's default ephemeral range (32768-60999).
-const portsPerSourceIP = 20_000
+// connsPerSourceIP is how many connections share one source address by
+// default when the server is on loopback. Real clients come from many
+// addresses, and servers limit connections per address (tickstream's
+// default is 1000), so one address for thousands of connections would
+// measure that limit instead of the server; it is also far below Linux's
+// ephemeral port range (32768-60999) of one address.
+const connsPerSourceIP = 500
 
 // slot is one of the Conns connections, across reconnections: its
 // symbols, source address and counters.

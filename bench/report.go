@@ -51,7 +51,7 @@ func WriteSummary(w io.Writer, res *Result) error {
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rate/s\tproduced/s\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tB/update\tconflated\tserver CPU\tRSS MB\tverdict\t")
+	fmt.Fprintln(tw, "rate/s\tproduced/s\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tB/update\tconflated\tserver CPU\tRSS MB\tbench CPU\tverdict\t")
 	for _, st := range res.Steps {
 		cpu, rss := "-", "-"
 		if s := st.Server; s != nil {
@@ -61,14 +61,18 @@ func WriteSummary(w io.Writer, res *Result) error {
 			}
 			rss = fmt.Sprintf("%.0f", float64(s.MaxRSSBytes)/(1<<20))
 		}
+		self := "-"
+		if s := st.Bench; s != nil {
+			self = fmt.Sprintf("%.2f cores", s.Cores)
+		}
 		verdict := "ok"
 		if !st.Sustained {
 			verdict = "NOT SUSTAINED"
 		}
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%s\t%s\t%s\t\n",
 			st.Rate, float64(st.Produced)/st.Duration.Seconds(), st.DeliveriesPerSec,
 			ms(st.Latency.P50), ms(st.Latency.P90), ms(st.Latency.P99), ms(st.Latency.P999), ms(st.Latency.Max),
-			st.BytesPerDelivery, st.Conflated, cpu, rss, verdict)
+			st.BytesPerDelivery, st.Conflated, cpu, rss, self, verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -231,10 +231,10 @@ func (r *runner) sourceIPs() int {
 	if r.cfg.SourceIPs > 0 {
 		return r.cfg.SourceIPs
 	}
-	if r.cfg.Conns <= portsPerSourceIP {
+	if r.cfg.Conns <= connsPerSourceIP {
 		return 0
 	}
-	return (r.cfg.Conns + portsPerSourceIP - 1) / portsPerSourceIP
+	return (r.cfg.Conns + connsPerSourceIP - 1) / connsPerSourceIP
 }
 
 // findServer sets the process whose CPU and memory are sampled.
@@ -409,6 +409,7 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	if r.pid > 0 {
 		cpu0, _ = readProc(r.pid)
 	}
+	self0, selfErr := readProc(os.Getpid())
 	errs0 := r.errorCount()
 	r.mu.Lock()
 	r.phase, r.windowStart, r.series, r.maxRSS = "measuring", startFeedAt, nil, 0
@@ -450,6 +451,11 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 				RSSBytes: cpu1.rssBytes, MaxRSSBytes: max(maxRSS, cpu1.rssBytes)}
 			st.Server.Cores = st.Server.CPUSeconds / elapsed.Seconds()
 		}
+	}
+	if self1, err := readProc(os.Getpid()); err == nil && selfErr == nil && !r.shared {
+		st.Bench = &ProcStats{PID: os.Getpid(), CPUSeconds: self1.cpuSeconds - self0.cpuSeconds,
+			RSSBytes: self1.rssBytes, MaxRSSBytes: self1.rssBytes}
+		st.Bench.Cores = st.Bench.CPUSeconds / elapsed.Seconds()
 	}
 	st.Sustained, st.Reason = r.judge(&st, r.errorCount()-errs0)
 	return st, err

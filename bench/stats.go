@@ -195,6 +195,10 @@ type Step struct {
 	Distribution []Bucket   `json:"distribution"`
 	Series       []Point    `json:"series"`
 	Server       *ProcStats `json:"server,omitempty"`
+	// Bench is the benchmark's own process over the window: when it
+	// shares the machine with the server, a benchmark near its cores'
+	// limit inflates the latencies it measures.
+	Bench *ProcStats `json:"bench,omitempty"`
 	// Sustained reports whether the step kept p99 under the limit and
 	// delivered without falling behind; Reason says why not.
 	Sustained bool   `json:"sustained"`

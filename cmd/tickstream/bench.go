@@ -83,7 +83,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.Float64Var(&cfg.RampRate, "ramp", cfg.RampRate, "open at most this many connections per second (0: no pacing)")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "dials in flight")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", cfg.DialTimeout, "bound of one connection's dial, HELLO and snapshots")
-	fs.IntVar(&cfg.SourceIPs, "source-ips", cfg.SourceIPs, "spread connections over this many 127.0.0.x source addresses (0: one per 20000)")
+	fs.IntVar(&cfg.SourceIPs, "source-ips", cfg.SourceIPs, "spread connections over this many 127.0.0.x source addresses (0: one per 500)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "updates per second fed to the topic (the first step with --find-max)")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "uncounted feed before each measured step")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of each step")
@@ -270,8 +270,12 @@ func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, st
 		return nil, fmt.Errorf("embedded server: %w", err)
 	}
 	cmd := exec.Command(exe, "serve", "--listen", addr, "--brokers", strings.Join(cfg.Brokers, ","),
-		"--topic", cfg.Topic, "--auth=none", "--log-level", "warn", fmt.Sprintf("--compression=%t", cfg.Compression))
+		"--topic", cfg.Topic, "--log-level", "warn", fmt.Sprintf("--compression=%t", cfg.Compression))
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	// A server reading Kafka may insist on client authentication; the
+	// benchmark's loopback server serves anyone. The environment, unlike a
+	// flag, is ignored by a serve command that has no such setting.
+	cmd.Env = append(os.Environ(), "TICKSTREAM_AUTH=none")
 	// The child ignores the terminal's interrupt: this process stops it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/tickstream/tickstream/bench"
+)
+
+// benchChildEnv makes the test binary act as tickstream itself, so that
+// `bench --embedded` can start its server as a child process in tests.
+const benchChildEnv = "TICKSTREAM_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(benchChildEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestBenchFlags(t *testing.T) {
+	// The environment must not fill in what a case leaves out.
+	for _, env := range []string{"TICKSTREAM_BROKERS", "TICKSTREAM_URL", "TICKSTREAM_RATE"} {
+		t.Setenv(env, "")
+		os.Unsetenv(env)
+	}
+	tests := []struct {
+		name string
+		args []string
+		err  string // substring of the error
+		is   error  // or the error it must be
+	}{
+		{"help", []string{"-h"}, "", flag.ErrHelp},
+		{"unknown flag", []string{"--nope"}, "", errUsage},
+		{"bad scenario", []string{"--scenario", "rush"}, `unknown scenario "rush"`, nil},
+		{"argument", []string{"extra"}, `unexpected argument "extra"`, nil},
+		{"bad format", []string{"--format", "xml"}, `--format "xml"`, nil},
+		{"bad brokers", []string{"--brokers", "nohost"}, `"nohost" is not host:port`, nil},
+		{"embedded and brokers", []string{"--embedded", "--brokers", "127.0.0.1:9092"}, "exclude each other", nil},
+		{"embedded and url", []string{"--embedded", "--url", "ws://127.0.0.1:1/ws"}, "exclude each other", nil},
+		{"bad plot", []string{"--plot", filepath.Join(t.TempDir(), "p.pdf")}, "want a .html or .png", nil},
+		{"rate without brokers", []string{"--rate", "100"}, "needs Brokers", nil},
+		{"bad url", []string{"--url", "http://127.0.0.1/ws"}, "want ws://", nil},
+		{"bad field", []string{"--fields", "bid,colour"}, `unknown field "colour"`, nil},
+		{"zero conns", []string{"--scenario", "firehose", "--conns", "0"}, "Conns 0", nil},
+		{"bad log level", []string{"--log-level", "loud"}, "--log-level", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := runBench(t.Context(), tt.args, &stdout, &stderr)
+			switch {
+			case err == nil:
+				t.Fatal("no error")
+			case tt.is != nil && !errors.Is(err, tt.is):
+				t.Errorf("error %v, want %v", err, tt.is)
+			case tt.is == nil && !strings.Contains(err.Error(), tt.err):
+				t.Errorf("error %q, want one with %q", err, tt.err)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// TestBenchEmbedded runs the whole command: a child server, a short run,
+// the summary, the JSON and the plot.
+func TestBenchEmbedded(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Setenv(benchChildEnv, "1")
+	dir := t.TempDir()
+	jsonFile, plotFile := filepath.Join(dir, "out", "r.json"), filepath.Join(dir, "out", "r.html")
+	var stdout, stderr bytes.Buffer
+	err := runBench(t.Context(), []string{"--embedded", "--scenario", "firehose", "--symbols", "20",
+		"--symbols-per-conn", "20", "--conns", "2", "--rate", "100", "--warmup", "300ms", "--duration", "1s",
+		"--interval", "200ms", "--json", jsonFile, "--plot", plotFile}, &stdout, &stderr)
+	t.Log(stdout.String(), stderr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2 connections × 20 of 20 symbols", "delivered/s", "PASS"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary has no %q", want)
+		}
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res bench.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Passed || len(res.Steps) != 1 || res.Steps[0].Deliveries == 0 {
+		t.Errorf("JSON result %+v: want a passed run with deliveries", res)
+	}
+	if s := res.Steps[0].Server; s == nil || s.Shared || s.CPUSeconds < 0 || s.RSSBytes == 0 {
+		t.Errorf("server figures %+v: want the child process's own", s)
+	}
+	if p, err := os.ReadFile(plotFile); err != nil || !bytes.Contains(p, []byte("<svg")) {
+		t.Errorf("plot: %v, want an HTML page with SVG", err)
+	}
+}
