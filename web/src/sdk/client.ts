@@ -218,6 +218,8 @@ export interface ClientStats {
 interface Desired {
   state: SymbolState;
   opts: SubOptions;
+  /** The options of the last SUB the server ACKed for the symbol, on any connection. */
+  acked?: SubOptions;
 }
 
 interface SubWaiter {
@@ -275,7 +277,8 @@ export class TickstreamClient extends Emitter<ClientEvents> {
   private nextId = 1;
   private desired = new Map<string, Desired>();
   private sidMap = new Map<number, SymbolState>();
-  private pendingSubs = new Map<number, string[]>();
+  /** SUBs awaiting their ACK: each symbol with the `Desired.opts` object the SUB was sent for. */
+  private pendingSubs = new Map<number, Map<string, SubOptions>>();
   private pendingSnap = new Set<string>();
   private pings = new Map<number, { sentAt: number; resolve: (r: PingResult) => void; reject: (e: Error) => void }>();
   private waiters: SubWaiter[] = [];
@@ -702,6 +705,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       if (st.sid >= 0 && st.sid !== sid && this.sidMap.get(st.sid) === st) this.sidMap.delete(st.sid);
       st.sid = sid;
       st.error = undefined;
+      d.acked = requested?.get(sym) ?? d.acked;
       this.sidMap.set(sid, st);
       accepted.push(sym);
     }
@@ -710,21 +714,36 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     // until the next ACK; report them as rejected so that no promise hangs.
     if (requested) {
       const acked = new Set(m.symbols.map((p) => p[0]));
-      const missing = requested.filter((s) => !acked.has(s) && this.desired.get(s)?.state.error === undefined);
+      const missing = [...requested.keys()].filter((s) => !acked.has(s) && this.desired.get(s)?.state.error === undefined);
       if (missing.length > 0) this.settleWaiters(missing, 0, "not acknowledged by the server");
     }
   }
 
   private onError(m: ErrorMsg): void {
     this.emit("error", { kind: "server", code: m.code, message: m.message, id: m.id, symbols: m.symbols });
-    if (m.id !== 0 && this.pendingSubs.has(m.id)) {
-      const syms = m.symbols.length > 0 ? m.symbols : this.pendingSubs.get(m.id)!;
-      for (const s of syms) {
+    const sent = m.id !== 0 ? this.pendingSubs.get(m.id) : undefined;
+    if (!sent) return;
+    if (m.symbols.length > 0) {
+      for (const s of m.symbols) {
         const d = this.desired.get(s);
         if (d) d.state.error = { code: m.code, message: m.message };
       }
-      this.settleWaiters(syms, m.code, m.message);
+      this.settleWaiters(m.symbols, m.code, m.message);
+      return;
     }
+    // No symbol list: the server refused the whole SUB (its options) and sends no ACK. It
+    // kept what it had, so the client does too, or the refused options would be re-sent
+    // (and refused again, dropping a live subscription) on every reconnect.
+    this.pendingSubs.delete(m.id);
+    const refused: string[] = [];
+    for (const [s, opts] of sent) {
+      const d = this.desired.get(s);
+      if (!d || d.opts !== opts) continue; // unsubscribed, or a later SUB replaced the options
+      refused.push(s);
+      if (d.acked) d.opts = d.acked;
+      else this.desired.delete(s);
+    }
+    this.settleWaiters(refused, m.code, m.message);
   }
 
   private onPong(m: PongMsg): void {
@@ -842,7 +861,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
 
   private sendSub(symbols: string[], o: SubOptions): void {
     const id = this.id();
-    this.pendingSubs.set(id, symbols);
+    this.pendingSubs.set(id, new Map(symbols.map((s) => [s, this.desired.get(s)!.opts])));
     const wire: Record<string, unknown> = {};
     if (o.snap === false) wire.snap = false;
     if (o.maxHz) wire.maxHz = o.maxHz;

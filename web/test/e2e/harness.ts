@@ -26,12 +26,19 @@ export function freePort(): Promise<number> {
   });
 }
 
+let built: { cmd: string; args: string[]; label: string } | undefined;
+
 /**
  * The server command: TICKSTREAM_MOCK=1 runs the Node mock (scripts/mock-server.mjs),
  * TICKSTREAM_BIN a prebuilt binary; otherwise `go build ./cmd/tickstream` once into a temp dir
- * (equivalent to `go run`, but a restart does not recompile).
+ * (equivalent to `go run`, but neither a restart nor a second server recompiles).
  */
 export function serverCommand(): { cmd: string; args: string[]; label: string } {
+  built ??= buildCommand();
+  return built;
+}
+
+function buildCommand(): { cmd: string; args: string[]; label: string } {
   if (process.env.TICKSTREAM_MOCK === "1") {
     return { cmd: process.execPath, args: [join(WEB_DIR, "scripts", "mock-server.mjs")], label: "mock server" };
   }
@@ -51,8 +58,13 @@ export function serverCommand(): { cmd: string; args: string[]; label: string } 
 export class Server {
   proc: ChildProcess | undefined;
   private runs = 0;
+  /**
+   * @param flags more `tickstream serve` flags (e.g. --sim-duration); read at every start(),
+   * so a test may change them before a restart.
+   */
   constructor(
     readonly port: number,
+    public flags: string[] = [],
     private readonly command = serverCommand(),
   ) {}
 
@@ -62,9 +74,10 @@ export class Server {
 
   async start(): Promise<void> {
     mkdirSync(RESULTS_DIR, { recursive: true });
-    const logPath = join(RESULTS_DIR, `server-${++this.runs}.log`);
+    // The port keeps the logs of several servers in one test file apart.
+    const logPath = join(RESULTS_DIR, `server-${this.port}-${++this.runs}.log`);
     const out = createWriteStream(logPath);
-    const args = [...this.command.args, "--listen", `127.0.0.1:${this.port}`, "--demo-controls"];
+    const args = [...this.command.args, "--listen", `127.0.0.1:${this.port}`, "--demo-controls", ...this.flags];
     log(`start ${this.command.label} ${args.join(" ")} (log: ${logPath})`);
     const p = spawn(this.command.cmd, args, { cwd: REPO_DIR, stdio: ["ignore", "pipe", "pipe"] });
     p.stdout!.pipe(out);

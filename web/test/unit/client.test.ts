@@ -125,6 +125,51 @@ describe("connection and subscriptions", () => {
     expect(t.errors).toContainEqual({ kind: "server", code: 404, message: "unknown symbol", id: 1, symbols: ["NOPE"] });
   });
 
+  it("a SUB refused whole (bad options) keeps what the server kept, also after a reconnect", async () => {
+    const t = setup({ reconnect: { initialDelayMs: 100 } });
+    client = t.client;
+    client.subscribe(["A"], { maxHz: 5 });
+    let ws = await open();
+    ackSubs(ws, ["A"]);
+    const p = client.subscribe(["A", "B"], { fields: ["spread"] });
+    expect(ws.sentOps(1).at(-1)).toEqual([1, 2, ["A", "B"], { fields: ["spread"] }]);
+    const message = 'bad request: unknown field "spread"';
+    ws.serverSend([25, 2, 400, message]); // no symbol list, and no ACK follows
+    expect(await p).toEqual({
+      accepted: [],
+      rejected: [
+        { symbol: "A", code: 400, message },
+        { symbol: "B", code: 400, message },
+      ],
+    });
+    expect(client.symbols()).toEqual(["A"]); // B never was subscribed
+    expect(client.state("A")).toMatchObject({ ready: true, error: undefined });
+
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(100);
+    ws = FakeWebSocket.last;
+    ws.serverOpen();
+    expect(ws.sentOps(1)).toEqual([[1, 3, ["A"], { maxHz: 5 }]]);
+  });
+
+  it("a refused SUB does not undo the options of a later one", async () => {
+    const t = setup({ reconnect: { initialDelayMs: 100 } });
+    client = t.client;
+    client.subscribe(["A"], { maxHz: 5 });
+    let ws = await open();
+    ackSubs(ws, ["A"]);
+    void client.subscribe(["A"], { fields: ["spread"] });
+    void client.subscribe(["A"], { maxHz: 1 });
+    ws.serverSend([25, 2, 400, 'bad request: unknown field "spread"'], [21, 3, [["A", 100]]]);
+    expect(client.symbols()).toEqual(["A"]);
+
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(100);
+    ws = FakeWebSocket.last;
+    ws.serverOpen();
+    expect(ws.sentOps(1)).toEqual([[1, 4, ["A"], { maxHz: 1 }]]);
+  });
+
   it("unsubscribe sends UNSUB and ignores late messages for the symbol", async () => {
     const t = setup();
     client = t.client;
