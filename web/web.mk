@@ -4,7 +4,8 @@
 #   make web            npm ci (only when node_modules is missing or stale), type-check, vite build
 #                       into web/dist/app, which web/embed.go embeds: build the Go binary after it
 #   make test-web-unit  vitest unit tests of the SDK (fake WebSocket)
-#   make test-web-e2e   the dashboard in headless Chromium against a real `tickstream serve`
+#   make test-web-e2e   against a real `tickstream serve`: the SDK in Node (sdk.e2e.ts) and the
+#                       dashboard in headless Chromium (dashboard.e2e.ts)
 #                       (TICKSTREAM_BIN=path uses a prebuilt binary; otherwise go build)
 #   make chromium       installs Debian's chromium when /usr/bin/chromium is missing (needs root)
 
