@@ -123,7 +123,6 @@ type partition struct {
 	hwm      atomic.Int64 // high-water mark seen with the last fetch
 	lastTime atomic.Int64 // timestamp (unix µs) of the last record read
 	alive    atomic.Int64 // unix ns of the last sign of a working broker
-	done     chan struct{}
 }
 
 // New returns a consumer that hands every update of cfg.Topic to apply.
@@ -247,7 +246,7 @@ func (c *Consumer) discover(ctx context.Context, wg *sync.WaitGroup) (int, error
 	}
 	now := time.Now().UnixNano()
 	for _, id := range fresh {
-		p := &partition{id: id, target: ends[id], done: make(chan struct{})}
+		p := &partition{id: id, target: ends[id]}
 		p.next.Store(starts[id])
 		p.hwm.Store(ends[id])
 		p.alive.Store(now)
@@ -362,17 +361,26 @@ func (c *Consumer) startOffsets(ctx context.Context, cl *kafka.Client, fresh []i
 
 // read consumes one partition until ctx ends.
 func (c *Consumer) read(ctx context.Context, p *partition) {
-	defer close(p.done)
 	var u codec.Update
+	failures := 0
 	for {
 		m, err := p.reader.ReadMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return
 			}
-			c.log.Warn("ingest: read failed", "partition", p.id, "err", err)
+			// The reader retries by itself and reports only after several
+			// attempts: back off so that a lasting fault is not a hot loop.
+			failures++
+			c.log.Warn("ingest: read failed", "partition", p.id, "err", err, "failures", failures)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff(failures)):
+			}
 			continue
 		}
+		failures = 0
 		p.alive.Store(time.Now().UnixNano())
 		p.hwm.Store(m.HighWaterMark)
 		p.lastTime.Store(m.Time.UnixMicro())

@@ -106,15 +106,16 @@ var tickstream = sync.OnceValues(func() (string, error) {
 
 var servingLine = regexp.MustCompile(`dashboard http://([0-9.:]+)/`)
 
-// startBinary runs `tickstream serve` with args and returns its process and
-// base URL once it serves.
-func startBinary(t *testing.T, logs *os.File, args ...string) (*exec.Cmd, string) {
+// startBinary runs `tickstream serve` with args and the environment
+// variables env, and returns its process and base URL once it serves.
+func startBinary(t *testing.T, logs *os.File, env []string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	bin, err := tickstream()
 	if err != nil {
 		t.Fatalf("go build: %v", err)
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--auth", "none"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -162,27 +163,34 @@ func TestKafkaKill9(t *testing.T) {
 	args := []string{"--brokers", strings.Join(brokers, ","), "--topic", topic,
 		"--checkpoint", filepath.Join(dir, "node.ckpt"), "--checkpoint-interval", "200ms"}
 
+	first, base := startBinary(t, logs, nil, args...)
+	const head = 40_000
+	kafkatest.Produce(t, brokers, topic, nil, log[:head])
+	waitUntil(t, time.Minute, "the head of the log read", func() bool { return consumed(base) == head })
+	// The rest streams in paced, so that the kill lands while records
+	// are being applied and checkpoints taken.
 	produced := make(chan error, 1)
 	go func() {
-		for i := 0; i < len(log); i += 5000 {
-			if err := kafkatest.ProduceErr(brokers, topic, nil, log[i:i+5000]); err != nil {
+		for i := head; i < len(log); i += 1000 {
+			if err := kafkatest.ProduceErr(brokers, topic, nil, log[i:i+1000]); err != nil {
 				produced <- err
 				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 		produced <- nil
 	}()
-	first, base := startBinary(t, logs, args...)
-	waitUntil(t, time.Minute, "a third of the log read", func() bool { return consumed(base) >= int64(len(log)/3) })
-	time.Sleep(300 * time.Millisecond) // a checkpoint or two
+	waitUntil(t, time.Minute, "more of the log read", func() bool { return consumed(base) >= head+5000 })
 	killedAt := consumed(base)
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
+	if killedAt >= int64(len(log)) {
+		t.Fatalf("the node had read the whole log when killed: not a kill mid-stream")
+	}
 
-	_, base = startBinary(t, logs, args...)
+	_, base = startBinary(t, logs, nil, args...)
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
@@ -247,5 +255,30 @@ func TestKafkaBrokerOutage(t *testing.T) {
 	case <-c.Done():
 		t.Fatalf("the client was disconnected: %d %s", c.CloseCode(), c.CloseReason())
 	default:
+	}
+}
+
+// TestKafkaServeSCRAM runs `tickstream serve` against the broker's SASL
+// listener with the security flags, the password coming from the
+// environment: the node reads the whole log.
+func TestKafkaServeSCRAM(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	saslBrokers := kafkatest.SASLBrokers(t)
+	user, pass := kafkatest.SCRAMUser()
+	topic := kafkatest.CreateTopic(t, brokers, 2)
+	log := kafkatest.Log(kafkatest.LogConfig{Seed: 34, Records: 5000, Symbols: 100})
+	kafkatest.Produce(t, brokers, topic, nil, log)
+	logs, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	_, base := startBinary(t, logs, []string{"TICKSTREAM_SASL_PASSWORD=" + pass},
+		"--brokers", strings.Join(saslBrokers, ","), "--topic", topic,
+		"--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", user)
+	waitUntil(t, time.Minute, "every record read", func() bool { return consumed(base) == int64(len(log)) })
+	want, _ := kafkatest.Replay(log)
+	if d := kafkatest.DiffStates(served(t, base), want); d != "" {
+		t.Fatal(d)
 	}
 }
