@@ -56,9 +56,11 @@ fuzz:
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
-# The engine microbenchmarks (go test -bench) of codec, snapshot and fanout.
+# The engine microbenchmarks (go test -bench) of codec, snapshot and fanout,
+# and ingest's decode-and-apply throughput on one core (records/s).
 gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./snapshot/ ./fanout/
+	$(GO) test -run '^$$' -bench Ingest -benchmem -cpu 1 ./ingest/
 
 # The standard load suite of docs/BENCHMARKS.md, under 5 minutes: each
 # scenario against a fresh embedded server, then a find-max run. Summaries,
