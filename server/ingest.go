@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickstream/tickstream/checkpoint"
@@ -19,6 +20,12 @@ import (
 // file, and starts cold from the earliest offset when there is none or it
 // is refused.
 const StartCheckpoint = "checkpoint"
+
+// checkpointStats are the outcomes of checkpoint writes, for metrics.
+type checkpointStats struct {
+	lastSaved atomic.Int64  // unix ns of the last checkpoint written, or 0
+	failures  atomic.Uint64 // checkpoints that could not be written
+}
 
 // ValidStart reports whether start is a start position Config accepts.
 func ValidStart(start string) error {
@@ -108,11 +115,13 @@ func (s *Server) runIngest(ctx context.Context) error {
 	save := func() {
 		cp, err := s.saveCheckpoint(saved)
 		if err != nil {
+			s.ckpt.failures.Add(1)
 			s.log.Error("checkpoint: not saved", "file", s.cfg.Checkpoint, "err", err)
 			return
 		}
 		if cp != nil {
 			saved = cp.Offsets
+			s.ckpt.lastSaved.Store(cp.Created.UnixNano())
 		}
 	}
 	stop := make(chan struct{})

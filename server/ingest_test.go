@@ -5,8 +5,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -121,6 +124,9 @@ func TestWarmRestart(t *testing.T) {
 				}
 			}
 			a.waitRead(t, uint64(len(first)))
+			waitUntil(t, 10*time.Second, "the checkpoint metric", func() bool {
+				return metric(t, a.Server, "tickstream_checkpoint_last_saved_timestamp_seconds") > 0
+			})
 			a.stop()
 			if tt.killed {
 				if err := os.Rename(crash, file); err != nil {
@@ -147,6 +153,24 @@ func TestWarmRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metric returns the value of an unlabelled metric that s exposes.
+func metric(t *testing.T, s *Server, name string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func copyFile(from, to string) error {

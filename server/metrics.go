@@ -15,6 +15,7 @@ type collector struct {
 	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
 	symbols, live                                          *prometheus.Desc
 	refused                                                *prometheus.Desc
+	checkpointTime, checkpointFailures                     *prometheus.Desc
 }
 
 // newPublishHistogram times the fanout of one store change to every
@@ -32,23 +33,26 @@ func newCollector(s *Server) *collector {
 		return prometheus.NewDesc("tickstream_"+name, help, labels, nil)
 	}
 	return &collector{
-		s:         s,
-		clients:   d("connections", "WebSocket connections open now."),
-		subs:      d("subscriptions", "Symbol subscriptions live now."),
-		messages:  d("messages_out_total", "Protocol messages queued to clients."),
-		bytes:     d("bytes_out_total", "Bytes written to clients (before compression)."),
-		frames:    d("frames_out_total", "WebSocket frames written to clients."),
-		conflated: d("conflated_total", "Updates merged into a later DELTA."),
-		slow:      d("slow_consumer_closes_total", "Connections closed with 4008."),
-		errs:      d("protocol_errors_total", "ERROR messages sent, by code.", "code"),
-		published: d("changes_published_total", "Store changes published to the fanout engine."),
-		records:   d("ingest_records_total", "Kafka records decoded and applied."),
-		rejected:  d("ingest_rejected_total", "Kafka records skipped, by reason.", "reason"),
-		lag:       d("ingest_lag_records", "Records behind the end of the log, by partition.", "partition"),
-		lagSecs:   d("ingest_lag_seconds", "Age of the last record read when behind, by partition.", "partition"),
-		symbols:   d("symbols", "Symbols in the snapshot store."),
-		live:      d("feed_live", "1 when ingest reads every partition, 0 when stale."),
-		refused:   d("connections_refused_total", "WebSocket connections refused at the upgrade or closed by a policy, by reason.", "reason"),
+		s:       s,
+		clients: d("connections", "WebSocket connections open now."),
+		checkpointTime: d("checkpoint_last_saved_timestamp_seconds",
+			"When the last checkpoint was taken (unix seconds); 0 before the first."),
+		checkpointFailures: d("checkpoint_failures_total", "Checkpoints that could not be written."),
+		subs:               d("subscriptions", "Symbol subscriptions live now."),
+		messages:           d("messages_out_total", "Protocol messages queued to clients."),
+		bytes:              d("bytes_out_total", "Bytes written to clients (before compression)."),
+		frames:             d("frames_out_total", "WebSocket frames written to clients."),
+		conflated:          d("conflated_total", "Updates merged into a later DELTA."),
+		slow:               d("slow_consumer_closes_total", "Connections closed with 4008."),
+		errs:               d("protocol_errors_total", "ERROR messages sent, by code.", "code"),
+		published:          d("changes_published_total", "Store changes published to the fanout engine."),
+		records:            d("ingest_records_total", "Kafka records decoded and applied."),
+		rejected:           d("ingest_rejected_total", "Kafka records skipped, by reason.", "reason"),
+		lag:                d("ingest_lag_records", "Records behind the end of the log, by partition.", "partition"),
+		lagSecs:            d("ingest_lag_seconds", "Age of the last record read when behind, by partition.", "partition"),
+		symbols:            d("symbols", "Symbols in the snapshot store."),
+		live:               d("feed_live", "1 when ingest reads every partition, 0 when stale."),
+		refused:            d("connections_refused_total", "WebSocket connections refused at the upgrade or closed by a policy, by reason.", "reason"),
 	}
 }
 
@@ -86,6 +90,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.refused, float64(c.s.guard.refused[reason].Load()), name)
 	}
 	gauge(c.symbols, float64(c.s.store.Len()))
+	if c.s.cfg.Checkpoint != "" {
+		gauge(c.checkpointTime, float64(c.s.ckpt.lastSaved.Load())/1e9)
+		counter(c.checkpointFailures, float64(c.s.ckpt.failures.Load()))
+	}
 	live := 0.0
 	if c.s.consumer.Live() {
 		live = 1

@@ -140,6 +140,7 @@ type Server struct {
 	store     *snapshot.Store
 	hub       *fanout.Hub
 	consumer  *ingest.Consumer
+	ckpt      checkpointStats
 	broker    *embedded.Broker
 	upgraders *upgraders
 	guard     *guard
