@@ -235,6 +235,12 @@ func (c *Client) tick(now time.Time) {
 		c.queue(c.scratch)
 		c.lastWrite = now
 		c.wake()
+	} else if !c.writing && len(c.buf) == 0 && now.Sub(c.lastWrite) >= cfg.Heartbeat/2 {
+		// An idle connection gives its buffers back: with tens of
+		// thousands of quiet subscribers they are a large part of the
+		// memory, and a busy connection never gets here.
+		c.buf, c.cuts, c.frameStart = nil, nil, 0
+		c.spare, c.spareCuts, c.scratch = nil, nil, nil
 	}
 	c.mu.Unlock()
 	if slow {

@@ -24,8 +24,15 @@ func (t *topic) add(s *subscription) {
 	if p := t.subs.Load(); p != nil {
 		old = *p
 	}
-	next := make([]*subscription, len(old), len(old)+1)
-	copy(next, old)
+	// Appending in place is safe while there is room: a publisher reads
+	// only the length it loaded, and remove always copies, so on one
+	// backing array the published lengths only grow. Growing by doubling
+	// keeps a subscription storm linear instead of quadratic in garbage.
+	next := old
+	if len(old) == cap(old) {
+		next = make([]*subscription, len(old), 2*len(old)+4)
+		copy(next, old)
+	}
 	next = append(next, s)
 	t.subs.Store(&next)
 }

@@ -31,7 +31,10 @@ func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
 		return &gws.ServerOption{
 			SubProtocols:       protos,
 			ReadMaxPayloadSize: cfg.MaxMessageSize,
-			HandshakeTimeout:   cfg.HandshakeTimeout,
+			// Client messages are small; gws's default of 4 KiB per
+			// connection is most of an idle connection's read side.
+			ReadBufferSize:   1024,
+			HandshakeTimeout: cfg.HandshakeTimeout,
 			PermessageDeflate: gws.PermessageDeflate{
 				Enabled: cfg.Compression,
 				// Without context takeover every client negotiates alike
