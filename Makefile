@@ -61,6 +61,7 @@ fuzz-short:
 gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./snapshot/ ./fanout/
 	$(GO) test -run '^$$' -bench Ingest -benchmem -cpu 1 ./ingest/
+	$(GO) test -run '^$$' -bench Compression ./server/
 
 # The standard load suite of docs/BENCHMARKS.md, under 5 minutes: each
 # scenario against a fresh embedded server, then a find-max run. Summaries,
