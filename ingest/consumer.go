@@ -79,9 +79,11 @@ type Config struct {
 	StaleAfter time.Duration
 	// Logger receives the consumer's logs (default slog.Default()).
 	Logger *slog.Logger
-	// OnStatus is called when the feed goes stale (live false) or comes
-	// back; detail is for people.
-	OnStatus func(live bool, detail string)
+	// OnStatus is called when the feed's state changes: codec.StatusStale
+	// when the brokers stop answering, codec.StatusRecovering when they
+	// answer again but ingest is behind the log, codec.StatusLive once it
+	// has caught up. detail is for people.
+	OnStatus func(state, detail string)
 }
 
 // Apply receives each decoded update. It is called from one goroutine per
@@ -109,7 +111,7 @@ type Consumer struct {
 	records  atomic.Uint64
 	rejected sync.Map // reason string -> *atomic.Uint64
 	ready    atomic.Bool
-	live     atomic.Bool
+	state    atomic.Pointer[string] // codec.StatusLive, StatusStale or StatusRecovering
 	logGate  logGate
 }
 
@@ -157,7 +159,8 @@ func New(cfg Config, apply Apply) (*Consumer, error) {
 	}
 	c := &Consumer{cfg: cfg, apply: apply, parts: map[int]*partition{}, startAt: time.Now().Add(ago), metaAlive: time.Now()}
 	c.log = cfg.Logger.With("topic", cfg.Topic)
-	c.live.Store(true)
+	live := codec.StatusLive
+	c.state.Store(&live)
 	return c, nil
 }
 
@@ -475,17 +478,20 @@ func (c *Consumer) updateReady() {
 }
 
 // checkHealth declares the feed stale when a partition's reader has shown
-// no sign of a working broker (a fetch or a record) for StaleAfter, and
-// live again when every reader works.
+// no sign of a working broker (a fetch or a record) for StaleAfter,
+// recovering when every reader works again but is behind the log, and live
+// once it has caught up.
 func (c *Consumer) checkHealth(now time.Time) {
 	c.mu.Lock()
 	var dead []int
+	var lag int64
 	for _, p := range c.parts {
 		if st := p.reader.Stats(); st.Fetches > 0 || st.Messages > 0 {
 			p.alive.Store(now.UnixNano())
 		}
 		if st := p.reader.Lag(); st >= 0 {
 			p.hwm.Store(p.next.Load() + st)
+			lag += st
 		}
 		if now.Sub(time.Unix(0, p.alive.Load())) > c.cfg.StaleAfter {
 			dead = append(dead, p.id)
@@ -494,31 +500,56 @@ func (c *Consumer) checkHealth(now time.Time) {
 	unreachable := len(c.parts) == 0 && now.Sub(c.metaAlive) > c.cfg.StaleAfter
 	c.mu.Unlock()
 	sort.Ints(dead)
-	live := len(dead) == 0 && !unreachable
-	if c.live.Swap(live) == live {
+	prev := *c.state.Load()
+	state := feedState(prev, len(dead) == 0 && !unreachable, lag)
+	if state == prev {
 		return
 	}
-	detail := "ingest is reading every partition"
-	if !live {
+	c.state.Store(&state)
+	var detail string
+	switch state {
+	case codec.StatusStale:
 		detail = fmt.Sprintf("no answer from the brokers for partitions %v of %s", dead, c.cfg.Topic)
 		if unreachable {
 			detail = fmt.Sprintf("cannot list the partitions of %s", c.cfg.Topic)
 		}
 		c.log.Warn("ingest: feed stale", "partitions", dead, "detail", detail)
-	} else {
+	case codec.StatusRecovering:
+		detail = fmt.Sprintf("the brokers answer again; ingest is %d records behind the log of %s", lag, c.cfg.Topic)
+		c.log.Info("ingest: feed recovering", "lag", lag)
+	default:
+		detail = "ingest is reading every partition"
 		c.log.Info("ingest: feed live again")
 	}
 	if c.cfg.OnStatus != nil {
-		c.cfg.OnStatus(live, detail)
+		c.cfg.OnStatus(state, detail)
 	}
+}
+
+// feedState is the feed's next state: stale while a broker does not
+// answer; after an outage, recovering until ingest is back at the end of
+// the log, so that clients know the prices are still catching up.
+func feedState(prev string, brokersAnswer bool, lag int64) string {
+	switch {
+	case !brokersAnswer:
+		return codec.StatusStale
+	case prev != codec.StatusLive && lag > 0:
+		return codec.StatusRecovering
+	}
+	return codec.StatusLive
 }
 
 // Ready reports whether ingest has caught up with the log as it was when
 // each partition was found.
 func (c *Consumer) Ready() bool { return c.ready.Load() }
 
-// Live reports whether every partition's broker answers.
-func (c *Consumer) Live() bool { return c.live.Load() }
+// Live reports whether the feed is live: every partition's broker answers
+// and ingest is not catching up after an outage.
+func (c *Consumer) Live() bool { return *c.state.Load() == codec.StatusLive }
+
+// State returns the feed's state: codec.StatusLive, StatusStale or
+// StatusRecovering.
+func (c *Consumer) State() string { return *c.state.Load() }
 
 // PartitionStats describes one partition's progress.
 type PartitionStats struct {

@@ -31,7 +31,7 @@ type fixture struct {
 	t        *testing.T
 	store    *snapshot.Store
 	consumer *Consumer
-	status   chan bool
+	status   chan string
 	stop     func()
 }
 
@@ -48,11 +48,11 @@ func startBroker(t *testing.T, partitions int) *embedded.Broker {
 // run starts a consumer of topic with cfg and stops it when the test ends.
 func run(t *testing.T, brokers []string, topic string, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{t: t, store: snapshot.New(), status: make(chan bool, 16)}
+	f := &fixture{t: t, store: snapshot.New(), status: make(chan string, 16)}
 	cfg.Brokers, cfg.Topic = brokers, topic
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.MaxWait = 200 * time.Millisecond
-	cfg.OnStatus = func(live bool, _ string) { f.status <- live }
+	cfg.OnStatus = func(state, _ string) { f.status <- state }
 	c, err := New(cfg, func(u *codec.Update) { f.store.Apply(u) })
 	if err != nil {
 		t.Fatal(err)
@@ -281,26 +281,59 @@ func TestOutage(t *testing.T) {
 	kafkatest.Produce(t, b.Addrs(), testTopic, nil, first)
 	f.waitRead(uint64(len(first)))
 	b.SetDown(true)
-	expectStatus(t, f.status, false)
+	expectStatus(t, f.status, codec.StatusStale)
 	if f.consumer.Live() {
 		t.Fatal("Live() during the outage")
 	}
 	b.SetDown(false)
-	expectStatus(t, f.status, true)
+	expectStatus(t, f.status, codec.StatusLive)
 	kafkatest.Produce(t, b.Addrs(), testTopic, nil, second)
 	f.waitRead(uint64(len(first) + len(second)))
 	f.check(append(first, second...))
 }
 
-func expectStatus(t *testing.T, ch <-chan bool, live bool) {
+// expectStatus waits for the feed state want. A recovering state on the
+// way to live is passed over: whether ingest is behind when the brokers
+// come back depends on timing.
+func expectStatus(t *testing.T, ch <-chan string, want string) {
 	t.Helper()
-	select {
-	case got := <-ch:
-		if got != live {
-			t.Fatalf("status live=%v, want %v", got, live)
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case got := <-ch:
+			if got == want {
+				return
+			}
+			if want != codec.StatusLive || got != codec.StatusRecovering {
+				t.Fatalf("feed state %q, want %q", got, want)
+			}
+		case <-timeout:
+			t.Fatalf("no feed state %q within 15s", want)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no status live=%v within 15s", live)
+	}
+}
+
+func TestFeedState(t *testing.T) {
+	tests := []struct {
+		prev   string
+		answer bool
+		lag    int64
+		want   string
+	}{
+		{codec.StatusLive, true, 0, codec.StatusLive},
+		{codec.StatusLive, true, 500, codec.StatusLive},
+		{codec.StatusLive, false, 0, codec.StatusStale},
+		{codec.StatusStale, false, 10, codec.StatusStale},
+		{codec.StatusStale, true, 10, codec.StatusRecovering},
+		{codec.StatusStale, true, 0, codec.StatusLive},
+		{codec.StatusRecovering, true, 3, codec.StatusRecovering},
+		{codec.StatusRecovering, true, 0, codec.StatusLive},
+		{codec.StatusRecovering, false, 3, codec.StatusStale},
+	}
+	for _, tt := range tests {
+		if got := feedState(tt.prev, tt.answer, tt.lag); got != tt.want {
+			t.Errorf("feedState(%s, answer %v, lag %d) = %s, want %s", tt.prev, tt.answer, tt.lag, got, tt.want)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
@@ -50,7 +51,7 @@ func TestKafkaSASL(t *testing.T) {
 			}
 			f := run(t, saslBrokers, topic, Config{Dialer: d, StaleAfter: time.Second})
 			if !tt.ok {
-				expectStatus(t, f.status, false)
+				expectStatus(t, f.status, codec.StatusStale)
 				if f.consumer.Ready() || f.consumer.Stats().Records != 0 {
 					t.Fatalf("a wrong password read data: %+v", f.consumer.Stats())
 				}

@@ -54,18 +54,12 @@ func (s *Server) newConsumer(brokers []string) (*ingest.Consumer, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	cfg := ingest.Config{
-		Brokers: brokers,
-		Topic:   s.cfg.Topic,
-		Start:   s.cfg.Start,
-		Dialer:  dialer,
-		Logger:  s.log,
-		OnStatus: func(live bool, detail string) {
-			if live {
-				s.hub.SetStatus(codec.StatusLive, detail)
-			} else {
-				s.hub.SetStatus(codec.StatusStale, detail)
-			}
-		},
+		Brokers:  brokers,
+		Topic:    s.cfg.Topic,
+		Start:    s.cfg.Start,
+		Dialer:   dialer,
+		Logger:   s.log,
+		OnStatus: s.hub.SetStatus,
 	}
 	if s.cfg.Start == StartCheckpoint {
 		cfg.Start = ingest.StartEarliest
