@@ -61,17 +61,24 @@ type Client struct {
 	spare      []byte
 	spareCuts  []int
 	scratch    []byte
-	inflight   int // bytes handed to the transport and not yet written
-	writing    bool
-	writeStart time.Time
-	lastWrite  time.Time
+	inflight   int  // bytes handed to the transport and not yet written
+	writing    bool // the writer goroutine is at work
+	// parked: the writer goroutine waits on kick for more to write (true)
+	// or to end (false). A busy client keeps its writer parked between
+	// messages, so that a delivery costs a channel send instead of a new
+	// goroutine; the hub's tick retires the writer of a client idle for
+	// half a heartbeat, and close retires it.
+	parked     bool
+	kick       chan bool
+	writeStart int64 // hub clock (unix ns) when the write in flight began
+	lastWrite  int64 // hub clock (unix ns) when the last write ended
 	conflating bool
 	overSince  time.Time
 	dirty      []*subscription
 	timer      *time.Timer
 	timerAt    time.Time
 	// writer is c.writeLoop bound once: `go c.writeLoop()` would allocate
-	// a closure on every wake, which is once per publish for an idle client.
+	// a closure on every start of the writer.
 	writer func()
 }
 
@@ -86,9 +93,10 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		entitled:  opts.Entitled,
 		admit:     opts.Admit,
 		subs:      map[uint32]*subscription{},
-		lastWrite: time.Now(),
+		lastWrite: h.clock.Load(),
 	}
 	c.writer = c.writeLoop
+	c.kick = make(chan bool, 1)
 	h.statusMu.Lock()
 	defer h.statusMu.Unlock()
 	c.mu.Lock()
@@ -121,6 +129,7 @@ func (c *Client) close(code int, reason string) {
 		return
 	}
 	c.closed = true
+	c.retireWriter()
 	if c.timer != nil {
 		c.timer.Stop()
 	}

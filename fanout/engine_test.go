@@ -315,3 +315,41 @@ func TestTopicTableGrowsOnlyWhenNeeded(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterParksAndRetires checks the writer's life: it stays parked
+// between messages of a busy client, the tick retires it once the client
+// is idle, and a later delivery starts a new one that delivers in order.
+func TestWriterParksAndRetires(t *testing.T) {
+	store, hub := newTestHub(t, Config{Heartbeat: 80 * time.Millisecond})
+	fc := newFakeConn(t, codec.Binary)
+	c := hub.Register(fc, ClientOptions{Format: codec.Binary})
+	c.Subscribe(1, []string{"AAPL"}, codec.DefaultSubOptions())
+	writer := func() (writing, parked bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.writing, c.parked
+	}
+	bid := 1.0
+	publish := func() {
+		bid += 0.25
+		u := &codec.Update{Sym: []byte("AAPL")}
+		u.Set(codec.FieldBid, bid)
+		store.Apply(u)
+	}
+	publish()
+	waitFor(t, "a parked writer", func() bool { w, p := writer(); return !w && p })
+	waitFor(t, "the idle writer retired", func() bool { w, p := writer(); return !w && !p })
+	for range 50 {
+		publish()
+	}
+	waitFor(t, "every delta", func() bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return fc.seq["AAPL"] == 51
+	})
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if len(fc.violation) > 0 {
+		t.Fatalf("contract violations: %v", fc.violation)
+	}
+}

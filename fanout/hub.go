@@ -121,6 +121,13 @@ type Hub struct {
 	encoders sync.Pool
 	stats    counters
 
+	// clock is the unix time in ns of the last heartbeat tick, refreshed
+	// every period: the writers read it instead of time.Now (46 ns here,
+	// called several times per delivery) for the idle and slow checks,
+	// which run on those ticks anyway.
+	clock  atomic.Int64
+	period time.Duration
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -144,6 +151,8 @@ func NewHub(store *snapshot.Store, cfg Config) *Hub {
 	h.topics.Store(&topics)
 	h.status.Store(&status{state: codec.StatusLive})
 	h.encoders.New = func() any { return new(encoder) }
+	h.period = max(min(cfg.Heartbeat/4, time.Second), 10*time.Millisecond)
+	h.clock.Store(time.Now().UnixNano())
 	go h.heartbeats()
 	return h
 }
@@ -274,15 +283,14 @@ func (h *Hub) Publish(ch snapshot.Change) {
 // interval, and closes clients that stayed over the hard limit too long.
 func (h *Hub) heartbeats() {
 	defer close(h.done)
-	period := h.cfg.Heartbeat / 4
-	period = max(min(period, time.Second), 10*time.Millisecond)
-	tick := time.NewTicker(period)
+	tick := time.NewTicker(h.period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-h.stop:
 			return
 		case now := <-tick.C:
+			h.clock.Store(now.UnixNano())
 			for _, c := range h.clientList() {
 				c.tick(now)
 			}

@@ -32,7 +32,20 @@ func (c *Client) wake() {
 		return
 	}
 	c.writing = true
+	if c.parked {
+		c.parked = false
+		c.kick <- true // never blocks: a parked writer takes one kick
+		return
+	}
 	go c.writer()
+}
+
+// retireWriter lets a parked writer goroutine end. c.mu is held.
+func (c *Client) retireWriter() {
+	if c.parked {
+		c.parked = false
+		c.kick <- false
+	}
 }
 
 // backlog is the number of bytes queued or being written. c.mu is held.
@@ -151,27 +164,36 @@ func (c *Client) writeLoop() {
 			time.Sleep(d)
 		}
 		c.mu.Lock()
-		now := time.Now()
-		if !c.closed {
-			c.flushDirty(now)
+		if !c.closed && len(c.dirty) > 0 {
+			c.flushDirty(time.Now())
 		}
-		if c.closed || len(c.buf) == 0 {
+		if c.closed {
 			c.writing = false
 			c.mu.Unlock()
 			return
+		}
+		if len(c.buf) == 0 {
+			c.writing, c.parked = false, true
+			c.mu.Unlock()
+			// A retired writer returns without touching the client: a
+			// new one may already be at work.
+			if !<-c.kick {
+				return
+			}
+			continue
 		}
 		out, cuts := c.buf, c.cuts
 		c.buf, c.cuts, c.frameStart = c.spare[:0], c.spareCuts[:0], 0
 		c.spare, c.spareCuts = nil, nil
 		c.inflight = len(out)
-		c.writeStart = now
+		c.writeStart = c.hub.clock.Load()
 		c.mu.Unlock()
 
 		err := c.writeFrames(out, cuts)
 
 		c.mu.Lock()
 		c.inflight = 0
-		c.lastWrite = time.Now()
+		c.lastWrite = c.hub.clock.Load()
 		// Keep the buffer for reuse unless a burst made it large: an idle
 		// client should not pin a burst's memory.
 		if cap(out) <= 4*c.hub.cfg.MaxFrameSize {
@@ -227,20 +249,27 @@ func (c *Client) tick(now time.Time) {
 	} else {
 		c.overSince = time.Time{}
 	}
-	if c.inflight > 0 && now.Sub(c.writeStart) > cfg.SlowGrace {
+	// writeStart and lastWrite come from the hub's clock, which lags the
+	// real time by less than a tick: a write is declared stuck only after
+	// SlowGrace for sure, and after a data frame a HEARTBEAT may come up to
+	// one tick early, never late.
+	nowNs := now.UnixNano()
+	if c.inflight > 0 && time.Duration(nowNs-c.writeStart) > cfg.SlowGrace+c.hub.period {
 		slow = true
 	}
-	if !slow && !c.writing && len(c.buf) == 0 && now.Sub(c.lastWrite) >= cfg.Heartbeat {
+	idle := time.Duration(nowNs - c.lastWrite)
+	if !slow && !c.writing && len(c.buf) == 0 && idle >= cfg.Heartbeat {
 		c.scratch = c.format.AppendHeartbeat(c.scratch[:0], now.UnixMicro())
 		c.queue(c.scratch)
-		c.lastWrite = now
+		c.lastWrite = nowNs
 		c.wake()
-	} else if !c.writing && len(c.buf) == 0 && now.Sub(c.lastWrite) >= cfg.Heartbeat/2 {
+	} else if !c.writing && len(c.buf) == 0 && idle >= cfg.Heartbeat/2 {
 		// An idle connection gives its buffers back: with tens of
 		// thousands of quiet subscribers they are a large part of the
 		// memory, and a busy connection never gets here.
 		c.buf, c.cuts, c.frameStart = nil, nil, 0
 		c.spare, c.spareCuts, c.scratch = nil, nil, nil
+		c.retireWriter()
 	}
 	c.mu.Unlock()
 	if slow {
