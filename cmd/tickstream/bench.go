@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,7 @@ type benchOptions struct {
 	plotFile  string
 	partition int
 	logLevel  string
+	cpuProf   string
 }
 
 // benchFlags registers the flags of bench on fs, bound to cfg and o, with
@@ -98,6 +100,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.StringVar(&o.jsonFile, "json", "", "write every figure as JSON to `file`")
 	fs.StringVar(&o.plotFile, "plot", "", "write latency plots to `file` (.html with SVG, or .png)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the benchmark process (clients, producer, embedded broker) to `file`, to tell whether the load generator limits the run")
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -160,6 +163,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer stop()
+	}
+
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	tty := isTerminal(stderr)

@@ -80,10 +80,11 @@ func TestBenchEmbedded(t *testing.T) {
 	t.Setenv(benchChildEnv, "1")
 	dir := t.TempDir()
 	jsonFile, plotFile := filepath.Join(dir, "out", "r.json"), filepath.Join(dir, "out", "r.html")
+	profFile := filepath.Join(dir, "cpu.prof")
 	var stdout, stderr bytes.Buffer
 	err := runBench(t.Context(), []string{"--embedded", "--scenario", "firehose", "--symbols", "20",
 		"--symbols-per-conn", "20", "--conns", "2", "--rate", "100", "--warmup", "300ms", "--duration", "1s",
-		"--interval", "200ms", "--json", jsonFile, "--plot", plotFile}, &stdout, &stderr)
+		"--interval", "200ms", "--json", jsonFile, "--plot", plotFile, "--cpuprofile", profFile}, &stdout, &stderr)
 	t.Log(stdout.String(), stderr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -109,5 +110,8 @@ func TestBenchEmbedded(t *testing.T) {
 	}
 	if p, err := os.ReadFile(plotFile); err != nil || !bytes.Contains(p, []byte("<svg")) {
 		t.Errorf("plot: %v, want an HTML page with SVG", err)
+	}
+	if st, err := os.Stat(profFile); err != nil || st.Size() == 0 {
+		t.Errorf("CPU profile: %v, want a non-empty file", err)
 	}
 }
