@@ -6,7 +6,9 @@ import (
 	"html"
 	"image/color"
 	"io"
+	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,7 +139,7 @@ func seriesPlot(res *Result) (*plot.Plot, error) {
 		p.Legend.Add(l.name, line)
 		// A log axis needs positive data: an empty plot keeps the linear one.
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = logTicks{}
 	}
 	return p, nil
 }
@@ -169,7 +171,36 @@ func distributionPlot(res *Result) (*plot.Plot, error) {
 		p.Add(line)
 		p.Legend.Add(fmt.Sprintf("%.0f updates/s: p99 %.2f ms", st.Rate, ms(st.Latency.P99)), line)
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Tick.Marker = logTicks{}
 	}
 	return p, nil
+}
+
+// logTicks labels a log axis at 1, 2 and 5 times each power of ten, with
+// unlabeled minor ticks between: gonum's LogTicks labels only the powers of
+// ten, which leaves a latency axis spanning less than a decade with one
+// label or none.
+type logTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (logTicks) Ticks(min, max float64) []plot.Tick {
+	if min <= 0 || max <= min {
+		return nil
+	}
+	var ticks []plot.Tick
+	for exp := math.Floor(math.Log10(min)); math.Pow(10, exp) <= max; exp++ {
+		base := math.Pow(10, exp)
+		for m := 1; m <= 9; m++ {
+			v := float64(m) * base
+			if v < min || v > max {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
 }
