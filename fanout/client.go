@@ -56,6 +56,7 @@ type Client struct {
 	closed     bool
 	subs       map[uint32]*subscription
 	buf        []byte // messages waiting for the writer
+	bufMsgs    int    // how many messages buf holds
 	frameStart int    // where the frame being filled begins in buf
 	cuts       []int  // frame boundaries in buf
 	spare      []byte
@@ -138,9 +139,14 @@ func (c *Client) close(code int, reason string) {
 		s.removed = true
 		subs = append(subs, s)
 	}
+	// What never reached the socket is counted: a slow consumer's backlog
+	// and the deltas its subscriptions still had pending.
+	if dropped := c.bufMsgs + len(c.dirty); dropped > 0 {
+		c.hub.stats.dropped.Add(uint64(dropped))
+	}
 	c.subs = nil
 	c.dirty = nil
-	c.buf = nil
+	c.buf, c.bufMsgs = nil, 0
 	c.mu.Unlock()
 
 	for _, s := range subs {

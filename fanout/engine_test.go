@@ -353,3 +353,100 @@ func TestWriterParksAndRetires(t *testing.T) {
 		t.Fatalf("contract violations: %v", fc.violation)
 	}
 }
+
+// stuckConn is a Transport whose first write never completes until the
+// connection is closed: a client that stopped reading.
+type stuckConn struct {
+	once    sync.Once
+	closing chan struct{}
+	mu      sync.Mutex
+	code    int
+}
+
+func newStuckConn() *stuckConn { return &stuckConn{closing: make(chan struct{})} }
+
+func (s *stuckConn) WriteFrame([]byte) error {
+	<-s.closing
+	return fmt.Errorf("connection closed")
+}
+
+func (s *stuckConn) Close(code int, _ string) {
+	s.mu.Lock()
+	if s.code == 0 {
+		s.code = code
+	}
+	s.mu.Unlock()
+	s.once.Do(func() { close(s.closing) })
+}
+
+func (s *stuckConn) closeCode() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.code
+}
+
+// TestSlowConsumer checks the contract's guarantee 4 for a client that
+// stops reading: past the soft limit its deltas are conflated (its backlog
+// stops growing with the feed), and over the hard limit for the grace
+// period it is closed with 4008; what it never got is counted as dropped,
+// and a healthy client beside it gets everything.
+func TestSlowConsumer(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"over the hard limit", Config{SoftLimit: 4096, HardLimit: 8192, SlowGrace: 200 * time.Millisecond, Heartbeat: 100 * time.Millisecond}},
+		{"a write blocked for the grace", Config{SoftLimit: 1 << 20, HardLimit: 1 << 20, SlowGrace: 200 * time.Millisecond, Heartbeat: 100 * time.Millisecond}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			store, hub := newTestHub(t, tc.cfg)
+			stuck := newStuckConn()
+			slow := hub.Register(stuck, ClientOptions{Format: codec.Binary})
+			healthy := newFakeConn(t, codec.Binary)
+			hc := hub.Register(healthy, ClientOptions{Format: codec.Binary})
+			syms := make([]string, 200)
+			for i := range syms {
+				syms[i] = fmt.Sprintf("S%03d", i)
+			}
+			slow.Subscribe(1, syms, codec.DefaultSubOptions())
+			hc.Subscribe(1, syms, codec.DefaultSubOptions())
+			r := rand.New(rand.NewPCG(4, 2))
+			deadline := time.Now().Add(10 * time.Second)
+			for stuck.closeCode() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the stuck client was not closed within 10s")
+				}
+				for range 200 {
+					store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if code := stuck.closeCode(); code != CloseSlowConsumer {
+				t.Fatalf("closed with %d, want %d", code, CloseSlowConsumer)
+			}
+			st := hub.Stats()
+			if st.SlowCloses != 1 || st.Dropped == 0 {
+				t.Errorf("stats %+v: want one slow close and dropped messages", st)
+			}
+			if tc.cfg.SoftLimit < tc.cfg.HardLimit && st.Conflated == 0 {
+				t.Error("no update was conflated past the soft limit")
+			}
+			waitFor(t, "the healthy client's deltas", func() bool {
+				healthy.mu.Lock()
+				defer healthy.mu.Unlock()
+				for _, s := range syms {
+					if sym := store.Lookup([]byte(s)); sym != nil && healthy.seq[s] != sym.Load().Seq {
+						return false
+					}
+				}
+				return true
+			})
+			healthy.mu.Lock()
+			defer healthy.mu.Unlock()
+			if len(healthy.violation) > 0 {
+				t.Fatalf("healthy client: %v", healthy.violation)
+			}
+		})
+	}
+}

@@ -88,6 +88,7 @@ type Stats struct {
 	Bytes         uint64
 	Frames        uint64
 	Conflated     uint64 // updates merged into a later DELTA
+	Dropped       uint64 // messages and pending deltas discarded when their client closed
 	SlowCloses    uint64 // clients closed with 4008
 	Errors        map[int]uint64
 	Published     uint64 // changes published
@@ -97,7 +98,7 @@ type Stats struct {
 type counters struct {
 	clients, subs                            atomic.Int64
 	messages, bytes, frames, conflated, slow atomic.Uint64
-	published, writeErrors                   atomic.Uint64
+	published, writeErrors, dropped          atomic.Uint64
 	errMu                                    sync.Mutex
 	errs                                     map[int]uint64
 }
@@ -213,6 +214,7 @@ func (h *Hub) Stats() Stats {
 		Bytes:         h.stats.bytes.Load(),
 		Frames:        h.stats.frames.Load(),
 		Conflated:     h.stats.conflated.Load(),
+		Dropped:       h.stats.dropped.Load(),
 		SlowCloses:    h.stats.slow.Load(),
 		Published:     h.stats.published.Load(),
 		WriteErrors:   h.stats.writeErrors.Load(),

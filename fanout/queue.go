@@ -22,6 +22,7 @@ func (c *Client) queue(msg []byte) {
 		c.buf = append(c.buf, '\n')
 	}
 	c.buf = append(c.buf, msg...)
+	c.bufMsgs++
 	c.hub.stats.messages.Add(1)
 }
 
@@ -183,7 +184,7 @@ func (c *Client) writeLoop() {
 			continue
 		}
 		out, cuts := c.buf, c.cuts
-		c.buf, c.cuts, c.frameStart = c.spare[:0], c.spareCuts[:0], 0
+		c.buf, c.cuts, c.frameStart, c.bufMsgs = c.spare[:0], c.spareCuts[:0], 0, 0
 		c.spare, c.spareCuts = nil, nil
 		c.inflight = len(out)
 		c.writeStart = c.hub.clock.Load()

@@ -12,6 +12,7 @@ import (
 type collector struct {
 	s                                                      *Server
 	clients, subs, messages, bytes, frames, conflated      *prometheus.Desc
+	dropped                                                *prometheus.Desc
 	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
 	symbols, live                                          *prometheus.Desc
 	refused                                                *prometheus.Desc
@@ -43,6 +44,7 @@ func newCollector(s *Server) *collector {
 		bytes:              d("bytes_out_total", "Bytes written to clients (before compression)."),
 		frames:             d("frames_out_total", "WebSocket frames written to clients."),
 		conflated:          d("conflated_total", "Updates merged into a later DELTA."),
+		dropped:            d("dropped_total", "Messages and pending deltas discarded undelivered when their connection closed (slow consumers, failed writes, clients gone)."),
 		slow:               d("slow_consumer_closes_total", "Connections closed with 4008."),
 		errs:               d("protocol_errors_total", "ERROR messages sent, by code.", "code"),
 		published:          d("changes_published_total", "Store changes published to the fanout engine."),
@@ -72,6 +74,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytes, float64(h.Bytes))
 	counter(c.frames, float64(h.Frames))
 	counter(c.conflated, float64(h.Conflated))
+	counter(c.dropped, float64(h.Dropped))
 	counter(c.slow, float64(h.SlowCloses))
 	counter(c.published, float64(h.Published))
 	for code, n := range h.Errors {
