@@ -29,28 +29,7 @@ func TestMain(m *testing.M) {
 // until the test ends, and waits until it is ready.
 func startServer(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("server did not stop within 15s")
-		}
-	})
+	s := startNode(t, cfg).Server
 	waitUntil(t, 20*time.Second, "server ready", func() bool {
 		resp, err := http.Get("http://" + s.Addr() + "/readyz")
 		if err != nil {
