@@ -32,6 +32,7 @@ type ServerError struct {
 	Syms []string // the symbols concerned, if any
 }
 
+// Error implements error: the code, the request id, the message and the symbols concerned.
 func (e *ServerError) Error() string {
 	s := fmt.Sprintf("server error %d (request %d): %s", e.Code, e.ID, e.Text)
 	if len(e.Syms) > 0 {
@@ -83,6 +84,7 @@ var violationNames = [...]string{
 	ViolationSID:                 "sid",
 }
 
+// String names the kind of violation.
 func (k ViolationKind) String() string {
 	if int(k) < len(violationNames) && violationNames[k] != "" {
 		return violationNames[k]
@@ -101,6 +103,7 @@ type Violation struct {
 	Detail  string   // what went wrong, in words
 }
 
+// String describes the violation for people.
 func (v Violation) String() string {
 	s := v.Kind.String()
 	if v.Symbol != "" {

@@ -82,6 +82,7 @@ type HandshakeError struct {
 	Body string
 }
 
+// Error implements error: the HTTP status and the server's reason.
 func (e *HandshakeError) Error() string {
 	s := fmt.Sprintf("upgrade refused: HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	if e.Body != "" {
@@ -96,6 +97,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error implements error: the close code and reason of a connection closed before HELLO.
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("connection closed before HELLO: code %d %s", e.Code, e.Reason)
 }

@@ -41,6 +41,7 @@ type CommandError struct {
 	Msg string
 }
 
+// Error implements error; the text is what an ERROR 400 tells the client.
 func (e *CommandError) Error() string { return "bad request: " + e.Msg }
 
 // MaxSymbolsPerCommand bounds the symbol list of one message, so that a
