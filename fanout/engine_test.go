@@ -450,3 +450,41 @@ func TestSlowConsumer(t *testing.T) {
 		})
 	}
 }
+
+// TestConflationOnStuckWrite checks that a client whose socket stops
+// taking writes is conflated after SoftLag, long before its backlog of
+// small deltas would reach SoftLimit, and is not closed before SlowGrace.
+func TestConflationOnStuckWrite(t *testing.T) {
+	store, hub := newTestHub(t, Config{SoftLimit: 1 << 20, HardLimit: 1 << 20, SoftLag: 50 * time.Millisecond,
+		SlowGrace: time.Minute, Heartbeat: 40 * time.Millisecond})
+	stuck := newStuckConn()
+	c := hub.Register(stuck, ClientOptions{Format: codec.Binary})
+	syms := make([]string, 50)
+	for i := range syms {
+		syms[i] = fmt.Sprintf("S%02d", i)
+	}
+	c.Subscribe(1, syms, codec.DefaultSubOptions())
+	r := rand.New(rand.NewPCG(5, 3))
+	deadline := time.Now().Add(10 * time.Second)
+	for hub.Stats().Conflated == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no update conflated 10s into a stuck write")
+		}
+		for range 50 {
+			store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range 20_000 {
+		store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
+	}
+	c.mu.Lock()
+	backlog := c.backlog()
+	c.mu.Unlock()
+	if backlog > 64<<10 {
+		t.Errorf("backlog of %d bytes while conflating 50 symbols", backlog)
+	}
+	if code := stuck.closeCode(); code != 0 {
+		t.Errorf("closed with %d before SlowGrace", code)
+	}
+}

@@ -31,6 +31,12 @@ type Config struct {
 	// SoftLimit is the outbound backlog, in bytes, past which a client is
 	// switched to conflated delivery (default 256 KiB).
 	SoftLimit int
+	// SoftLag is how long a write may stay in flight before the client is
+	// switched to conflated delivery, as one over SoftLimit is (default
+	// 1s): a client on a slow link fills its socket long before it fills
+	// SoftLimit with small deltas, and would otherwise see prices minutes
+	// old. Measured on the hub's clock, so to within a heartbeat tick.
+	SoftLag time.Duration
 	// HardLimit is the outbound backlog, in bytes, that a client may stay
 	// over for at most SlowGrace before it is closed with 4008 (default 4 MiB).
 	HardLimit int
@@ -62,6 +68,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HardLimit <= 0 {
 		c.HardLimit = 4 << 20
+	}
+	if c.SoftLag <= 0 {
+		c.SoftLag = time.Second
 	}
 	if c.HardLimit < c.SoftLimit {
 		c.HardLimit = c.SoftLimit

@@ -60,7 +60,8 @@ func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 	if s.removed || c.closed || s.sent != nil && ch.Next.Seq <= s.sent.Seq {
 		return
 	}
-	if !c.conflating && c.backlog() > c.hub.cfg.SoftLimit {
+	if !c.conflating && (c.backlog() > c.hub.cfg.SoftLimit ||
+		c.inflight > 0 && time.Duration(c.hub.clock.Load()-c.writeStart) > c.hub.cfg.SoftLag) {
 		c.conflating = true
 	}
 	if s.sent == ch.Prev && s.pending == nil && s.interval == 0 && !c.conflating {

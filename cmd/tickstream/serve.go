@@ -46,6 +46,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Fanout.Heartbeat, "heartbeat", 5*time.Second, "HEARTBEAT interval of an idle connection")
 	fs.IntVar(&cfg.Fanout.MaxSubscriptions, "max-subscriptions", 5000, "symbols one connection may subscribe to (413 past it)")
 	fs.IntVar(&cfg.Fanout.SoftLimit, "soft-limit", 256<<10, "outbound backlog `bytes` past which a connection gets conflated deltas")
+	fs.DurationVar(&cfg.Fanout.SoftLag, "soft-lag", time.Second, "a connection whose socket has not taken a write for this long gets conflated deltas too")
 	fs.IntVar(&cfg.Fanout.HardLimit, "hard-limit", 4<<20, "outbound backlog `bytes` a connection may stay over for --slow-grace before 4008")
 	fs.DurationVar(&cfg.Fanout.SlowGrace, "slow-grace", 5*time.Second, "how long a connection may stay over --hard-limit, or block a write")
 	fs.DurationVar(&cfg.Fanout.FlushDelay, "flush-delay", 0, "hold each connection's writer this long to pack more messages per frame")
@@ -132,6 +133,7 @@ func validateServe(cfg *server.Config) error {
 		{cfg.Fanout.Heartbeat >= 100*time.Millisecond, "heartbeat", "want at least 100ms"},
 		{cfg.Fanout.MaxSubscriptions >= 1, "max-subscriptions", "want at least 1"},
 		{cfg.Fanout.SoftLimit >= 4096, "soft-limit", "want at least 4096"},
+		{cfg.Fanout.SoftLag >= 10*time.Millisecond, "soft-lag", "want at least 10ms"},
 		{cfg.Fanout.HardLimit >= cfg.Fanout.SoftLimit, "hard-limit", "want at least --soft-limit"},
 		{cfg.Fanout.SlowGrace > 0, "slow-grace", "want more than 0"},
 		{cfg.Fanout.FlushDelay >= 0 && cfg.Fanout.FlushDelay <= time.Second, "flush-delay", "want 0 to 1s"},
