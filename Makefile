@@ -60,7 +60,8 @@ fuzz-short:
 # and ingest's decode-and-apply throughput on one core (records/s).
 gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./snapshot/ ./fanout/
-	$(GO) test -run '^$$' -bench Ingest -benchmem -cpu 1 ./ingest/
+	$(GO) test -run '^$$' -bench 'Ingest$$' -benchmem -cpu 1 ./ingest/
+	$(GO) test -run '^$$' -bench IngestKafka -benchtime 3x -cpu 1,2 ./ingest/
 	$(GO) test -run '^$$' -bench Compression ./server/
 
 # The standard load suite of docs/BENCHMARKS.md, under 5 minutes: each

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
@@ -52,4 +53,27 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkIngestKafka reads a log of 200 000 MessagePack records over 4
+// partitions from the embedded broker through kafka-go, from the first
+// offset to the last, and applies them: each op is one whole log. The broker
+// runs in the same process, so records/s is what consumer and broker reach
+// together on the cores given:
+//
+//	go test -run '^$' -bench IngestKafka -benchtime 3x ./ingest/
+func BenchmarkIngestKafka(b *testing.B) {
+	const records = 200_000
+	broker := startBroker(b, 4)
+	log := kafkatest.Log(kafkatest.LogConfig{Seed: 43, Records: records, Symbols: 1000})
+	kafkatest.Produce(b, broker.Addrs(), testTopic, nil, log)
+	b.ResetTimer()
+	for range b.N {
+		f := run(b, broker.Addrs(), testTopic, Config{})
+		waitUntil(b, 5*time.Minute, "the whole log", func() bool { return f.consumer.Stats().Records >= records })
+		b.StopTimer()
+		f.stop()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }

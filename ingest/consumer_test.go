@@ -28,14 +28,14 @@ const testTopic = "ticks"
 
 // fixture is a consumer over an in-process broker that applies to a store.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	store    *snapshot.Store
 	consumer *Consumer
 	status   chan string
 	stop     func()
 }
 
-func startBroker(t *testing.T, partitions int) *embedded.Broker {
+func startBroker(t testing.TB, partitions int) *embedded.Broker {
 	t.Helper()
 	b, err := embedded.Start(testTopic, partitions)
 	if err != nil {
@@ -46,7 +46,7 @@ func startBroker(t *testing.T, partitions int) *embedded.Broker {
 }
 
 // run starts a consumer of topic with cfg and stops it when the test ends.
-func run(t *testing.T, brokers []string, topic string, cfg Config) *fixture {
+func run(t testing.TB, brokers []string, topic string, cfg Config) *fixture {
 	t.Helper()
 	f := &fixture{t: t, store: snapshot.New(), status: make(chan string, 16)}
 	cfg.Brokers, cfg.Topic = brokers, topic
@@ -79,7 +79,7 @@ func run(t *testing.T, brokers []string, topic string, cfg Config) *fixture {
 	return f
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
