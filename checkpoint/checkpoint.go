@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
@@ -299,6 +300,41 @@ func WriteFile(path string, c *Checkpoint) error {
 		return fmt.Errorf("checkpoint: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// RemoveTemp deletes the temporary files that WriteFile left beside path
+// when the process died between creating one and renaming it, and returns
+// their names. Call it before the first WriteFile of a process: a writer
+// at work on the same path would lose its temporary file.
+func RemoveTemp(path string) ([]string, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	matches, err := filepath.Glob(filepath.Join(dir, globEscape(base)+".tmp*"))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	var removed []string
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil {
+			return removed, fmt.Errorf("checkpoint: %w", err)
+		}
+		removed = append(removed, m)
+	}
+	return removed, nil
+}
+
+// globEscape quotes the characters filepath.Match gives a meaning.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // syncDir makes a rename in dir durable.

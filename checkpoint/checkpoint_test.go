@@ -204,3 +204,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRemoveTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ticks[1].ckpt")
+	left := []string{path + ".tmp123", path + ".tmp9"}
+	keep := []string{path, filepath.Join(dir, "other.ckpt.tmp1"), filepath.Join(dir, "ticks1.ckpt.tmp2")}
+	for _, f := range append(left, keep...) {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveTemp(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != len(left) {
+		t.Errorf("removed %v, want %v", removed, left)
+	}
+	for _, f := range left {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there: %v", f, err)
+		}
+	}
+	for _, f := range keep {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s removed: %v", f, err)
+		}
+	}
+}

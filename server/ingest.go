@@ -76,6 +76,11 @@ func (s *Server) restore() map[int]int64 {
 	if path == "" {
 		return nil
 	}
+	if removed, err := checkpoint.RemoveTemp(path); err != nil {
+		s.log.Warn("checkpoint: cannot remove the temporary files of an interrupted write", "file", path, "err", err)
+	} else if len(removed) > 0 {
+		s.log.Info("checkpoint: removed the temporary files of an interrupted write", "files", removed)
+	}
 	cp, err := checkpoint.ReadFile(path, s.cfg.Topic)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
