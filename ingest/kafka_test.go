@@ -80,3 +80,43 @@ func TestKafkaStartByTime(t *testing.T) {
 	waitUntil(t, 20*time.Second, "caught up", f.consumer.Ready)
 	f.check(fresh)
 }
+
+// TestKafkaTLS consumes over the broker's SSL listener, which requires a
+// client certificate: with the test CA and the client's certificate the log
+// is read in full; without the certificate, or without trusting the CA, no
+// record is read and the feed is reported stale.
+func TestKafkaTLS(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	sslBrokers := kafkatest.SSLBrokers(t)
+	ca, cert, key := kafkatest.TLSFiles(t)
+	topic := kafkatest.CreateTopic(t, brokers, 2)
+	log := kafkatest.Log(kafkatest.LogConfig{Seed: 23, Records: 3000, Symbols: 50})
+	kafkatest.Produce(t, brokers, topic, nil, log)
+	tests := []struct {
+		name string
+		sec  Security
+		ok   bool
+	}{
+		{"mutual TLS", Security{CAFile: ca, CertFile: cert, KeyFile: key}, true},
+		{"no client certificate", Security{CAFile: ca}, false},
+		{"CA not trusted", Security{TLS: true, CertFile: cert, KeyFile: key}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := tt.sec.Dialer(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := run(t, sslBrokers, topic, Config{Dialer: d, StaleAfter: time.Second})
+			if !tt.ok {
+				expectStatus(t, f.status, codec.StatusStale)
+				if f.consumer.Ready() || f.consumer.Stats().Records != 0 {
+					t.Fatalf("read data without a valid TLS setup: %+v", f.consumer.Stats())
+				}
+				return
+			}
+			f.waitRead(uint64(len(log)))
+			f.check(log)
+		})
+	}
+}

@@ -8,6 +8,10 @@
 //	TICKSTREAM_KAFKA_BROKERS       PLAINTEXT bootstrap list, e.g. 127.0.0.1:9092
 //	TICKSTREAM_KAFKA_SASL_BROKERS  SASL_PLAINTEXT bootstrap list, e.g. 127.0.0.1:9094
 //	                               (SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN; see SCRAMUser)
+//	TICKSTREAM_KAFKA_SSL_BROKERS   SSL bootstrap list, e.g. 127.0.0.1:9095 (client
+//	                               certificate required; see TLSFiles)
+//	TICKSTREAM_KAFKA_TLS_DIR       the folder of that listener's CA and client
+//	                               certificate (`kafka.sh tls-dir`)
 //	TICKSTREAM_KAFKA_VERSION       the broker version, e.g. 4.4.0
 //
 // By hand:
@@ -42,6 +46,11 @@ const (
 	EnvBrokers = "TICKSTREAM_KAFKA_BROKERS"
 	// EnvSASLBrokers holds the comma-separated SASL_PLAINTEXT bootstrap addresses.
 	EnvSASLBrokers = "TICKSTREAM_KAFKA_SASL_BROKERS"
+	// EnvSSLBrokers holds the comma-separated SSL bootstrap addresses.
+	EnvSSLBrokers = "TICKSTREAM_KAFKA_SSL_BROKERS"
+	// EnvTLSDir holds the folder of the SSL listener's CA and client
+	// certificate, as kafka.sh makes them.
+	EnvTLSDir = "TICKSTREAM_KAFKA_TLS_DIR"
 	// EnvVersion holds the version of the running broker, e.g. "3.9.2".
 	EnvVersion = "TICKSTREAM_KAFKA_VERSION"
 )
@@ -70,6 +79,25 @@ func Brokers(t testing.TB) []string {
 func SASLBrokers(t testing.TB) []string {
 	t.Helper()
 	return fromEnv(t, EnvSASLBrokers)
+}
+
+// SSLBrokers returns the SSL bootstrap addresses from
+// TICKSTREAM_KAFKA_SSL_BROKERS, with the same skip/fail rule as Brokers.
+// Connect with the files of TLSFiles.
+func SSLBrokers(t testing.TB) []string {
+	t.Helper()
+	return fromEnv(t, EnvSSLBrokers)
+}
+
+// TLSFiles returns the PEM files of the SSL listener: the CA that signed the
+// broker's certificate, and a client certificate and key it accepts.
+func TLSFiles(t testing.TB) (ca, cert, key string) {
+	t.Helper()
+	dir := strings.TrimSpace(os.Getenv(EnvTLSDir))
+	if dir == "" {
+		fromEnv(t, EnvTLSDir)
+	}
+	return dir + "/ca.pem", dir + "/client.pem", dir + "/client-key.pem"
 }
 
 // SCRAMUser returns the user and password that the test broker accepts on its

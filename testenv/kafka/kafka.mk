@@ -3,7 +3,7 @@
 # alone: `make -f testenv/kafka/kafka.mk test-kafka`. Needs java (17+), mvn (only
 # to fetch the jars the first time; cached in testenv/kafka/.work) and go.
 #
-#   make kafka-up   [KAFKA_VERSION=4.4.0] [KAFKA_PORT=9092] [KAFKA_SASL_PORT=9094]
+#   make kafka-up   [KAFKA_VERSION=4.4.0] [KAFKA_PORT=9092] [KAFKA_SASL_PORT=9094] [KAFKA_SSL_PORT=9095]
 #   make kafka-down [KAFKA_PORT=9092]
 #   make kafka-status / kafka-logs
 #   make test-kafka [KAFKA_VERSIONS="3.9.2 4.4.0"] [KAFKA_GO_PKGS=./...]
@@ -24,12 +24,13 @@ KAFKA_VERSIONS ?= $(shell $(KAFKA_SH) versions)
 KAFKA_VERSION ?= $(lastword $(KAFKA_VERSIONS))
 KAFKA_PORT ?= 9092
 KAFKA_SASL_PORT ?= 9094
+KAFKA_SSL_PORT ?= 9095
 KAFKA_GO ?= go
 # -p 1: the packages share one broker, and outage tests stop it.
 KAFKA_GO_TEST_FLAGS ?= -race -count=1 -p 1 -tags kafka -timeout 15m
 KAFKA_GO_PKGS ?= ./...
 
-KAFKA_SH_ENV = KAFKA_PORT=$(KAFKA_PORT) KAFKA_SASL_PORT=$(KAFKA_SASL_PORT)
+KAFKA_SH_ENV = KAFKA_PORT=$(KAFKA_PORT) KAFKA_SASL_PORT=$(KAFKA_SASL_PORT) KAFKA_SSL_PORT=$(KAFKA_SSL_PORT)
 
 .PHONY: kafka-up kafka-down kafka-status kafka-logs test-kafka
 
@@ -53,13 +54,15 @@ test-kafka:
 	trap 'stop=1' INT TERM; stop=""; \
 	for v in $(KAFKA_VERSIONS); do \
 		[ -z "$$stop" ] || exit 130; \
-		echo "=== test-kafka: Apache Kafka $$v (PLAINTEXT 127.0.0.1:$(KAFKA_PORT), SASL 127.0.0.1:$(KAFKA_SASL_PORT))"; \
+		echo "=== test-kafka: Apache Kafka $$v (PLAINTEXT 127.0.0.1:$(KAFKA_PORT), SASL 127.0.0.1:$(KAFKA_SASL_PORT), SSL 127.0.0.1:$(KAFKA_SSL_PORT))"; \
 		t0=$$(date +%s); \
 		if $(KAFKA_SH_ENV) $(KAFKA_SH) up $$v; then \
 			t1=$$(date +%s); \
 			if [ -z "$$stop" ] && ( cd $(KAFKA_REPO_ROOT) && \
 				TICKSTREAM_KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) \
 				TICKSTREAM_KAFKA_SASL_BROKERS=127.0.0.1:$(KAFKA_SASL_PORT) \
+				TICKSTREAM_KAFKA_SSL_BROKERS=127.0.0.1:$(KAFKA_SSL_PORT) \
+				TICKSTREAM_KAFKA_TLS_DIR=$$($(KAFKA_SH_ENV) $(KAFKA_SH) tls-dir) \
 				TICKSTREAM_KAFKA_VERSION=$$v \
 				$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) $(KAFKA_GO_PKGS) ); then :; else \
 				failed="$$failed $$v"; \

@@ -9,6 +9,7 @@
 #   kafka.sh status [VERSION]   exit 0 if running, 3 if not
 #   kafka.sh logs   [VERSION]   print the broker log (all of it; pipe through tail)
 #   kafka.sh versions           print the default broker versions (newest 3.9.x, newest 4.x)
+#   kafka.sh tls-dir            print the folder of the SSL listener's CA and client certificate
 #   kafka.sh fetch  [VERSION]   only fetch the jars
 #
 # VERSION is a full version (3.9.2), or "3" / "3.9" / "4" for the defaults below;
@@ -22,6 +23,9 @@
 #   KAFKA_SASL_PORT        SASL_PLAINTEXT listener        (default 9094)
 #                          mechanisms SCRAM-SHA-256, SCRAM-SHA-512, PLAIN;
 #                          user "tickstream", password "tickstream-secret"
+#   KAFKA_SSL_PORT         SSL listener, client certificate required (default 9095);
+#                          a fresh CA, broker and client certificate are made at each
+#                          `up` in $(kafka.sh tls-dir): ca.pem, client.pem, client-key.pem
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener      (default KAFKA_PORT+1)
 #   KAFKA_HEAP_OPTS        JVM heap                        (default -Xms256m -Xmx512m)
 #   KAFKA_JVM_OPTS         more JVM flags (default -XX:TieredStopAtLevel=1: less JIT
@@ -51,6 +55,7 @@ WORK="${KAFKA_WORK_DIR:-$HERE/.work}"
 PORT="${KAFKA_PORT:-9092}"
 [[ "$PORT" =~ ^[0-9]{1,5}$ ]] || die "bad KAFKA_PORT '$PORT'"
 SASL_PORT="${KAFKA_SASL_PORT:-9094}"
+SSL_PORT="${KAFKA_SSL_PORT:-9095}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 JVM_OPTS="${KAFKA_JVM_OPTS--XX:TieredStopAtLevel=1}"
@@ -60,6 +65,7 @@ JAVA="${JAVA:-java}"
 
 # One broker per PLAINTEXT port: its state lives here.
 RUN="$WORK/run/$PORT"
+TLS="$RUN/tls"
 LOGS="$WORK/logs"
 
 usage() {
@@ -86,11 +92,11 @@ resolve_version() {
 
 check_ports() {
 	local p
-	for p in "$PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
+	for p in "$PORT" "$SASL_PORT" "$SSL_PORT" "$CONTROLLER_PORT"; do
 		if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then die "bad port '$p'"; fi
 	done
-	if [[ "$PORT" == "$SASL_PORT" || "$PORT" == "$CONTROLLER_PORT" || "$SASL_PORT" == "$CONTROLLER_PORT" ]]; then
-		die "ports must differ: KAFKA_PORT=$PORT KAFKA_SASL_PORT=$SASL_PORT KAFKA_CONTROLLER_PORT=$CONTROLLER_PORT"
+	if [[ $(printf '%s\n' "$PORT" "$SASL_PORT" "$SSL_PORT" "$CONTROLLER_PORT" | sort -u | wc -l) -ne 4 ]]; then
+		die "ports must differ: KAFKA_PORT=$PORT KAFKA_SASL_PORT=$SASL_PORT KAFKA_SSL_PORT=$SSL_PORT KAFKA_CONTROLLER_PORT=$CONTROLLER_PORT"
 	fi
 }
 
@@ -159,9 +165,9 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SSL://127.0.0.1:$SSL_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SSL://127.0.0.1:$SSL_PORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
 inter.broker.listener.name=PLAINTEXT
 
 sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
@@ -169,6 +175,12 @@ listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$jaas_scram
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$jaas_scram
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SCRAM_USER="$SCRAM_PASS";
+
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$TLS/broker-keystore.pem
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$TLS/ca.pem
+listener.name.ssl.ssl.client.auth=required
 
 log.dirs=$data
 auto.create.topics.enable=true
@@ -223,6 +235,27 @@ random_cluster_id() { # 16 random bytes, base64url without padding, like `kafka-
 	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
 }
 
+make_certs() { # a CA, and broker and client certificates it signs, for the SSL listener
+	rm -rf "$TLS"
+	mkdir -p "$TLS"
+	local -a ossl=(openssl req -newkey rsa:2048 -nodes -sha256)
+	(
+		cd "$TLS"
+		openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 -subj "/CN=tickstream test CA" \
+			-keyout ca-key.pem -out ca.pem
+		"${ossl[@]}" -subj "/CN=127.0.0.1" -keyout broker-key.pem -out broker.csr
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext
+		openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -sha256 \
+			-extfile broker.ext -out broker.pem
+		"${ossl[@]}" -subj "/CN=tickstream-client" -keyout client-key.pem -out client.csr
+		openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -sha256 \
+			-out client.pem
+		# Kafka's PEM keystore: the unencrypted PKCS#8 key, then the certificate chain.
+		openssl pkcs8 -topk8 -nocrypt -in broker-key.pem >broker-keystore.pem
+		cat broker.pem ca.pem >>broker-keystore.pem
+	) >"$RUN/certs.log" 2>&1 || { cat "$RUN/certs.log" >&2; die "making the test certificates failed"; }
+}
+
 cleanup_run() { # remove state and data of a broker that is not running
 	local data=""
 	[[ -f "$RUN/datadir" ]] && data=$(<"$RUN/datadir")
@@ -257,8 +290,8 @@ cmd_up() {
 	fi
 	cleanup_run # stale state from a broker that died
 	local p
-	for p in "$PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
-		! port_open "$p" || die "127.0.0.1:$p is already in use by another process (set KAFKA_PORT / KAFKA_SASL_PORT / KAFKA_CONTROLLER_PORT)"
+	for p in "$PORT" "$SASL_PORT" "$SSL_PORT" "$CONTROLLER_PORT"; do
+		! port_open "$p" || die "127.0.0.1:$p is already in use by another process (set KAFKA_PORT / KAFKA_SASL_PORT / KAFKA_SSL_PORT / KAFKA_CONTROLLER_PORT)"
 	done
 
 	command -v "$JAVA" >/dev/null || die "java not found (need Java 17+)"
@@ -268,6 +301,7 @@ cmd_up() {
 	data=$(mktemp -d "${TMPDIR:-/tmp}/tickstream-kafka.XXXXXXXX")
 	printf '%s\n' "$data" >"$RUN/datadir"
 	printf '%s\n' "$VERSION" >"$RUN/version"
+	make_certs
 	write_config "$data"
 
 	local logfile="$LOGS/kafka-$VERSION-$PORT.log"
@@ -296,14 +330,14 @@ launch() {
 	shift
 	# Only this start's lines count: a restart appends to the same log.
 	from=$(stat -c %s "$logfile" 2>/dev/null || echo 0)
-	log "starting Kafka $VERSION: PLAINTEXT 127.0.0.1:$PORT, SASL_PLAINTEXT 127.0.0.1:$SASL_PORT, controller 127.0.0.1:$CONTROLLER_PORT"
+	log "starting Kafka $VERSION: PLAINTEXT 127.0.0.1:$PORT, SASL_PLAINTEXT 127.0.0.1:$SASL_PORT, SSL 127.0.0.1:$SSL_PORT, controller 127.0.0.1:$CONTROLLER_PORT"
 	# shellcheck disable=SC2086 # HEAP_OPTS is a list of JVM flags
 	"$@" $HEAP_OPTS kafka.Kafka "$RUN/server.properties" </dev/null >>"$logfile" 2>&1 9>&- &
 	pid=$!
 	printf '%s\n' "$pid" >"$RUN/pid"
 
 	local deadline=$((SECONDS + START_TIMEOUT))
-	until tail -c +$((from + 1)) "$logfile" | grep -q 'Kafka Server started' && api_versions_ok "$PORT" && port_open "$SASL_PORT"; do
+	until tail -c +$((from + 1)) "$logfile" | grep -q 'Kafka Server started' && api_versions_ok "$PORT" && port_open "$SASL_PORT" && port_open "$SSL_PORT"; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "broker exited during startup; last log lines:"
 			tail -n 60 "$logfile" >&2
@@ -366,7 +400,7 @@ cmd_start() {
 		die "no stopped broker on port $PORT to start again: use '$0 up'"
 	resolve_version "$(<"$RUN/version")"
 	local p
-	for p in "$PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
+	for p in "$PORT" "$SASL_PORT" "$SSL_PORT" "$CONTROLLER_PORT"; do
 		! port_open "$p" || die "127.0.0.1:$p is already in use by another process"
 	done
 	local -a jvm
@@ -407,6 +441,10 @@ main() {
 	case "$cmd" in
 		versions)
 			echo "$KAFKA_DEFAULT_3 $KAFKA_DEFAULT_4"
+			return 0
+			;;
+		tls-dir)
+			echo "$TLS"
 			return 0
 			;;
 		-h | --help | help) usage ;;
