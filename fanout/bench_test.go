@@ -174,7 +174,7 @@ func waitIdle(b *testing.B, h *Hub) {
 		busy := false
 		for _, c := range h.clientList() {
 			c.mu.Lock()
-			busy = c.writing || len(c.buf) > 0
+			busy = c.wstate == writerBusy || len(c.buf) > 0
 			c.mu.Unlock()
 			if busy {
 				break

@@ -62,14 +62,9 @@ type Client struct {
 	spare      []byte
 	spareCuts  []int
 	scratch    []byte
-	inflight   int  // bytes handed to the transport and not yet written
-	writing    bool // the writer goroutine is at work
-	// parked: the writer goroutine waits on kick for more to write (true)
-	// or to end (false). A busy client keeps its writer parked between
-	// messages, so that a delivery costs a channel send instead of a new
-	// goroutine; the hub's tick retires the writer of a client idle for
-	// half a heartbeat, and close retires it.
-	parked     bool
+	inflight   int // bytes handed to the transport and not yet written
+	wstate     writerState
+	// kick wakes a parked writer: true for more to write, false to end.
 	kick       chan bool
 	writeStart int64 // hub clock (unix ns) when the write in flight began
 	lastWrite  int64 // hub clock (unix ns) when the last write ended
@@ -308,9 +303,7 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 	}
 	for _, r := range rejected {
 		if len(r.syms) > 0 {
-			c.hub.countError(r.code)
-			c.scratch = c.format.AppendError(c.scratch[:0], id, r.code, r.msg, r.syms)
-			c.queue(c.scratch)
+			c.queueError(id, r.code, r.msg, r.syms)
 		}
 	}
 	for _, p := range picks {
@@ -377,9 +370,7 @@ func (c *Client) unsubscribe(id uint64, names [][]byte) {
 		}
 	}
 	if len(invalid) > 0 {
-		c.hub.countError(400)
-		c.scratch = c.format.AppendError(c.scratch[:0], id, 400, "invalid symbol", invalid)
-		c.queue(c.scratch)
+		c.queueError(id, 400, "invalid symbol", invalid)
 		c.wake()
 	}
 	c.mu.Unlock()
@@ -406,9 +397,7 @@ func (c *Client) resnapshot(id uint64, names [][]byte) {
 		c.snapshotLocked(s, true, now)
 	}
 	if len(missing) > 0 {
-		c.hub.countError(400)
-		c.scratch = c.format.AppendError(c.scratch[:0], id, 400, "not subscribed", missing)
-		c.queue(c.scratch)
+		c.queueError(id, 400, "not subscribed", missing)
 	}
 	c.wake()
 }
@@ -419,10 +408,15 @@ func (c *Client) sendError(id uint64, code int, msg string, syms []string) {
 	if c.closed {
 		return
 	}
+	c.queueError(id, code, msg, syms)
+	c.wake()
+}
+
+// queueError counts and queues an ERROR. c.mu is held.
+func (c *Client) queueError(id uint64, code int, msg string, syms []string) {
 	c.hub.countError(code)
 	c.scratch = c.format.AppendError(c.scratch[:0], id, code, msg, syms)
 	c.queue(c.scratch)
-	c.wake()
 }
 
 func (c *Client) sendStatus(state, detail string) {

@@ -327,7 +327,7 @@ func TestWriterParksAndRetires(t *testing.T) {
 	writer := func() (writing, parked bool) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.writing, c.parked
+		return c.wstate == writerBusy, c.wstate == writerParked
 	}
 	bid := 1.0
 	publish := func() {

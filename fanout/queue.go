@@ -26,15 +26,27 @@ func (c *Client) queue(msg []byte) {
 	c.hub.stats.messages.Add(1)
 }
 
+// writerState is the life of a client's writer goroutine. A busy client
+// keeps its writer parked between messages, so that a delivery costs a
+// channel send instead of a new goroutine; the hub's tick retires the
+// writer of a client idle for half a heartbeat, and close retires it.
+type writerState uint8
+
+const (
+	writerNone   writerState = iota // no writer goroutine
+	writerBusy                      // the writer is at work
+	writerParked                    // the writer waits on kick
+)
+
 // wake starts the writer when there is something to write and none runs.
 // c.mu is held.
 func (c *Client) wake() {
-	if c.writing || c.closed {
+	if c.wstate == writerBusy || c.closed {
 		return
 	}
-	c.writing = true
-	if c.parked {
-		c.parked = false
+	parked := c.wstate == writerParked
+	c.wstate = writerBusy
+	if parked {
 		c.kick <- true // never blocks: a parked writer takes one kick
 		return
 	}
@@ -43,8 +55,8 @@ func (c *Client) wake() {
 
 // retireWriter lets a parked writer goroutine end. c.mu is held.
 func (c *Client) retireWriter() {
-	if c.parked {
-		c.parked = false
+	if c.wstate == writerParked {
+		c.wstate = writerNone
 		c.kick <- false
 	}
 }
@@ -170,12 +182,12 @@ func (c *Client) writeLoop() {
 			c.flushDirty(time.Now())
 		}
 		if c.closed {
-			c.writing = false
+			c.wstate = writerNone
 			c.mu.Unlock()
 			return
 		}
 		if len(c.buf) == 0 {
-			c.writing, c.parked = false, true
+			c.wstate = writerParked
 			c.mu.Unlock()
 			// A retired writer returns without touching the client: a
 			// new one may already be at work.
@@ -208,7 +220,7 @@ func (c *Client) writeLoop() {
 		if err != nil {
 			c.hub.stats.writeErrors.Add(1)
 			c.mu.Lock()
-			c.writing = false
+			c.wstate = writerNone
 			c.mu.Unlock()
 			c.close(CloseInternal, "write failed")
 			return
@@ -260,16 +272,16 @@ func (c *Client) tick(now time.Time) {
 		slow = true
 	}
 	idle := time.Duration(nowNs - c.lastWrite)
-	if !slow && !c.writing && len(c.buf) == 0 && idle >= cfg.Heartbeat {
+	if !slow && c.wstate != writerBusy && len(c.buf) == 0 && idle >= cfg.Heartbeat {
 		c.scratch = c.format.AppendHeartbeat(c.scratch[:0], now.UnixMicro())
 		c.queue(c.scratch)
 		c.lastWrite = nowNs
 		c.wake()
-	} else if !c.writing && len(c.buf) == 0 && idle >= cfg.Heartbeat/2 {
+	} else if c.wstate != writerBusy && len(c.buf) == 0 && idle >= cfg.Heartbeat/2 {
 		// An idle connection gives its buffers back: with tens of
 		// thousands of quiet subscribers they are a large part of the
 		// memory, and a busy connection never gets here.
-		c.buf, c.cuts, c.frameStart = nil, nil, 0
+		c.buf, c.cuts = nil, nil
 		c.spare, c.spareCuts, c.scratch = nil, nil, nil
 		c.retireWriter()
 	}
