@@ -99,10 +99,6 @@ type Consumer struct {
 	// startAt is the time a time-based Start looks offsets up by.
 	startAt time.Time
 
-	// applying is read-held while a record is applied and its offset
-	// published, and write-held by Quiesce.
-	applying sync.RWMutex
-
 	mu         sync.Mutex
 	parts      map[int]*partition
 	discovered bool      // the first discovery has run: later partitions are new
@@ -120,7 +116,11 @@ type partition struct {
 	reader *kafka.Reader
 	// target is the end of the log when the partition was first seen: the
 	// consumer is caught up once every partition has read that far.
-	target   int64
+	target int64
+	// applying is held while a record is applied and next moved past it,
+	// and by Quiesce: one lock per partition, so that the appliers of
+	// different partitions share nothing on the per-record path.
+	applying sync.Mutex
 	next     atomic.Int64 // next offset to read; every record before it is applied
 	hwm      atomic.Int64 // high-water mark seen with the last fetch
 	lastTime atomic.Int64 // timestamp (unix µs) of the last record read
@@ -395,8 +395,8 @@ func (c *Consumer) read(ctx context.Context, p *partition) {
 }
 
 // handle decodes and applies one record and publishes the partition's next
-// offset, both inside one read-hold of applying so that Quiesce never sees
-// the one without the other.
+// offset, both under the partition's applying lock so that Quiesce never
+// sees the one without the other.
 func (c *Consumer) handle(p *partition, m *kafka.Message, u *codec.Update) {
 	if m.Offset < p.next.Load() {
 		// Already applied: a reader that reconnects may fetch from an
@@ -407,12 +407,12 @@ func (c *Consumer) handle(p *partition, m *kafka.Message, u *codec.Update) {
 	if err == nil && !u.Mask.Has(codec.FieldTS) {
 		u.Set(codec.FieldTS, float64(time.Now().UnixMicro()))
 	}
-	c.applying.RLock()
+	p.applying.Lock()
 	if err == nil {
 		c.apply(u)
 	}
 	p.next.Store(m.Offset + 1)
-	c.applying.RUnlock()
+	p.applying.Unlock()
 	if err != nil {
 		c.reject(p.id, m.Offset, err)
 		return
@@ -426,19 +426,19 @@ func (c *Consumer) handle(p *partition, m *kafka.Message, u *codec.Update) {
 // Config.Resume but not read yet keep their resume offset. fn must be
 // quick, since every partition waits for it.
 func (c *Consumer) Quiesce(fn func(offsets map[int]int64)) {
-	// applying first: a partition found after the list below was made
-	// cannot have applied anything yet.
-	c.applying.Lock()
-	defer c.applying.Unlock()
+	// Holding mu keeps discovery from adding a partition meanwhile: one
+	// that is not in parts has not applied anything.
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	offsets := make(map[int]int64, len(c.cfg.Resume))
 	for id, off := range c.cfg.Resume {
 		offsets[id] = off
 	}
-	c.mu.Lock()
 	for _, p := range c.parts {
+		p.applying.Lock()
+		defer p.applying.Unlock() // when fn has returned
 		offsets[p.id] = p.next.Load()
 	}
-	c.mu.Unlock()
 	fn(offsets)
 }
 
