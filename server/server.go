@@ -171,6 +171,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins), publishSeconds: newPublishHistogram()}
 	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithObserver(func(ch snapshot.Change) {
+		// Timing every change would cost two clock reads and an
+		// observation, about 90 ns, on the ingest path of each record:
+		// the symbol's own seq picks one change in publishSample without
+		// a counter shared by the partitions.
+		if ch.Next.Seq%publishSample != 0 {
+			s.hub.Publish(ch)
+			return
+		}
 		start := time.Now()
 		s.hub.Publish(ch)
 		s.publishSeconds.Observe(time.Since(start).Seconds())
