@@ -28,7 +28,7 @@ const publishSample = 16
 func newPublishHistogram() prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tickstream_publish_seconds",
-		Help:    "Time to hand one store change to every subscriber's outbound buffer, timed for one change in 16.",
+		Help:    "Time to hand one store change to every subscriber's outbound buffer, timed for one change in " + strconv.Itoa(publishSample) + ".",
 		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 11),
 	})
 }
