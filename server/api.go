@@ -115,18 +115,11 @@ func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	var (
-		names []string
-		total int
-	)
-	if g := grantOf(r); g != nil {
-		// The limit applies to what the client may see.
-		all, _ := s.store.Names(q.Get("prefix"), 0)
-		all = g.filter(all)
-		names, total = all[:min(limit, len(all))], len(all)
-	} else {
-		names, total = s.store.Names(q.Get("prefix"), limit)
-	}
+	// The limit applies to what the client may see (every symbol when
+	// authentication is off).
+	all, _ := s.store.Names(q.Get("prefix"), 0)
+	all = grantOf(r).filter(all)
+	names, total := all[:min(limit, len(all))], len(all)
 	if names == nil {
 		names = []string{}
 	}

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -225,18 +224,18 @@ const sessionKey = "c"
 
 // wsConn is one WebSocket connection: the fanout engine's Transport.
 type wsConn struct {
-	socket   *gws.Conn
-	format   codec.Format
-	opcode   gws.Opcode
-	server   *Server
-	client   *fanout.Client
-	ip       string
-	expiry   *time.Timer // closes the connection when its token expires
-	lastPing atomic.Int64
-	// renewAt is when the write deadline is next moved (unix ns). Only the
-	// client's single writer calls WriteFrame, so it needs no lock.
-	renewAt int64
-	close   sync.Once
+	socket *gws.Conn
+	format codec.Format
+	opcode gws.Opcode
+	server *Server
+	client *fanout.Client
+	ip     string
+	expiry *time.Timer // closes the connection when its token expires
+	// lastPing and renewAt (unix ns) are the last WebSocket ping and when
+	// the write deadline is next moved. Only the client's single writer
+	// calls WriteFrame, so they need no lock.
+	lastPing, renewAt int64
+	close             sync.Once
 }
 
 // WriteFrame writes one frame, and a WebSocket ping when the last one is a
@@ -257,8 +256,8 @@ func (c *wsConn) WriteFrame(p []byte) error {
 	if err := c.socket.WriteMessage(c.opcode, p); err != nil {
 		return err
 	}
-	if idle := c.server.cfg.IdleTimeout; idle > 0 && now-c.lastPing.Load() > int64(idle/3) {
-		c.lastPing.Store(now)
+	if idle := c.server.cfg.IdleTimeout; idle > 0 && now-c.lastPing > int64(idle/3) {
+		c.lastPing = now
 		return c.socket.WritePing(nil)
 	}
 	return nil

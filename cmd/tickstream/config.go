@@ -54,11 +54,6 @@ func parseServeFlags(fs *flag.FlagSet, args []string) error {
 	return applyConfigFile(fs, path, set)
 }
 
-// envName is the environment variable of a flag.
-func envName(flagName string) string {
-	return "TICKSTREAM_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 // applyConfigFile sets the flags named in the file at path, except those
 // in skip. Unknown names and bad values are errors naming the line.
 func applyConfigFile(fs *flag.FlagSet, path string, skip map[string]bool) error {
