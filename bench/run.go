@@ -20,6 +20,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/server"
 	"github.com/tickstream/tickstream/sim"
 )
 
@@ -533,12 +534,6 @@ func (r *runner) drain(ctx context.Context) bool {
 	return false
 }
 
-// serverSymbol is one symbol of GET /api/v1/snapshot.
-type serverSymbol struct {
-	Seq   uint64             `json:"seq"`
-	State map[string]float64 `json:"state"`
-}
-
 // finalCheck compares every open connection's rebuilt state with the
 // server's.
 func (r *runner) finalCheck(ctx context.Context) FinalCheck {
@@ -597,7 +592,7 @@ const snapshotBatch = 500
 
 // serverState reads the server's state of every subscribed symbol from its
 // REST API.
-func (r *runner) serverState(ctx context.Context) (map[string]serverSymbol, error) {
+func (r *runner) serverState(ctx context.Context) (map[string]server.SymbolSnapshot, error) {
 	u, err := url.Parse(r.cfg.URL)
 	if err != nil {
 		return nil, err
@@ -616,7 +611,7 @@ func (r *runner) serverState(ctx context.Context) (map[string]serverSymbol, erro
 	}
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
-	out := make(map[string]serverSymbol, len(syms))
+	out := make(map[string]server.SymbolSnapshot, len(syms))
 	for len(syms) > 0 {
 		n := min(len(syms), snapshotBatch)
 		q := url.Values{"symbols": {strings.Join(syms[:n], ",")}}
@@ -630,9 +625,7 @@ func (r *runner) serverState(ctx context.Context) (map[string]serverSymbol, erro
 		if err != nil {
 			return nil, fmt.Errorf("bench: server state: %w", err)
 		}
-		var body struct {
-			Snapshots map[string]serverSymbol `json:"snapshots"`
-		}
+		var body server.SnapshotResponse
 		err = json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
