@@ -19,9 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// kafka-go keeps a process-wide idle connection reaper.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*Transport).RoundTrip.func1"),
-		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connPool).discover"))
+	goleak.VerifyTestMain(m, kafkatest.LeakIgnores...)
 }
 
 const testTopic = "ticks"

@@ -17,12 +17,11 @@ import (
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
 func TestMain(m *testing.M) {
-	// kafka-go keeps a process-wide idle connection reaper.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*Transport).RoundTrip.func1"),
-		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connPool).discover"))
+	goleak.VerifyTestMain(m, kafkatest.LeakIgnores...)
 }
 
 // startServer runs a server with the embedded broker on a loopback port

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -33,12 +32,7 @@ func TestBenchFlags(t *testing.T) {
 		t.Setenv(env, "")
 		os.Unsetenv(env)
 	}
-	tests := []struct {
-		name string
-		args []string
-		err  string // substring of the error
-		is   error  // or the error it must be
-	}{
+	tests := []refusal{
 		{"help", []string{"-h"}, "", flag.ErrHelp},
 		{"unknown flag", []string{"--nope"}, "", errUsage},
 		{"bad scenario", []string{"--scenario", "rush"}, `unknown scenario "rush"`, nil},
@@ -54,23 +48,7 @@ func TestBenchFlags(t *testing.T) {
 		{"zero conns", []string{"--scenario", "firehose", "--conns", "0"}, "Conns 0", nil},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level", nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			err := runBench(t.Context(), tt.args, &stdout, &stderr)
-			switch {
-			case err == nil:
-				t.Fatal("no error")
-			case tt.is != nil && !errors.Is(err, tt.is):
-				t.Errorf("error %v, want %v", err, tt.is)
-			case tt.is == nil && !strings.Contains(err.Error(), tt.err):
-				t.Errorf("error %q, want one with %q", err, tt.err)
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout %q, want nothing", stdout.String())
-			}
-		})
-	}
+	testRefusals(t, runBench, tests, "")
 }
 
 // TestBenchEmbedded runs the whole command: a child server, a short run,

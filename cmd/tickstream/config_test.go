@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tickstream/tickstream/client"
+	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
 // TestConfigSources checks the order of the sources of a setting: command
@@ -148,8 +149,7 @@ func freeAddr(t *testing.T) string {
 // TestServeShutdown runs the demo with pprof, then cancels it as SIGTERM
 // does: clients get 1001 and serve returns 0 within the shutdown timeout.
 func TestServeShutdown(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*Transport).RoundTrip.func1"),
-		goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connPool).discover"))
+	defer goleak.VerifyNone(t, kafkatest.LeakIgnores...)
 	pprofAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -19,12 +18,7 @@ func TestProduceFlags(t *testing.T) {
 	// The environment must not fill in what a case leaves out.
 	t.Setenv("TICKSTREAM_BROKERS", "")
 	const b = "--brokers=127.0.0.1:9092"
-	tests := []struct {
-		name string
-		args []string
-		err  string // substring of the error
-		is   error  // or the error it must be
-	}{
+	tests := []refusal{
 		{"help", []string{"-h"}, "", flag.ErrHelp},
 		{"unknown flag", []string{b, "--nope"}, "", errUsage},
 		{"not a number", []string{b, "--rate", "fast"}, "", errUsage},
@@ -53,26 +47,7 @@ func TestProduceFlags(t *testing.T) {
 		{"bad log level", []string{b, "--log-level", "loud"}, "--log-level", nil},
 		{"missing replay file", []string{b, "--replay", filepath.Join(t.TempDir(), "none.jsonl")}, "no such file", nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			err := runProduce(t.Context(), tt.args, &stdout, &stderr)
-			switch {
-			case err == nil:
-				t.Fatal("no error")
-			case tt.is != nil && !errors.Is(err, tt.is):
-				t.Errorf("error %v, want %v", err, tt.is)
-			case tt.is == nil && !strings.Contains(err.Error(), tt.err):
-				t.Errorf("error %q, want one with %q", err, tt.err)
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout %q, want nothing", stdout.String())
-			}
-			if tt.is == flag.ErrHelp && !strings.Contains(stderr.String(), "usage: tickstream produce") {
-				t.Errorf("help %q has no usage line", stderr.String())
-			}
-		})
-	}
+	testRefusals(t, runProduce, tests, "usage: tickstream produce")
 }
 
 // produceCluster starts an in-process Kafka broker on loopback with a

@@ -38,7 +38,15 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/scram"
+	"go.uber.org/goleak"
 )
+
+// LeakIgnores are the goroutines kafka-go keeps for the life of the
+// process (its shared transport's idle-connection reaper), for goleak.
+var LeakIgnores = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*Transport).RoundTrip.func1"),
+	goleak.IgnoreAnyFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+}
 
 // Environment variables read by this package; make test-kafka sets them.
 const (
