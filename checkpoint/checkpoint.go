@@ -311,30 +311,25 @@ func RemoveTemp(path string) ([]string, error) {
 	if dir == "" {
 		dir = "."
 	}
-	matches, err := filepath.Glob(filepath.Join(dir, globEscape(base)+".tmp*"))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	var removed []string
-	for _, m := range matches {
-		if err := os.Remove(m); err != nil {
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), base+".tmp") {
+			continue
+		}
+		name := filepath.Join(dir, e.Name())
+		if err := os.Remove(name); err != nil {
 			return removed, fmt.Errorf("checkpoint: %w", err)
 		}
-		removed = append(removed, m)
+		removed = append(removed, name)
 	}
 	return removed, nil
-}
-
-// globEscape quotes the characters filepath.Match gives a meaning.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // syncDir makes a rename in dir durable.
