@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
 // wireConn is a WebSocket client that sends arbitrary frames and records
@@ -314,13 +315,6 @@ func TestBadRecords(t *testing.T) {
 	before := *aapl.Load()
 	rejectedBefore := s.consumer.Stats().Rejected
 
-	// A transport of its own, closed at the end: the default one keeps
-	// connections (and their goroutines) for the life of the process.
-	transport := &kafka.Transport{}
-	defer transport.CloseIdleConnections()
-	w := &kafka.Writer{Addr: kafka.TCP(s.Brokers()...), Topic: "ticks", BatchTimeout: time.Millisecond,
-		RequiredAcks: kafka.RequireOne, Transport: transport}
-	defer w.Close()
 	bad := []kafka.Message{
 		{Key: []byte("AAPL"), Value: []byte("\xc1\xc1")},
 		{Key: []byte("AAPL"), Value: []byte(`{"bid":"cheap"}`)},
@@ -330,11 +324,7 @@ func TestBadRecords(t *testing.T) {
 		{Key: []byte("AAPL"), Value: []byte(`{"bid":-1e400}`)},
 	}
 	good := kafka.Message{Key: []byte("ZZGOOD"), Value: []byte(`{"bid":12.5,"ts":1}`)}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, append(bad, good)...); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, s.Brokers(), "ticks", nil, append(bad, good))
 	waitUntil(t, 20*time.Second, "the good record behind the bad ones", func() bool {
 		sym := s.store.Lookup([]byte("ZZGOOD"))
 		return sym != nil && sym.Load().Seq == 1
