@@ -273,18 +273,28 @@ func encodeDocCommand(f Format, dst []byte, c docCommand) []byte {
 }
 
 func checkDocCommands(t *testing.T, ex docExample) {
-	bin := decodeDocCommands(t, Binary, ex.bin)
-	js := decodeDocCommands(t, JSON, []byte(ex.json))
-	checkDocOps(t, ex, len(bin), len(js), func(i int) (Op, Op) { return bin[i].Op, js[i].Op })
+	checkDocFrame(t, ex,
+		func(f Format, b []byte) []docCommand { return decodeDocCommands(t, f, b) },
+		func(c *docCommand) Op { return c.Op },
+		func(f Format, dst []byte, c *docCommand) []byte { return encodeDocCommand(f, dst, *c) })
+}
+
+// checkDocFrame checks one example frame: its hex and JSON decode to the
+// same messages, of the ops the label names, and re-encode to the bytes
+// and text of the doc.
+func checkDocFrame[M any](t *testing.T, ex docExample, decode func(Format, []byte) []M, op func(*M) Op, encode func(Format, []byte, *M) []byte) {
+	bin := decode(Binary, ex.bin)
+	js := decode(JSON, []byte(ex.json))
+	checkDocOps(t, ex, len(bin), len(js), func(i int) (Op, Op) { return op(&bin[i]), op(&js[i]) })
 	if !reflect.DeepEqual(bin, js) {
 		t.Errorf("the hex and the JSON are different messages:\nhex:  %+v\njson: %+v", bin, js)
 	}
 	var b, j []byte
-	for _, c := range bin {
-		b = encodeDocCommand(Binary, b, c)
+	for i := range bin {
+		b = encode(Binary, b, &bin[i])
 	}
-	for _, c := range js {
-		j = encodeDocCommand(JSON, JSON.AppendSeparator(j), c)
+	for i := range js {
+		j = encode(JSON, JSON.AppendSeparator(j), &js[i])
 	}
 	checkDocBytes(t, ex, b, j)
 }
@@ -340,20 +350,10 @@ func encodeDocMessage(t *testing.T, f Format, dst []byte, m *Message) []byte {
 }
 
 func checkDocMessages(t *testing.T, ex docExample) {
-	bin := decodeDocMessages(t, Binary, ex.bin)
-	js := decodeDocMessages(t, JSON, []byte(ex.json))
-	checkDocOps(t, ex, len(bin), len(js), func(i int) (Op, Op) { return bin[i].Op, js[i].Op })
-	if !reflect.DeepEqual(bin, js) {
-		t.Errorf("the hex and the JSON are different messages:\nhex:  %+v\njson: %+v", bin, js)
-	}
-	var b, j []byte
-	for i := range bin {
-		b = encodeDocMessage(t, Binary, b, &bin[i])
-	}
-	for i := range js {
-		j = encodeDocMessage(t, JSON, JSON.AppendSeparator(j), &js[i])
-	}
-	checkDocBytes(t, ex, b, j)
+	checkDocFrame(t, ex,
+		func(f Format, b []byte) []Message { return decodeDocMessages(t, f, b) },
+		func(m *Message) Op { return m.Op },
+		func(f Format, dst []byte, m *Message) []byte { return encodeDocMessage(t, f, dst, m) })
 }
 
 // checkDocOps checks that both forms hold the messages the label names.
