@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /api/v1/snapshot", s.authorize(s.serveSnapshot))
 	mux.HandleFunc("GET /api/v1/symbols", s.authorize(s.serveSymbols))
+	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -115,15 +117,36 @@ func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	order := q.Get("order")
+	if order != "" && order != "name" && order != "active" {
+		writeError(w, http.StatusBadRequest, "order: want name or active")
+		return
+	}
 	// The limit applies to what the client may see (every symbol when
 	// authentication is off).
 	all, _ := s.store.Names(q.Get("prefix"), 0)
 	all = grantOf(r).filter(all)
+	if order == "active" {
+		s.sortByActivity(all)
+	}
 	names, total := all[:min(limit, len(all))], len(all)
 	if names == nil {
 		names = []string{}
 	}
 	writeJSON(w, http.StatusOK, SymbolsResponse{Symbols: names, Total: total})
+}
+
+// sortByActivity orders names by the updates the node has applied to each
+// (its seq), most first, ties by name: a dashboard's default watchlist is
+// then the symbols that move.
+func (s *Server) sortByActivity(names []string) {
+	seq := make(map[string]uint64, len(names))
+	for _, n := range names {
+		if sym := s.store.Lookup([]byte(n)); sym != nil {
+			seq[n] = sym.Load().Seq
+		}
+	}
+	sort.SliceStable(names, func(i, j int) bool { return seq[names[i]] > seq[names[j]] })
 }
 
 // ReadyResponse is the body of GET /readyz.
@@ -186,8 +209,9 @@ func serveIndex(w http.ResponseWriter, _ *http.Request) {
 <p>The dashboard is not built into this binary: run <code>make web</code> (or <code>make run</code>).</p>
 <ul>
 <li><code>/ws</code> — WebSocket, protocol v1 (subprotocols tickstream.v1, tickstream.v1.json)</li>
-<li><a href="/api/v1/symbols">/api/v1/symbols</a>?prefix=&amp;limit= — known symbols</li>
+<li><a href="/api/v1/symbols">/api/v1/symbols</a>?prefix=&amp;limit=&amp;order=name|active — known symbols</li>
 <li><a href="/api/v1/snapshot?symbols=AAPL,MSFT">/api/v1/snapshot</a>?symbols=A,B — current state</li>
+<li><a href="/api/v1/openapi.json">/api/v1/openapi.json</a> — this API, as an OpenAPI 3 document</li>
 <li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></li>
 </ul>
 `)
