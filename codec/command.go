@@ -32,6 +32,9 @@ type Command struct {
 	// T is PING's number, still encoded in the connection's format, so
 	// that PONG echoes it exactly.
 	T []byte
+	// Token is AUTH's credential, aliasing the frame (MessagePack) or
+	// decoded (JSON).
+	Token []byte
 }
 
 // CommandError is a client message that could not be decoded or is not
@@ -126,6 +129,15 @@ func decodeCommandMsgpack(r *mpReader, c *Command) error {
 			return &CommandError{ID: id, Msg: "ping value must be a number"}
 		}
 		c.T = r.b[start:r.i]
+	case OpAuth:
+		if n < 3 {
+			return &CommandError{ID: id, Msg: "missing token"}
+		}
+		tok, err := r.str()
+		if err != nil || len(tok) == 0 {
+			return &CommandError{ID: id, Msg: "token must be a non-empty string"}
+		}
+		c.Token = tok
 	default:
 		return &CommandError{ID: id, Msg: fmt.Sprintf("unknown op %d", op)}
 	}
@@ -259,6 +271,15 @@ func decodeCommandJSON(raw json.RawMessage, c *Command) error {
 			return &CommandError{ID: id, Msg: "ping value must be a number"}
 		}
 		c.T = t
+	case OpAuth:
+		if len(arr) < 3 {
+			return &CommandError{ID: id, Msg: "missing token"}
+		}
+		var tok string
+		if err := json.Unmarshal(arr[2], &tok); err != nil || tok == "" {
+			return &CommandError{ID: id, Msg: "token must be a non-empty string"}
+		}
+		c.Token = []byte(tok)
 	default:
 		return &CommandError{ID: id, Msg: fmt.Sprintf("unknown op %d", op)}
 	}
@@ -324,6 +345,16 @@ func (f Format) AppendPing(dst []byte, id uint64, t float64) []byte {
 		return append(appendJSONNumber(append(dst, ','), t), ']')
 	}
 	return appendNumber(appendUint(append(dst, 0x93, byte(OpPing)), id), t)
+}
+
+// AppendAuth appends AUTH: [5, id, token], which renews the credentials of
+// a connection without reconnecting.
+func (f Format) AppendAuth(dst []byte, id uint64, token string) []byte {
+	if f == JSON {
+		dst = strconv.AppendUint(append(dst, "[5,"...), id, 10)
+		return append(appendJSONString(append(dst, ','), token), ']')
+	}
+	return appendStr(appendUint(append(dst, 0x93, byte(OpAuth)), id), token)
 }
 
 func (f Format) appendSymsCommand(dst []byte, op Op, id uint64, syms []string, opts *SubOptions) []byte {

@@ -13,7 +13,7 @@ import (
 // fields of its Op are set.
 type Message struct {
 	Op Op
-	ID uint64 // ACK, PONG, ERROR
+	ID uint64 // ACK, PONG, ERROR, AUTHED
 
 	Version     int      // HELLO
 	ServerID    string   // HELLO
@@ -36,6 +36,8 @@ type Message struct {
 
 	State  string // STATUS
 	Detail string // STATUS
+
+	ExpiresUs int64 // AUTHED: the token's expiry, unix µs; 0 for none
 }
 
 // ErrBadMessage wraps every error of DecodeMessages.
@@ -220,6 +222,15 @@ func decodeMessageMsgpack(r *mpReader, m *Message) error {
 		if m.Detail, err = str(); err != nil {
 			return err
 		}
+	case OpAuthed:
+		if m.ID, err = r.uint(); err != nil {
+			return err
+		}
+		t, err := r.number()
+		if err != nil {
+			return err
+		}
+		m.ExpiresUs = int64(t)
 	}
 	return nil
 }
@@ -364,6 +375,13 @@ func decodeMessageJSON(arr []any, m *Message) error {
 		must(err)
 		m.Detail, err = str(2)
 		must(err)
+	case OpAuthed:
+		id, err := num(1)
+		must(err)
+		m.ID = uint64(id)
+		exp, err := num(2)
+		must(err)
+		m.ExpiresUs = int64(exp)
 	}
 	return errors.Join(errs...)
 }
@@ -375,7 +393,7 @@ func minElems(op Op) int {
 		return 5
 	case OpSnapshot, OpDelta, OpPong, OpError:
 		return 4
-	case OpAck, OpStatus:
+	case OpAck, OpStatus, OpAuthed:
 		return 3
 	case OpHeartbeat:
 		return 2

@@ -15,6 +15,7 @@ const (
 	OpUnsub Op = 2 // unsubscribe
 	OpSnap  Op = 3 // resend snapshots
 	OpPing  Op = 4 // application ping
+	OpAuth  Op = 5 // renew the connection's credentials (extension)
 )
 
 // Server-to-client ops.
@@ -27,6 +28,7 @@ const (
 	OpError     Op = 25
 	OpHeartbeat Op = 26
 	OpStatus    Op = 27
+	OpAuthed    Op = 28 // reply to AUTH (extension)
 )
 
 // ProtocolVersion is the version HELLO announces.
@@ -238,6 +240,17 @@ func (f Format) AppendStatus(dst []byte, state, detail string) []byte {
 		return append(appendJSONString(append(dst, ','), detail), ']')
 	}
 	return appendStr(appendStr(append(dst, 0x93, byte(OpStatus)), state), detail)
+}
+
+// AppendAuthed appends AUTHED: [28, id, expiresUs], the reply to an AUTH
+// whose token the server took; expiresUs is the token's expiry in unix
+// microseconds, 0 when it has none.
+func (f Format) AppendAuthed(dst []byte, id uint64, expiresUs int64) []byte {
+	if f == JSON {
+		dst = strconv.AppendUint(append(dst, "[28,"...), id, 10)
+		return append(strconv.AppendInt(append(dst, ','), expiresUs, 10), ']')
+	}
+	return appendInt(appendUint(append(dst, 0x93, byte(OpAuthed)), id), expiresUs)
 }
 
 // AppendNumber appends v as a protocol number in this format: the most

@@ -214,6 +214,8 @@ func FuzzDecodeCommands(f *testing.F) {
 	f.Add(false, []byte{0x93, 0x01, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff})
 	f.Add(true, []byte(`[1,1,["AAPL"],{"maxHz":2}]`+"\n"+`[4,2,1e3]`))
 	f.Add(true, []byte(`[2,1,["A"]`))
+	f.Add(false, Binary.AppendAuth(nil, 4, "eyJhbGciOiJIUzI1NiJ9.e30.sig"))
+	f.Add(true, []byte(`[5,4,"eyJ\u0041"]`))
 	f.Fuzz(func(t *testing.T, isJSON bool, frame []byte) {
 		format := Binary
 		if isJSON {
@@ -227,7 +229,7 @@ func FuzzDecodeCommands(f *testing.F) {
 				}
 				return
 			}
-			if cmd.ID == 0 || cmd.Op < OpSub || cmd.Op > OpPing {
+			if cmd.ID == 0 || cmd.Op < OpSub || cmd.Op > OpAuth || cmd.Op == OpAuth && len(cmd.Token) == 0 {
 				t.Fatalf("accepted %+v", cmd)
 			}
 			if cmd.Op == OpSub && (!validMaxHz(cmd.Opts.MaxHz) || cmd.Opts.Fields == 0) {
@@ -247,6 +249,15 @@ func FuzzDecodeCommands(f *testing.F) {
 					}
 				})
 			}
+			if cmd.Op == OpAuth {
+				tok := string(cmd.Token)
+				var again Command
+				format.DecodeCommands(format.AppendAuth(nil, cmd.ID, tok), &again, func(a *Command, err error) {
+					if err != nil || a.ID != cmd.ID || string(a.Token) != tok {
+						t.Fatalf("re-encode: %v %+v vs %+v", err, a, cmd)
+					}
+				})
+			}
 		})
 	})
 }
@@ -254,6 +265,7 @@ func FuzzDecodeCommands(f *testing.F) {
 func FuzzDecodeMessages(f *testing.F) {
 	f.Add(false, Binary.AppendState(Binary.AppendHello(nil, "n", 5000), OpDelta, 1, 2, 3, sampleState()))
 	f.Add(true, JSON.AppendState(nil, OpSnapshot, 1, 2, 3, sampleState()))
+	f.Add(false, Binary.AppendAuthed(nil, 4, 1764075600000000))
 	f.Fuzz(func(t *testing.T, isJSON bool, frame []byte) {
 		format := Binary
 		if isJSON {

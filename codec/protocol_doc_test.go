@@ -42,6 +42,7 @@ var docOps = map[string]Op{
 	"SUB": OpSub, "UNSUB": OpUnsub, "SNAP": OpSnap, "PING": OpPing,
 	"HELLO": OpHello, "ACK": OpAck, "SNAPSHOT": OpSnapshot, "DELTA": OpDelta,
 	"PONG": OpPong, "ERROR": OpError, "HEARTBEAT": OpHeartbeat, "STATUS": OpStatus,
+	"AUTH": OpAuth, "AUTHED": OpAuthed,
 }
 
 type docExample struct {
@@ -214,11 +215,12 @@ func TestProtocolDoc(t *testing.T) {
 
 // docCommand is a decoded client message detached from its frame.
 type docCommand struct {
-	Op   Op
-	ID   uint64
-	Syms []string
-	Opts SubOptions
-	T    float64
+	Op    Op
+	ID    uint64
+	Syms  []string
+	Opts  SubOptions
+	T     float64
+	Token string
 }
 
 func decodeDocCommands(t *testing.T, f Format, frame []byte) []docCommand {
@@ -230,7 +232,7 @@ func decodeDocCommands(t *testing.T, f Format, frame []byte) []docCommand {
 			t.Errorf("%s: %v", f, err)
 			return
 		}
-		d := docCommand{Op: c.Op, ID: c.ID, Opts: c.Opts}
+		d := docCommand{Op: c.Op, ID: c.ID, Opts: c.Opts, Token: string(c.Token)}
 		for _, s := range c.Syms {
 			d.Syms = append(d.Syms, string(s))
 		}
@@ -268,6 +270,8 @@ func encodeDocCommand(f Format, dst []byte, c docCommand) []byte {
 		return f.AppendSnap(dst, c.ID, c.Syms)
 	case OpPing:
 		return f.AppendPing(dst, c.ID, c.T)
+	case OpAuth:
+		return f.AppendAuth(dst, c.ID, c.Token)
 	}
 	return dst
 }
@@ -344,6 +348,8 @@ func encodeDocMessage(t *testing.T, f Format, dst []byte, m *Message) []byte {
 		return f.AppendHeartbeat(dst, m.ServerTimeUs)
 	case OpStatus:
 		return f.AppendStatus(dst, m.State, m.Detail)
+	case OpAuthed:
+		return f.AppendAuthed(dst, m.ID, m.ExpiresUs)
 	}
 	t.Errorf("op %d is not a server message", m.Op)
 	return dst

@@ -31,6 +31,12 @@ type ClientOptions struct {
 	// malformed ones included; a false result answers the request with
 	// ERROR 429 instead. It may close the client. nil admits every request.
 	Admit func() bool
+	// Authenticate takes the token of an AUTH request: it returns the
+	// token's expiry (zero for none) once it has made it the connection's
+	// credential, so that Entitled answers by the new grant from then on,
+	// or an error that the client gets as ERROR 401. nil takes every
+	// AUTH without reading it (a node that does not authenticate).
+	Authenticate func(token []byte) (expires time.Time, err error)
 }
 
 // Close codes of the protocol that the engine uses.
@@ -49,6 +55,7 @@ type Client struct {
 	format   codec.Format
 	entitled func(string) bool
 	admit    func() bool
+	authn    func([]byte) (time.Time, error)
 
 	cmd codec.Command // used only by the reading goroutine (HandleFrame)
 
@@ -88,6 +95,7 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		format:    opts.Format,
 		entitled:  opts.Entitled,
 		admit:     opts.Admit,
+		authn:     opts.Authenticate,
 		subs:      map[uint32]*subscription{},
 		lastWrite: h.clock.Load(),
 	}
@@ -189,6 +197,8 @@ func (c *Client) HandleFrame(frame []byte) {
 			c.queue(c.scratch)
 			c.wake()
 			c.mu.Unlock()
+		case codec.OpAuth:
+			c.renew(cmd.ID, cmd.Token)
 		}
 	})
 }

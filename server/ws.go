@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -197,19 +198,45 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return ok
 	}}
 	if sess != nil {
-		copts.Entitled = sess.Grant.Allows
+		// The grant and the expiry are the connection's, not the first
+		// token's: AUTH replaces both (renewToken).
+		c.grant.Store(sess.Grant)
+		copts.Entitled = func(sym string) bool { return c.grant.Load().Allows(sym) }
+		copts.Authenticate = c.renewToken
 	}
 	c.client = s.hub.Register(c, copts)
-	if sess != nil && !sess.Expires.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(sess.Expires), func() {
+	if sess != nil {
+		c.expiry = time.AfterFunc(time.Hour, func() {
 			s.guard.count(closedExpired)
 			c.client.Close(closeNotAuthenticated, "token expired")
 		})
+		c.expireAt(sess.Expires)
 	}
 	if len(syms) > 0 {
 		c.client.Subscribe(0, syms, opts)
 	}
 	go socket.ReadLoop()
+}
+
+// renewToken makes token the connection's credential (AUTH): its grant
+// decides entitlement from now on and its expiry replaces the old one.
+func (c *wsConn) renewToken(token []byte) (time.Time, error) {
+	sess, err := c.server.cfg.Auth.Verify(string(token))
+	if err != nil {
+		return time.Time{}, err
+	}
+	c.grant.Store(sess.Grant)
+	c.expireAt(sess.Expires)
+	return sess.Expires, nil
+}
+
+// expireAt sets when the token's expiry closes the connection; a zero
+// time (a token without exp) never does.
+func (c *wsConn) expireAt(t time.Time) {
+	c.expiry.Stop()
+	if !t.IsZero() {
+		c.expiry.Reset(time.Until(t))
+	}
 }
 
 // refuse closes a just-upgraded connection with code, before HELLO.
@@ -231,6 +258,7 @@ type wsConn struct {
 	client *fanout.Client
 	ip     string
 	expiry *time.Timer // closes the connection when its token expires
+	grant  atomic.Pointer[Grant]
 	// lastPing and renewAt (unix ns) are the last WebSocket ping and when
 	// the write deadline is next moved. Only the client's single writer
 	// calls WriteFrame, so they need no lock.
