@@ -55,6 +55,7 @@ func (l *Limits) setDefaults() {
 
 // Close codes the edge uses beyond the engine's.
 const (
+	closeProtocolError    = 1002
 	closePolicy           = 1008
 	closeNotAuthenticated = 4001
 	closeTooMany          = 4029

@@ -35,6 +35,11 @@ func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
 			// connection is most of an idle connection's read side.
 			ReadBufferSize:   1024,
 			HandshakeTimeout: cfg.HandshakeTimeout,
+			// RFC 6455 §8.1: a text message or a close reason that is not
+			// UTF-8 fails the connection with 1007 (gws answers 1000 to
+			// such a close reason without it). It also checks the server's
+			// own JSON frames, which are ASCII: a few ns per frame.
+			CheckUtf8Enabled: true,
 			PermessageDeflate: gws.PermessageDeflate{
 				Enabled: cfg.Compression,
 				// Without context takeover every client negotiates alike
@@ -215,7 +220,24 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if len(syms) > 0 {
 		c.client.Subscribe(0, syms, opts)
 	}
-	go socket.ReadLoop()
+	go s.readLoop(socket)
+}
+
+// readLoop runs the connection's gws read loop. gws v1.8.9 panics on a
+// frame whose 64-bit length has its top bit set (RFC 6455 §5.2 wants it 0;
+// the length turns negative and slices with it), in the reader, where its
+// Recovery option does not reach: one such frame would end the process.
+// The panic is caught here and fails the connection with 1002.
+func (s *Server) readLoop(socket *gws.Conn) {
+	defer func() {
+		if e := recover(); e != nil {
+			s.log.Warn("websocket: malformed frame", "remote", socket.RemoteAddr().String(), "err", fmt.Sprint(e))
+			_ = socket.SetDeadline(time.Now().Add(time.Second))
+			_ = socket.WriteClose(closeProtocolError, []byte("malformed frame"))
+			wsHandler{s}.OnClose(socket, &gws.CloseError{Code: closeProtocolError})
+		}
+	}()
+	socket.ReadLoop()
 }
 
 // renewToken makes token the connection's credential (AUTH): its grant
@@ -293,12 +315,15 @@ func (c *wsConn) WriteFrame(p []byte) error {
 
 // Close sends a close frame and closes the socket. It does not wait: a
 // writer stuck on a full socket is released by the deadline set here.
+// WriteClose closes the socket after its frame; when gws is closing already
+// (its reader failing the connection with 1002 or 1007, or answering the
+// peer's close) it leaves the socket to that close, whose frame would be
+// lost if the socket were closed here first.
 func (c *wsConn) Close(code int, reason string) {
 	c.close.Do(func() {
 		go func() {
 			_ = c.socket.SetDeadline(time.Now().Add(time.Second))
 			_ = c.socket.WriteClose(uint16(code), []byte(reason))
-			_ = c.socket.NetConn().Close()
 		}()
 	})
 }
