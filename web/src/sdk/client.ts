@@ -14,12 +14,15 @@ import {
   SUBPROTOCOL,
   SUBPROTOCOL_JSON,
   decodeFrame,
+  encodeAuth,
   encodePing,
   encodeSnap,
   encodeSub,
   encodeUnsub,
   isValidSymbol,
+  tokenExpiryMs,
   type AckMsg,
+  type AuthedMsg,
   type DeltaMsg,
   type ErrorMsg,
   type FeedState,
@@ -178,8 +181,14 @@ export interface VisibilityOptions {
 export interface ClientOptions {
   /** Static credential, sent as `?token=` (browsers cannot set headers on a WebSocket). */
   token?: string;
-  /** Called before every connection attempt; wins over `token`. */
+  /**
+   * Called before every connection attempt; wins over `token`. When the token is a JWT with
+   * `exp`, it is also called at 80% of the token's remaining life, and a newer token is sent
+   * in-band (AUTH, op 5) so that the connection and its subscriptions outlive the first token.
+   */
   getToken?: () => string | Promise<string>;
+  /** Renew the token in-band before it expires (default true; needs `getToken`). */
+  renewToken?: boolean;
   /** Default maxHz for subscriptions (0 = every update). */
   maxHz?: number;
   /** Default field filter for subscriptions (names). */
@@ -290,6 +299,11 @@ export class TickstreamClient extends Emitter<ClientEvents> {
   private visSource: VisibilitySource | undefined;
   private readonly onVisibility = (): void => this.handleVisibility();
   private lastStatusKey = "";
+  /** Expiry (ms) of the token the connection holds, when it is a JWT with exp. */
+  private tokenExpMs: number | undefined;
+  private renewTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Request id of the AUTH in flight, 0 when none. */
+  private authId = 0;
 
   constructor(url: string, options: ClientOptions = {}) {
     super();
@@ -468,6 +482,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       }
       if (this.userClosed) return;
     }
+    this.tokenExpMs = tokenExpiryMs(token);
     let ws: WebSocketLike;
     try {
       ws = new this.WS(buildUrl(this.url, token), this.opts.format === "json" ? SUBPROTOCOL_JSON : SUBPROTOCOL);
@@ -564,7 +579,9 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     clearTimeout(this.retryTimer);
     clearInterval(this.watchdog);
     clearInterval(this.pingTimer);
-    this.connectTimer = this.retryTimer = this.watchdog = this.pingTimer = undefined;
+    clearTimeout(this.renewTimer);
+    this.connectTimer = this.retryTimer = this.watchdog = this.pingTimer = this.renewTimer = undefined;
+    this.authId = 0;
     this.sidMap.clear();
     this.pendingSubs.clear();
     this.pendingSnap.clear();
@@ -661,6 +678,9 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       case Op.PONG:
         this.onPong(m);
         break;
+      case Op.AUTHED:
+        this.onAuthed(m);
+        break;
     }
   }
 
@@ -690,8 +710,75 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       }, pi);
       this.ping().catch(() => {});
     }
+    this.scheduleRenewal();
     this.emit("hello", m);
     this.emitStatus();
+  }
+
+  // ----- token renewal (AUTH, op 5) ----------------------------------------------
+
+  /** Arms the renewal at 80% of the current token's remaining life, or `inMs` when given. */
+  private scheduleRenewal(inMs?: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    if (!this.opts.getToken || this.opts.renewToken === false || this.tokenExpMs === undefined) return;
+    const left = this.tokenExpMs - nowMs();
+    if (left <= 0) return; // the server closes with 4001, and the reconnect fetches a token
+    this.renewTimer = setTimeout(() => void this.renew(), inMs ?? left * 0.8);
+  }
+
+  private async renew(): Promise<void> {
+    this.renewTimer = undefined;
+    const ws = this.ws;
+    let token: string;
+    try {
+      token = await this.opts.getToken!();
+    } catch (e) {
+      this.emit("error", { kind: "auth", code: 0, message: `getToken failed: ${(e as Error).message}` });
+      this.retryRenewal();
+      return;
+    }
+    if (this.ws !== ws || !this.isOpen()) return;
+    const exp = tokenExpiryMs(token);
+    if (exp !== undefined && this.tokenExpMs !== undefined && exp <= this.tokenExpMs) {
+      this.emit("error", { kind: "auth", code: 0, message: "getToken returned no token that lasts longer than the current one" });
+      this.retryRenewal();
+      return;
+    }
+    const id = this.id();
+    this.authId = id;
+    this.send(encodeAuth(id, token), [Op.AUTH, id, token]);
+  }
+
+  /** After a failed renewal: again halfway to the expiry, but at most 30 s later. */
+  private retryRenewal(): void {
+    if (this.tokenExpMs === undefined) return;
+    this.scheduleRenewal(Math.min(30_000, (this.tokenExpMs - nowMs()) / 2));
+  }
+
+  private onAuthed(m: AuthedMsg): void {
+    if (m.id !== this.authId) return;
+    this.authId = 0;
+    this.tokenExpMs = m.expiresUs > 0 ? m.expiresUs / 1000 : undefined;
+    this.scheduleRenewal();
+  }
+
+  /** ERRORs answering the AUTH in flight: 401 keeps the old token; 403 lists dropped symbols. */
+  private onAuthError(m: ErrorMsg): void {
+    if (m.code === 403) {
+      for (const s of m.symbols) {
+        const d = this.desired.get(s);
+        if (!d) continue;
+        const st = d.state;
+        if (st.sid >= 0 && this.sidMap.get(st.sid) === st) this.sidMap.delete(st.sid);
+        st.sid = -1;
+        st.ready = false;
+        st.error = { code: m.code, message: m.message };
+      }
+      return;
+    }
+    this.authId = 0;
+    this.retryRenewal();
   }
 
   private onAck(m: AckMsg): void {
@@ -721,6 +808,10 @@ export class TickstreamClient extends Emitter<ClientEvents> {
 
   private onError(m: ErrorMsg): void {
     this.emit("error", { kind: "server", code: m.code, message: m.message, id: m.id, symbols: m.symbols });
+    if (m.id !== 0 && m.id === this.authId) {
+      this.onAuthError(m);
+      return;
+    }
     const sent = m.id !== 0 ? this.pendingSubs.get(m.id) : undefined;
     if (!sent) return;
     if (m.symbols.length > 0) {

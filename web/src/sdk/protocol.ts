@@ -19,6 +19,8 @@ export const Op = {
   UNSUB: 2,
   SNAP: 3,
   PING: 4,
+  /** Extension: renew the connection's token in-band (PROTOCOL.md §5.5). */
+  AUTH: 5,
   // server -> client
   HELLO: 20,
   ACK: 21,
@@ -28,6 +30,8 @@ export const Op = {
   ERROR: 25,
   HEARTBEAT: 26,
   STATUS: 27,
+  /** Extension: the reply to AUTH, with the new token's expiry (PROTOCOL.md §6.9). */
+  AUTHED: 28,
 } as const;
 
 /** The v1 field table; the server's HELLO is authoritative (fields may be appended). */
@@ -110,6 +114,12 @@ export interface StatusMsg {
   state: string;
   detail: string;
 }
+export interface AuthedMsg {
+  op: 28;
+  id: number;
+  /** The renewed token's expiry, unix µs; 0 when it has none. */
+  expiresUs: number;
+}
 
 export type ServerMessage =
   | HelloMsg
@@ -119,7 +129,8 @@ export type ServerMessage =
   | PongMsg
   | ErrorMsg
   | HeartbeatMsg
-  | StatusMsg;
+  | StatusMsg
+  | AuthedMsg;
 
 /** Thrown (and reported as an "error" event) when a frame does not follow the protocol. */
 export class ProtocolError extends Error {
@@ -162,6 +173,26 @@ export function encodeSnap(id: number, symbols: string[]): Uint8Array {
 }
 export function encodePing(id: number, t: number): Uint8Array {
   return encoder.encode([Op.PING, id, t]);
+}
+export function encodeAuth(id: number, token: string): Uint8Array {
+  return encoder.encode([Op.AUTH, id, token]);
+}
+
+/**
+ * The `exp` claim of a JWT as a time in ms, or undefined when the token is not a JWT or has
+ * no `exp`. The signature is not checked: the server does that; the client only needs to know
+ * when to renew.
+ */
+export function tokenExpiryMs(token: string | undefined): number | undefined {
+  const payload = token?.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const b64 = payload.replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4))) as { exp?: unknown };
+    return typeof claims.exp === "number" && Number.isFinite(claims.exp) ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Encodes any server message (used by tests and mock servers). */
@@ -240,6 +271,11 @@ export function parseMessage(v: unknown): ServerMessage | null {
       const [, state, detail] = v;
       if (typeof state !== "string") throw new ProtocolError(`bad STATUS: ${preview(v)}`);
       return { op, state, detail: typeof detail === "string" ? detail : "" };
+    }
+    case Op.AUTHED: {
+      const [, id, expiresUs] = v;
+      if (!isInt(id) || typeof expiresUs !== "number") throw new ProtocolError(`bad AUTHED: ${preview(v)}`);
+      return { op, id, expiresUs };
     }
     default:
       return null; // unknown server op: ignored by contract
