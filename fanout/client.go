@@ -3,6 +3,7 @@ package fanout
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
@@ -73,7 +74,6 @@ type Client struct {
 	wstate     writerState
 	// kick wakes a parked writer: true for more to write, false to end.
 	kick       chan bool
-	writeStart int64 // hub clock (unix ns) when the write in flight began
 	lastWrite  int64 // hub clock (unix ns) when the last write ended
 	conflating bool
 	overSince  time.Time
@@ -83,6 +83,17 @@ type Client struct {
 	// writer is c.writeLoop bound once: `go c.writeLoop()` would allocate
 	// a closure on every start of the writer.
 	writer func()
+
+	// writeStart is the hub clock (unix ns) when the write in flight began
+	// or last had a frame taken; the writer stores it without c.mu.
+	writeStart atomic.Int64
+	// closing: the client is closed with closeCode once what is queued is
+	// written (CloseAfterFlush, or a backlog over the hard limit);
+	// closingSince is the hub clock when it began.
+	closing      bool
+	closeCode    int
+	closeReason  string
+	closingSince int64
 }
 
 // Register connects a new client: it queues HELLO (and STATUS when the feed
@@ -125,6 +136,26 @@ func (c *Client) Format() codec.Format { return c.format }
 // Close ends the client's session: its subscriptions are dropped and the
 // transport is closed with code and reason. It is idempotent.
 func (c *Client) Close(code int, reason string) { c.close(code, reason) }
+
+// CloseAfterFlush ends the client's session as Close does, once the writer
+// has sent what is already queued (the replies the client is owed, such as
+// the ERROR 429s before a flood close). Nothing new is queued or handled
+// meanwhile, and a client whose socket does not take the rest is closed
+// anyway after SlowGrace.
+func (c *Client) CloseAfterFlush(code int, reason string) {
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.startClosing(code, reason)
+	if c.wstate == writerBusy {
+		c.mu.Unlock() // the writer closes the client when it has drained
+		return
+	}
+	c.mu.Unlock()
+	c.close(code, reason) // nothing is queued: a busy writer is the only one with work
+}
 
 func (c *Client) close(code int, reason string) {
 	c.mu.Lock()
@@ -170,6 +201,9 @@ func (c *Client) close(code int, reason string) {
 // in it, in order. Bad messages get an ERROR; the session goes on.
 func (c *Client) HandleFrame(frame []byte) {
 	c.format.DecodeCommands(frame, &c.cmd, func(cmd *codec.Command, err error) {
+		if c.ending() {
+			return // a closing client's requests get no answer
+		}
 		var id uint64
 		if err == nil {
 			id = cmd.ID
@@ -201,6 +235,13 @@ func (c *Client) HandleFrame(frame []byte) {
 			c.renew(cmd.ID, cmd.Token)
 		}
 	})
+}
+
+// ending reports whether the client is closed or closing.
+func (c *Client) ending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed || c.closing
 }
 
 // Subscribe subscribes the client as a SUB with request id would; the
@@ -340,13 +381,37 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 
 // snapshotLocked brings s up to the symbol's current state: with send, a
 // SNAPSHOT is queued; without, the client is taken to hold that state
-// already (SUB with snap false).
+// already (SUB with snap false). A congested client's SNAPSHOT is put off
+// until its writer drains, and then carries the newest state: a client
+// that asks again and again for snapshots it does not read gets one per
+// symbol, not a copy per request.
 func (c *Client) snapshotLocked(s *subscription, send bool, now time.Time) {
-	st := s.sym.Load()
-	if send {
-		c.scratch = c.format.AppendState(c.scratch[:0], codec.OpSnapshot, s.sym.ID, st.Seq, st.Mask&s.fields, &st.Values)
-		c.queue(c.scratch)
+	if send && c.congested() {
+		s.snapDue = true
+		s.pending = nil
+		c.markDirty(s)
+		return
 	}
+	if send {
+		c.queueSnapshot(s, now)
+		return
+	}
+	st := s.sym.Load()
+	s.sent = st
+	if s.pending != nil && s.pending.Seq <= st.Seq {
+		s.pending = nil
+	}
+	if s.interval > 0 {
+		s.nextDue = now.Add(s.interval)
+	}
+}
+
+// queueSnapshot queues the SNAPSHOT of the symbol's current state for s.
+// c.mu is held.
+func (c *Client) queueSnapshot(s *subscription, now time.Time) {
+	st := s.sym.Load()
+	c.scratch = c.format.AppendState(c.scratch[:0], codec.OpSnapshot, s.sym.ID, st.Seq, st.Mask&s.fields, &st.Values)
+	c.queue(c.scratch)
 	s.sent = st
 	if s.pending != nil && s.pending.Seq <= st.Seq {
 		s.pending = nil

@@ -10,8 +10,26 @@ import (
 // queue appends one encoded message to the outbound buffer. Messages are
 // packed into frames of at most MaxFrameSize (a larger message gets a frame
 // of its own). c.mu is held.
+//
+// Deltas and snapshots are conflated past the soft limit (see congested),
+// so only the replies that are never merged or dropped (ACK, ERROR, PONG,
+// STATUS, HEARTBEAT) can take the backlog to the hard limit: a client that
+// sends requests and does not read their answers. Such a client is closed
+// with 4008 at once rather than held, so the backlog never passes the hard
+// limit by more than one message.
 func (c *Client) queue(msg []byte) {
 	if c.closed {
+		return
+	}
+	if c.closing {
+		c.hub.stats.dropped.Add(1)
+		return
+	}
+	if c.backlog() > c.hub.cfg.HardLimit {
+		c.hub.stats.dropped.Add(1)
+		c.startClosing(CloseSlowConsumer, "slow consumer")
+		// close takes c.mu, which the caller holds.
+		go c.close(CloseSlowConsumer, "slow consumer")
 		return
 	}
 	if len(c.buf) > c.frameStart && len(c.buf)-c.frameStart+len(msg) > c.hub.cfg.MaxFrameSize {
@@ -24,6 +42,16 @@ func (c *Client) queue(msg []byte) {
 	c.buf = append(c.buf, msg...)
 	c.bufMsgs++
 	c.hub.stats.messages.Add(1)
+}
+
+// startClosing puts the client in its closing state: nothing more is
+// queued, requests are ignored, and the client is closed with code once
+// its writer has sent what is queued, or after SlowGrace whatever
+// happens. c.mu is held.
+func (c *Client) startClosing(code int, reason string) {
+	c.closing = true
+	c.closeCode, c.closeReason = code, reason
+	c.closingSince = c.hub.clock.Load()
 }
 
 // writerState is the life of a client's writer goroutine. A busy client
@@ -64,19 +92,33 @@ func (c *Client) retireWriter() {
 // backlog is the number of bytes queued or being written. c.mu is held.
 func (c *Client) backlog() int { return len(c.buf) + c.inflight }
 
+// congested reports whether the client gets conflated delivery: its
+// backlog passed the soft limit, or its socket has not taken a frame for
+// SoftLag. It stays so until a write ends with the backlog under half the
+// soft limit. c.mu is held.
+func (c *Client) congested() bool {
+	if !c.conflating && (c.backlog() > c.hub.cfg.SoftLimit ||
+		c.inflight > 0 && time.Duration(c.hub.clock.Load()-c.writeStart.Load()) > c.hub.cfg.SoftLag) {
+		c.conflating = true
+	}
+	return c.conflating
+}
+
 // deliver hands one published change to one subscription. It runs on the
 // publishing goroutine and never blocks on the network.
 func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s.removed || c.closed || s.sent != nil && ch.Next.Seq <= s.sent.Seq {
+	if s.removed || c.closed || c.closing || s.sent != nil && ch.Next.Seq <= s.sent.Seq {
 		return
 	}
-	if !c.conflating && (c.backlog() > c.hub.cfg.SoftLimit ||
-		c.inflight > 0 && time.Duration(c.hub.clock.Load()-c.writeStart) > c.hub.cfg.SoftLag) {
-		c.conflating = true
+	if s.snapDue {
+		// The SNAPSHOT the writer sends when it drains carries this change.
+		c.hub.stats.conflated.Add(1)
+		return
 	}
-	if s.sent == ch.Prev && s.pending == nil && s.interval == 0 && !c.conflating {
+	conflating := c.congested()
+	if s.sent == ch.Prev && s.pending == nil && s.interval == 0 && !conflating {
 		if m := ch.Mask & s.fields; m != 0 {
 			c.queue(enc.delta(ch, c.format, m))
 			c.wake()
@@ -92,14 +134,11 @@ func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 	if s.pending == nil || ch.Next.Seq > s.pending.Seq {
 		s.pending = ch.Next
 	}
-	if !s.dirty {
-		s.dirty = true
-		c.dirty = append(c.dirty, s)
-	}
+	c.markDirty(s)
 	if s.sent == nil {
 		return // the SUB in progress sends the snapshot
 	}
-	if s.interval > 0 && !c.conflating {
+	if s.interval > 0 && !conflating {
 		if now := time.Now(); now.Before(s.nextDue) {
 			c.armTimer(s.nextDue)
 			return
@@ -108,17 +147,39 @@ func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 	c.wake()
 }
 
+// markDirty lists s for the writer's next flushDirty. c.mu is held.
+func (c *Client) markDirty(s *subscription) {
+	if !s.dirty {
+		s.dirty = true
+		c.dirty = append(c.dirty, s)
+	}
+}
+
 // flushDirty queues one merged DELTA for every pending subscription that is
-// due, and arms the timer for the earliest one that is not. c.mu is held.
+// due, and one SNAPSHOT of the newest state for every snapshot put off
+// while the client was congested; it arms the timer for the earliest
+// subscription that is not due. It stops once the buffer holds more than
+// the soft limit, leaving the rest for the writer's next round, so that
+// the backlog stays within the soft limit and one message. c.mu is held.
 func (c *Client) flushDirty(now time.Time) {
 	if len(c.dirty) == 0 {
 		return
 	}
 	var next time.Time
 	keep := c.dirty[:0]
-	for _, s := range c.dirty {
+	for i, s := range c.dirty {
+		if len(c.buf) > c.hub.cfg.SoftLimit {
+			keep = append(keep, c.dirty[i:]...)
+			break
+		}
 		switch {
-		case s.removed || s.pending == nil:
+		case s.removed:
+			s.dirty, s.snapDue = false, false
+		case s.snapDue:
+			c.queueSnapshot(s, now)
+			s.snapDue = false
+			s.dirty = false
+		case s.pending == nil:
 			s.dirty = false
 		case s.sent == nil:
 			keep = append(keep, s)
@@ -171,19 +232,27 @@ func (c *Client) onTimer() {
 }
 
 // writeLoop writes whatever is buffered, frame by frame, until the buffer
-// stays empty; messages queued during a write share the next frames.
+// stays empty; messages queued during a write share the next frames. A
+// closing client's writer sends what is queued, then closes it.
 func (c *Client) writeLoop() {
 	for {
 		if d := c.hub.cfg.FlushDelay; d > 0 {
 			time.Sleep(d)
 		}
 		c.mu.Lock()
-		if !c.closed && len(c.dirty) > 0 {
+		if !c.closed && !c.closing && len(c.dirty) > 0 {
 			c.flushDirty(time.Now())
 		}
 		if c.closed {
 			c.wstate = writerNone
 			c.mu.Unlock()
+			return
+		}
+		if len(c.buf) == 0 && c.closing {
+			c.wstate = writerNone
+			code, reason := c.closeCode, c.closeReason
+			c.mu.Unlock()
+			c.close(code, reason)
 			return
 		}
 		if len(c.buf) == 0 {
@@ -200,7 +269,7 @@ func (c *Client) writeLoop() {
 		c.buf, c.cuts, c.frameStart, c.bufMsgs = c.spare[:0], c.spareCuts[:0], 0, 0
 		c.spare, c.spareCuts = nil, nil
 		c.inflight = len(out)
-		c.writeStart = c.hub.clock.Load()
+		c.writeStart.Store(c.hub.clock.Load())
 		c.mu.Unlock()
 
 		err := c.writeFrames(out, cuts)
@@ -237,6 +306,9 @@ func (c *Client) writeFrames(out []byte, cuts []int) error {
 		if err := c.t.WriteFrame(out[from:to]); err != nil {
 			return err
 		}
+		// The socket took a frame: a stuck write is one that takes none,
+		// not a long buffer that a slow link takes frame by frame.
+		c.writeStart.Store(c.hub.clock.Load())
 		c.hub.stats.frames.Add(1)
 		c.hub.stats.bytes.Add(uint64(to - from))
 		from = to
@@ -246,12 +318,22 @@ func (c *Client) writeFrames(out []byte, cuts []int) error {
 
 // tick runs on the hub's heartbeat goroutine: it sends a HEARTBEAT to an
 // idle client and closes one that stayed too long over its hard limit or
-// whose socket has not taken a write for SlowGrace.
+// whose socket has not taken a write for SlowGrace, or that has been
+// closing (CloseAfterFlush) for SlowGrace.
 func (c *Client) tick(now time.Time) {
 	cfg := &c.hub.cfg
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		return
+	}
+	if c.closing {
+		expired := time.Duration(now.UnixNano()-c.closingSince) > cfg.SlowGrace
+		code, reason := c.closeCode, c.closeReason
+		c.mu.Unlock()
+		if expired {
+			c.close(code, reason)
+		}
 		return
 	}
 	slow := false
@@ -268,7 +350,7 @@ func (c *Client) tick(now time.Time) {
 	// SlowGrace for sure, and after a data frame a HEARTBEAT may come up to
 	// one tick early, never late.
 	nowNs := now.UnixNano()
-	if c.inflight > 0 && time.Duration(nowNs-c.writeStart) > cfg.SlowGrace+c.hub.period {
+	if c.inflight > 0 && time.Duration(nowNs-c.writeStart.Load()) > cfg.SlowGrace+c.hub.period {
 		slow = true
 	}
 	idle := time.Duration(nowNs - c.lastWrite)

@@ -74,5 +74,8 @@ type subscription struct {
 	// merged DELTA (conflation, maxHz, or a change that raced a snapshot).
 	pending *snapshot.State
 	dirty   bool // listed in client.dirty
+	// snapDue: a SNAPSHOT was asked for while the client was congested;
+	// the writer sends one of the newest state when it drains.
+	snapDue bool
 	removed bool
 }
