@@ -31,7 +31,17 @@ type Limits struct {
 	// RequestBurst is how many requests a connection may send at once
 	// (default 100).
 	RequestBurst int
+	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each
+	// WebSocket connection, in bytes (default 128 KiB; Linux doubles it
+	// for its bookkeeping). A negative value leaves the kernel's
+	// autotuning, which lets the send queue of a client that does not
+	// read grow to megabytes, outside the engine's backlog limits and out
+	// of sight of its slow-consumer policy.
+	SocketSendBuffer int
 }
+
+// DefaultSocketSendBuffer is Limits.SocketSendBuffer's default.
+const DefaultSocketSendBuffer = 128 << 10
 
 // floodFactor is how many times RequestRate of refused requests a
 // connection may keep sending before it is closed with 1008: a client
@@ -50,6 +60,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.RequestBurst <= 0 {
 		l.RequestBurst = 100
+	}
+	if l.SocketSendBuffer == 0 {
+		l.SocketSendBuffer = DefaultSocketSendBuffer
 	}
 }
 

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -186,6 +188,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(socket, reason, closeTooMany, "too many connections", ip)
 		return
 	}
+	if size := s.cfg.Limits.SocketSendBuffer; size > 0 {
+		if err := setSendBuffer(socket.NetConn(), size); err != nil {
+			s.log.Warn("websocket: cannot set the socket send buffer", "remote", ip, "bytes", size, "err", err)
+		}
+	}
 	c := &wsConn{socket: socket, format: format, server: s, ip: ip}
 	if format == codec.JSON {
 		c.opcode = gws.OpcodeText
@@ -198,7 +205,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		ok, flood := limiter.admit()
 		if flood {
 			s.guard.count(closedFlood)
-			c.client.Close(closePolicy, "request flood")
+			// The answers already queued (ACKs, ERROR 429s) go first.
+			c.client.CloseAfterFlush(closePolicy, "request flood")
 		}
 		return ok
 	}}
@@ -259,6 +267,21 @@ func (c *wsConn) expireAt(t time.Time) {
 	if !t.IsZero() {
 		c.expiry.Reset(time.Until(t))
 	}
+}
+
+// setSendBuffer caps the kernel send queue of conn (a TCP connection, or
+// TLS over one) at size bytes: a client that stops reading then blocks the
+// connection's writer within that much, and the engine's soft lag and slow
+// grace see it, instead of the kernel queueing megabytes for it.
+func setSendBuffer(conn net.Conn, size int) error {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	sb, ok := conn.(interface{ SetWriteBuffer(int) error })
+	if !ok {
+		return nil // not a socket (a test's pipe): nothing to cap
+	}
+	return sb.SetWriteBuffer(size)
 }
 
 // refuse closes a just-upgraded connection with code, before HELLO.
