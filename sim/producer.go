@@ -33,6 +33,9 @@ const (
 	// Bounds of the backoff between two attempts of a failed write.
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
+	// lastFlushWait bounds how long a write of a Run may go on past its
+	// duration.
+	lastFlushWait = 2 * time.Second
 )
 
 // ProducerConfig configures a Producer.
@@ -79,6 +82,9 @@ type Stats struct {
 	Errors  int64         // failed write attempts, each retried
 	Skipped int64         // bad lines of a replay skipped (ReplayOptions.SkipBad)
 	Elapsed time.Duration // from the start of the call to its end
+	// LastError is the cause of the last failed write attempt, nil when
+	// none failed: what to tell a user when nothing was written.
+	LastError error
 }
 
 // Rate returns the records written per second.
@@ -169,8 +175,9 @@ func (p *Producer) Close() error {
 // per second, in a write every few milliseconds. It stops when duration has
 // passed since the call (0 runs until ctx is done) or when ctx is done,
 // returning a nil error in both cases. Failed writes are logged and retried
-// with backoff until they succeed or ctx is done: a broker outage slows a
-// run down but does not end it. When the writes cannot keep up with rate,
+// with backoff until they succeed, ctx is done or duration has passed: a
+// broker outage slows a run down but does not end it, nor make it outlast
+// duration by more than one write attempt. When the writes cannot keep up with rate,
 // Run falls behind by at most a second of updates and forgoes the rest, so
 // that it never bursts to catch up. Run returns an error only for invalid
 // arguments or a closed Producer.
@@ -183,29 +190,36 @@ func (p *Producer) Run(ctx context.Context, m *Market, rate float64, duration ti
 	if duration < 0 {
 		return st, fmt.Errorf("sim: negative duration %v", duration)
 	}
+	// A failed write is not retried past the end of duration, and a
+	// write that hangs ends lastFlushWait after it, so that an outage
+	// cannot stretch the run.
+	writeCtx := ctx
+	var end time.Time
+	if duration > 0 {
+		end = start.Add(duration)
+		var cancel context.CancelFunc
+		writeCtx, cancel = context.WithDeadline(ctx, end.Add(lastFlushWait))
+		defer cancel()
+	}
 	finish := func(err error) (Stats, error) {
 		st.Elapsed = time.Since(start)
-		if ctx.Err() != nil {
+		if writeCtx.Err() != nil || errors.Is(err, errRetriesOver) {
 			err = nil
 		}
 		return st, err
 	}
-	b := batch{format: p.format}
+	b := batch{format: p.format, retryUntil: end}
 	var u codec.Update
 	for i := range m.syms {
 		m.Initial(start, i, &u)
 		b.add(&u)
 		if len(b.msgs) == maxBatch || i == len(m.syms)-1 {
-			if err := p.flush(ctx, &b, &st); err != nil {
+			if err := p.flush(writeCtx, &b, &st); err != nil {
 				return finish(err)
 			}
 		}
 	}
 
-	var end time.Time
-	if duration > 0 {
-		end = start.Add(duration)
-	}
 	burst := max(1, int64(rate)) // the most Run may fall behind
 	ticker := time.NewTicker(pace)
 	defer ticker.Stop()
@@ -237,7 +251,7 @@ func (p *Producer) Run(ctx context.Context, m *Market, rate float64, duration ti
 				b.add(&u)
 			}
 			k += n
-			if err := p.flush(ctx, &b, &st); err != nil {
+			if err := p.flush(writeCtx, &b, &st); err != nil {
 				return finish(err)
 			}
 		}
@@ -338,7 +352,13 @@ type batch struct {
 	format codec.Format
 	msgs   []kafka.Message
 	buf    []byte
+	// retryUntil, when set, is the last moment a failed write may be
+	// retried.
+	retryUntil time.Time
 }
+
+// errRetriesOver ends a flush whose batch may not be retried any more.
+var errRetriesOver = errors.New("sim: no time left to retry the write")
 
 // add appends u as a record. u.Sym is copied: during a replay it aliases the
 // reader's line buffer.
@@ -361,8 +381,8 @@ func (b *batch) add(u *codec.Update) {
 	})
 }
 
-// flush writes the batch, retrying what fails until it is written or ctx is
-// done, and empties it. After an error the batch must not be reused: the
+// flush writes the batch, retrying what fails until it is written, ctx is
+// done or the batch's retryUntil has passed, and empties it. After an error the batch must not be reused: the
 // writer may still hold its records.
 func (p *Producer) flush(ctx context.Context, b *batch, st *Stats) error {
 	msgs := b.msgs
@@ -397,8 +417,12 @@ func (p *Producer) flush(ctx context.Context, b *batch, st *Stats) error {
 			msgs = failed
 		}
 		st.Errors++
+		st.LastError = cause
 		p.log.Warn("kafka write failed; retrying", "topic", p.w.Topic, "records", len(msgs),
 			"backoff", backoff, "err", cause)
+		if !b.retryUntil.IsZero() && time.Now().Add(backoff).After(b.retryUntil) {
+			return errRetriesOver
+		}
 		if err := sleep(ctx, backoff); err != nil {
 			return err
 		}
