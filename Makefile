@@ -4,6 +4,10 @@
 GO      ?= go
 BIN     := bin/tickstream
 LISTEN  ?= 127.0.0.1:8080
+# `tickstream --version` reports it; without git (a source tarball), the
+# binary falls back to what Go stamped in it.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+GOBUILD := $(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tickstream
 GOTEST  ?= $(GO) test -race -count=1 -timeout 10m
 
 .DEFAULT_GOAL := build
@@ -17,14 +21,18 @@ include testenv/kafka/kafka.mk
 .PHONY: build run test test-go deps fuzz fuzz-short bench gobench vet clean
 
 deps:
-	$(GO) mod download
+	@echo "make: fetching the Go modules (quiet; the first time takes a while)"
+	@$(GO) mod download
 
 build: deps
-	$(GO) build -o $(BIN) ./cmd/tickstream
+	@echo "make: compiling $(BIN) $(VERSION) (the first build compiles every dependency: a minute or two)"
+	@$(GOBUILD)
+	@echo "make: built $(BIN): $$(./$(BIN) --version)"
 
 # The dashboard is built first so that the binary embeds it.
-run: web
-	$(GO) build -o $(BIN) ./cmd/tickstream
+run: web deps
+	@echo "make: compiling $(BIN) $(VERSION) with the dashboard (the first build compiles every dependency: a minute or two)"
+	@$(GOBUILD)
 	./$(BIN) serve --listen $(LISTEN)
 
 vet:

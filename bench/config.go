@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/sim"
 )
@@ -43,6 +45,9 @@ type Config struct {
 	// skipped, since the feed never goes quiet).
 	Brokers []string
 	Topic   string
+	// Transport, when set, carries the feed's connections to the brokers
+	// (TLS, SASL); the caller closes its idle connections after Run.
+	Transport *kafka.Transport
 
 	// Conns is the number of WebSocket connections.
 	Conns int

@@ -89,7 +89,9 @@ func WriteSummary(w io.Writer, res *Result) error {
 		if res.MaxSustained > 0 {
 			fmt.Fprintf(&b, "\nhighest sustained: %.0f deliveries/s (fed %.0f updates/s), p99 limit %v\n", res.MaxSustained, res.MaxSustainedRate, c.P99Limit)
 		} else {
-			fmt.Fprintf(&b, "\nno step was sustained (p99 limit %v)\n", c.P99Limit)
+			// PASS below speaks of correctness; this run found no rate.
+			fmt.Fprintf(&b, "\nno step was sustained (p99 limit %v): the first, %.0f updates/s, is already past this server's limit; start lower with --rate\n",
+				c.P99Limit, c.Rate)
 		}
 	}
 	b.WriteString("\n")

@@ -136,6 +136,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 			Brokers:      cfg.Brokers,
 			Topic:        cfg.Topic,
 			BatchTimeout: time.Millisecond, // a write waits for no batch: latency counts from the event
+			Transport:    cfg.Transport,
 			Logger:       r.log,
 		})
 		if err != nil {

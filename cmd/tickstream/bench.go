@@ -55,7 +55,7 @@ flags:
 type benchOptions struct {
 	scenario  string
 	embedded  bool
-	brokers   string
+	kafka     kafkaFlags
 	fields    string
 	format    string
 	jsonFile  string
@@ -71,7 +71,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.StringVar(&o.scenario, "scenario", "", "start from a named scenario: "+strings.Join(bench.Scenarios, ", "))
 	fs.BoolVar(&o.embedded, "embedded", false, "start an embedded broker and a server (child process) for this run")
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "WebSocket `URL` of the server")
-	fs.StringVar(&o.brokers, "brokers", "", "Kafka `host:port,...` the server consumes, to feed it (none: measure the server's own feed)")
+	o.kafka.register(fs, "Kafka `host:port,...` the server consumes, to feed it (none: measure the server's own feed)")
 	fs.StringVar(&cfg.Topic, "topic", cfg.Topic, "Kafka `topic` the server consumes")
 	fs.IntVar(&o.partition, "partitions", 4, "embedded: partitions of the topic")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "WebSocket connections")
@@ -107,11 +107,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Two passes: the first finds the scenario, whose values become the
 	// defaults of the second, so that explicit flags override it.
 	var o benchOptions
-	probe := flag.NewFlagSet("bench", flag.ContinueOnError)
-	probe.SetOutput(io.Discard)
+	probe := newFlagSet("bench", io.Discard, "")
 	pc := bench.DefaultConfig()
 	benchFlags(probe, &pc, &o)
-	probe.Usage = func() {}
 	if err := parseFlags(probe, args); err != nil && !errors.Is(err, flag.ErrHelp) {
 		o.scenario = "" // the second pass reports it
 	}
@@ -119,41 +117,36 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.scenario != "" {
 		var err error
 		if cfg, err = bench.Scenario(o.scenario); err != nil {
-			return fmt.Errorf("--scenario: %w", err)
+			return usagef("--scenario: %w", err)
 		}
 	}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench", stdout, benchUsage)
 	benchFlags(fs, &cfg, &o)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if err := o.apply(&cfg, given); err != nil {
-		return err
+		return badUsage(err)
+	}
+	if cfg.Transport != nil {
+		defer cfg.Transport.CloseIdleConnections()
 	}
 	logger, err := newLogger(stderr, "text", o.logLevel)
 	if err != nil {
-		return err
+		return badUsage(err)
+	}
+	if o.plotFile != "" {
+		if _, err := bench.PlotFormat(o.plotFile); err != nil {
+			return usagef("--plot: %w", err)
+		}
 	}
 	for _, f := range []string{o.jsonFile, o.plotFile} {
 		if f != "" {
 			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 				return err
 			}
-		}
-	}
-	if o.plotFile != "" {
-		if _, err := bench.PlotFormat(o.plotFile); err != nil {
-			return fmt.Errorf("--plot: %w", err)
 		}
 	}
 
@@ -228,12 +221,15 @@ func (o *benchOptions) apply(cfg *bench.Config, given map[string]bool) error {
 	if o.fields != "" {
 		cfg.Fields = strings.Split(o.fields, ",")
 	}
-	if o.brokers != "" {
+	if o.kafka.brokers != "" || o.kafka.secured() {
 		if o.embedded {
-			return errors.New("--brokers and --embedded exclude each other: --embedded starts its own broker")
+			return errors.New("--embedded and --brokers, --tls or --sasl-* exclude each other: --embedded starts its own broker")
 		}
 		var err error
-		if cfg.Brokers, err = parseBrokers(o.brokers); err != nil {
+		if cfg.Brokers, err = o.kafka.list(true); err != nil {
+			return err
+		}
+		if cfg.Transport, err = o.kafka.transport(); err != nil {
 			return err
 		}
 	}

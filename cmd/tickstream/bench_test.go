@@ -48,7 +48,7 @@ func TestBenchFlags(t *testing.T) {
 		{"zero conns", []string{"--scenario", "firehose", "--conns", "0"}, "Conns 0", nil},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level", nil},
 	}
-	testRefusals(t, runBench, tests, "")
+	testRefusals(t, runBench, tests, "usage: tickstream bench")
 }
 
 // TestBenchEmbedded runs the whole command: a child server, a short run,

@@ -44,6 +44,7 @@ func parseServeFlags(fs *flag.FlagSet, args []string) error {
 	if path == "" {
 		return nil
 	}
+	defer hintDurations(fs)()
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	fs.VisitAll(func(f *flag.Flag) {
@@ -51,7 +52,7 @@ func parseServeFlags(fs *flag.FlagSet, args []string) error {
 			set[f.Name] = true
 		}
 	})
-	return applyConfigFile(fs, path, set)
+	return badUsage(applyConfigFile(fs, path, set))
 }
 
 // applyConfigFile sets the flags named in the file at path, except those

@@ -122,14 +122,14 @@ func TestServeInvalidSettings(t *testing.T) {
 // TestServeHelp checks that --help documents the settings of this issue
 // and where settings come from.
 func TestServeHelp(t *testing.T) {
-	var stderr strings.Builder
-	if code := run(context.Background(), []string{"serve", "--help"}, io.Discard, &stderr); code != 0 {
-		t.Fatalf("exit %d", code)
+	var stdout, stderr strings.Builder
+	if code := run(context.Background(), []string{"serve", "--help"}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q; want 0 and help on stdout", code, stderr.String())
 	}
 	for _, want := range []string{"TICKSTREAM_", "--config", "-auth", "-jwt-secret", "-jwt-public-key", "-allowed-origins", "-listen-cert",
 		"-max-connections", "-max-connections-per-ip", "-request-rate", "-max-subscriptions", "-max-message", "-handshake-timeout",
-		"-idle-timeout", "-pprof", "-shutdown-timeout", "-log-format"} {
-		if !strings.Contains(stderr.String(), want) {
+		"-idle-timeout", "-pprof", "-shutdown-timeout", "-log-format", "-tls-ca", "-sasl-mechanism", "tickstream token"} {
+		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("serve --help does not mention %s", want)
 		}
 	}

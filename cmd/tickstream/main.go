@@ -1,11 +1,12 @@
 // Command tickstream is a live market-data streaming server and its tools:
 //
 //	tickstream serve     run the server (embedded broker and simulator by default)
+//	tickstream token     mint a client token (JWT), or make a new HS256 secret
 //	tickstream produce   feed a Kafka topic with the simulator or a recorded file
 //	tickstream watch     a live terminal table of some symbols
 //	tickstream bench     the load benchmark
 //
-// Run `tickstream COMMAND -h` for the flags of each.
+// Run `tickstream COMMAND --help` for the flags of each.
 package main
 
 import (
@@ -16,7 +17,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 )
 
@@ -28,6 +28,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server (embedded broker and market simulator unless --brokers is given)", runServe},
+		{"token", "mint a client token (JWT) for a server's --jwt-secret or key, or make a new secret", runToken},
 		{"produce", "feed a Kafka topic with the market simulator or replay a JSONL/CSV file", runProduce},
 		{"watch", "show a live terminal table of some symbols", runWatch},
 		{"bench", "load-test a server: latency, throughput and ordering under many connections", runBench},
@@ -39,7 +40,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'tickstream COMMAND -h' for the flags of a command.")
+	fmt.Fprintln(w, "\nRun 'tickstream COMMAND --help' for the flags of a command, 'tickstream --version' for the build.")
 }
 
 func main() {
@@ -48,13 +49,24 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run dispatches to a subcommand and turns its error into an exit code.
+// run dispatches to a subcommand and turns its error into an exit code: 0,
+// 1 for a failure, 2 for a bad command line. Help goes to stdout, errors to
+// stderr, each in one line followed, for a bad command line, by where to
+// read more.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
 		}
+		usage(stdout)
+		return 0
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, "tickstream "+buildVersion())
 		return 0
 	}
 	for _, c := range commands() {
@@ -62,54 +74,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var ue *usageError
 		switch {
-		case err == nil:
+		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.Is(err, errUsage):
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "tickstream %s: %v\nsee 'tickstream %s --help'\n", c.name, err, c.name)
 			return 2
 		default:
 			fmt.Fprintf(stderr, "tickstream %s: %v\n", c.name, err)
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "tickstream: unknown command %q\n\n", args[0])
-	usage(stderr)
+	fmt.Fprintf(stderr, "tickstream: unknown command %q\nsee 'tickstream --help'\n", args[0])
 	return 2
-}
-
-// errUsage reports a command line that the flag package already explained.
-var errUsage = errors.New("usage")
-
-// parseFlags parses args, then fills every flag not given on the command
-// line from the environment variable TICKSTREAM_<NAME> (dashes become
-// underscores), so that flags and environment are one source of truth.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
-		}
-		env := envName(f.Name)
-		if v, ok := os.LookupEnv(env); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q (--%s): %v", env, v, f.Name, e)
-			}
-		}
-	})
-	return err
-}
-
-// envName is the environment variable of a flag.
-func envName(flagName string) string {
-	return "TICKSTREAM_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }

@@ -6,10 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +23,11 @@ const produceUsage = `usage: tickstream produce --brokers HOST:PORT,... [flags]
 
 Feeds a Kafka topic with price updates, keyed by symbol.
 
+First it makes sure --topic exists: a missing topic is created with
+--partitions and --replication-factor (say so, or create it yourself, if the
+cluster wants other settings); a cluster that refuses to create it stops the
+command at once with what to do. While no broker answers, it retries.
+
 Without --replay, runs the market simulator: it first writes the full state of
 every symbol, so that each has a snapshot, then --rate updates per second (quote
 changes and trades, the most popular symbols the most often) until --duration
@@ -35,6 +39,9 @@ input): JSONL, one JSON object per line in the ingest format ({"sym":"AAPL",
 names; an empty cell leaves the field out). The format is detected from the
 first line. --speed paces the file by the ts of its records.
 
+Failed writes are retried (a broker outage slows the run down), for at most
+--duration. The exit status is 1 when not a single record was written.
+
 Every flag can also be set as TICKSTREAM_<FLAG> (e.g. TICKSTREAM_BROKERS).
 
 flags:
@@ -44,133 +51,212 @@ flags:
 // catches typos.
 const maxRate = 1e6
 
-func runProduce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// produceOptions are the settings of produce, checked.
+type produceOptions struct {
+	cfg      sim.ProducerConfig
+	topic    sim.TopicSpec
+	symbols  int
+	rate     float64
+	duration time.Duration
+	seed     int64
+	replay   string
+	speed    float64
+	skipBad  bool
+	format   string
+}
+
+// parseProduce reads and checks the command line of produce.
+func parseProduce(args []string, stdout, stderr io.Writer) (*produceOptions, error) {
+	fs := newFlagSet("produce", stdout, produceUsage)
 	var (
-		brokers, topic, format, acks string
-		symbols                      int
-		rate, speed                  float64
-		duration                     time.Duration
-		seed                         int64
-		replay                       string
-		skipBad                      bool
-		logFormat, logLevel          string
+		o                   produceOptions
+		kf                  kafkaFlags
+		topic, acks         string
+		logFormat, logLevel string
 	)
-	fs.StringVar(&brokers, "brokers", "", "Kafka bootstrap `host:port,...` (required)")
+	kf.register(fs, "Kafka bootstrap `host:port,...` (required)")
 	fs.StringVar(&topic, "topic", sim.DefaultTopic, "Kafka `topic` to write to")
-	fs.StringVar(&format, "format", "msgpack", "record encoding: msgpack or json")
+	fs.IntVar(&o.topic.Partitions, "partitions", 4, "partitions of --topic if produce creates it (-1: the brokers' num.partitions)")
+	fs.IntVar(&o.topic.ReplicationFactor, "replication-factor", sim.BrokerDefault, "replicas of each partition of --topic if produce creates it (-1: the brokers' default.replication.factor)")
+	fs.StringVar(&o.format, "format", "msgpack", "record encoding: msgpack or json")
 	fs.StringVar(&acks, "acks", "one", "acknowledgement each write waits for: one (the leader) or all (every in-sync replica)")
-	fs.IntVar(&symbols, "symbols", sim.DefaultSymbols, "simulator: number of symbols (real tickers first, then synthetic)")
-	fs.Float64Var(&rate, "rate", 2000, "simulator: updates per second")
-	fs.DurationVar(&duration, "duration", 0, "simulator: stop after this long (0: until interrupted)")
-	fs.Int64Var(&seed, "seed", 1, "simulator: random seed; the same seed gives the same market")
-	fs.StringVar(&replay, "replay", "", "write the updates of this JSONL or CSV `file` instead of simulating (- for standard input)")
-	fs.Float64Var(&speed, "speed", 1, "replay: 1 paces the file by its ts in real time, 2 twice as fast, 0 as fast as possible")
-	fs.BoolVar(&skipBad, "skip-bad", false, "replay: report bad lines and go on, instead of stopping at the first")
+	fs.IntVar(&o.symbols, "symbols", sim.DefaultSymbols, "simulator: number of symbols (real tickers first, then synthetic)")
+	fs.Float64Var(&o.rate, "rate", 2000, "simulator: updates per second")
+	fs.DurationVar(&o.duration, "duration", 0, "simulator: stop after this long, e.g. 30s or 5m, retries included (0: until interrupted)")
+	fs.Int64Var(&o.seed, "seed", 1, "simulator: random seed; the same seed gives the same market")
+	fs.StringVar(&o.replay, "replay", "", "write the updates of this JSONL or CSV `file` instead of simulating (- for standard input)")
+	fs.Float64Var(&o.speed, "speed", 1, "replay: 1 paces the file by its ts in real time, 2 twice as fast, 0 as fast as possible")
+	fs.BoolVar(&o.skipBad, "skip-bad", false, "replay: report bad lines and go on, instead of stopping at the first")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, produceUsage)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+		return nil, err
 	}
 	given := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
-	cfg := sim.ProducerConfig{Topic: topic}
+	o.cfg.Topic = topic
 	var err error
-	if cfg.Brokers, err = parseBrokers(brokers); err != nil {
-		return err
+	if o.cfg.Brokers, err = kf.list(true); err != nil {
+		return nil, badUsage(err)
 	}
 	if err := validTopic(topic); err != nil {
-		return err
+		return nil, badUsage(err)
 	}
-	switch format {
+	if p := o.topic.Partitions; p < 1 && p != sim.BrokerDefault || p > 100_000 {
+		return nil, usagef("--partitions %d: want 1 to 100000, or -1 for the brokers' default", p)
+	}
+	if r := o.topic.ReplicationFactor; r < 1 && r != sim.BrokerDefault || r > 32767 {
+		return nil, usagef("--replication-factor %d: want 1 or more, or -1 for the brokers' default", r)
+	}
+	switch o.format {
 	case "msgpack":
-		cfg.Format = codec.Binary
+		o.cfg.Format = codec.Binary
 	case "json":
-		cfg.Format = codec.JSON
+		o.cfg.Format = codec.JSON
 	default:
-		return fmt.Errorf("--format %q: want msgpack or json", format)
+		return nil, usagef("--format %q: want msgpack or json", o.format)
 	}
 	switch acks {
 	case "one":
-		cfg.RequiredAcks = kafka.RequireOne
+		o.cfg.RequiredAcks = kafka.RequireOne
 	case "all":
-		cfg.RequiredAcks = kafka.RequireAll
+		o.cfg.RequiredAcks = kafka.RequireAll
 	default:
-		return fmt.Errorf("--acks %q: want one or all", acks)
+		return nil, usagef("--acks %q: want one or all", acks)
 	}
-	if replay == "" {
+	if o.replay == "" {
 		for _, name := range []string{"speed", "skip-bad"} {
 			if given[name] {
-				return fmt.Errorf("--%s applies only with --replay", name)
+				return nil, usagef("--%s applies only with --replay", name)
 			}
 		}
-		if symbols < 1 || symbols > sim.MaxSymbols {
-			return fmt.Errorf("--symbols %d: want 1 to %d", symbols, sim.MaxSymbols)
+		if o.symbols < 1 || o.symbols > sim.MaxSymbols {
+			return nil, usagef("--symbols %d: want 1 to %d", o.symbols, sim.MaxSymbols)
 		}
-		if !(rate > 0 && rate <= maxRate) {
-			return fmt.Errorf("--rate %v: want a number of updates per second above 0, at most %g", rate, maxRate)
+		if !(o.rate > 0 && o.rate <= maxRate) {
+			return nil, usagef("--rate %v: want a number of updates per second above 0, at most %g", o.rate, maxRate)
 		}
-		if duration < 0 {
-			return fmt.Errorf("--duration %v: want 0 (until interrupted) or more", duration)
+		if o.duration < 0 {
+			return nil, usagef("--duration %v: want 0 (until interrupted) or more", o.duration)
 		}
 	} else {
 		for _, name := range []string{"symbols", "rate", "duration", "seed"} {
 			if given[name] {
-				return fmt.Errorf("--%s applies only to the simulator, not with --replay", name)
+				return nil, usagef("--%s applies only to the simulator, not with --replay", name)
 			}
 		}
-		if !(speed >= 0) || math.IsInf(speed, 0) {
-			return fmt.Errorf("--speed %v: want 0 (as fast as possible) or a positive factor", speed)
+		if !(o.speed >= 0) || math.IsInf(o.speed, 0) {
+			return nil, usagef("--speed %v: want 0 (as fast as possible) or a positive factor", o.speed)
 		}
 	}
-	if cfg.Logger, err = newLogger(stderr, logFormat, logLevel); err != nil {
+	if o.cfg.Logger, err = newLogger(stderr, logFormat, logLevel); err != nil {
+		return nil, badUsage(err)
+	}
+	if o.cfg.Transport, err = kf.transport(); err != nil {
+		return nil, badUsage(err)
+	}
+	return &o, nil
+}
+
+func runProduce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	start := time.Now()
+	o, err := parseProduce(args, stdout, stderr)
+	if err != nil {
 		return err
 	}
-
+	defer o.cfg.Transport.CloseIdleConnections()
+	log := o.cfg.Logger
 	var in io.Reader
-	if replay != "" {
-		if replay == "-" {
+	if o.replay != "" {
+		if o.replay == "-" {
 			in = os.Stdin
 		} else {
-			f, err := os.Open(replay)
+			f, err := os.Open(o.replay)
 			if err != nil {
-				return err
+				return badUsage(fmt.Errorf("--replay: %w", err))
 			}
 			defer f.Close()
 			in = f
 		}
 	}
-	p, err := sim.NewProducer(cfg)
+	p, err := sim.NewProducer(o.cfg)
 	if err != nil {
 		return err
 	}
+	defer p.Close()
+
+	// --duration counts from the start: waiting for a broker is part of it.
+	runCtx := ctx
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	if err := ensureTopic(runCtx, p, o, log); err != nil {
+		return err
+	}
+
 	var st sim.Stats
-	if replay == "" {
-		cfg.Logger.Info("simulating", "brokers", brokers, "topic", topic, "symbols", symbols,
-			"rate", rate, "duration", duration, "seed", seed, "format", format)
-		st, err = p.Run(ctx, sim.NewMarket(sim.Config{Symbols: symbols, Seed: seed}), rate, duration)
+	if o.replay == "" {
+		log.Info("simulating", "brokers", strings.Join(o.cfg.Brokers, ","), "topic", o.cfg.Topic, "symbols", o.symbols,
+			"rate", o.rate, "duration", o.duration, "seed", o.seed, "format", o.format)
+		var left time.Duration
+		if o.duration > 0 {
+			if left = o.duration - time.Since(start); left <= 0 {
+				left = time.Millisecond
+			}
+		}
+		st, err = p.Run(ctx, sim.NewMarket(sim.Config{Symbols: o.symbols, Seed: o.seed}), o.rate, left)
 	} else {
-		cfg.Logger.Info("replaying", "file", replay, "brokers", brokers, "topic", topic,
-			"speed", speed, "format", format)
-		st, err = p.Replay(ctx, in, sim.ReplayOptions{Speed: speed, SkipBad: skipBad, Stderr: stderr})
+		log.Info("replaying", "file", o.replay, "brokers", strings.Join(o.cfg.Brokers, ","), "topic", o.cfg.Topic,
+			"speed", o.speed, "format", o.format)
+		st, err = p.Replay(ctx, in, sim.ReplayOptions{Speed: o.speed, SkipBad: o.skipBad, Stderr: stderr})
 		if err != nil && ctx.Err() == nil {
-			err = fmt.Errorf("%s: %w", replay, err)
+			err = fmt.Errorf("%s: %w", o.replay, err)
 		}
 	}
 	if cerr := p.Close(); err == nil {
 		err = cerr
 	}
-	fmt.Fprintln(stdout, summary(st, replay != "", topic))
+	fmt.Fprintln(stdout, summary(st, o.replay != "", o.cfg.Topic))
+	if err == nil && st.Records == 0 {
+		err = nothingWritten(ctx, st)
+	}
 	return err
+}
+
+// ensureTopic makes sure the topic exists (sim.Producer.EnsureTopic) and
+// says what it found or made; a refusal says what to do.
+func ensureTopic(ctx context.Context, p *sim.Producer, o *produceOptions, log *slog.Logger) error {
+	info, err := p.EnsureTopic(ctx, o.topic)
+	var te *sim.TopicError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Errorf("%w; create the topic with the cluster's tools (kafka-topics.sh --bootstrap-server %s --create --topic %s --partitions N --replication-factor N), "+
+			"or give produce credentials that may, or other --partitions and --replication-factor",
+			err, o.cfg.Brokers[0], o.cfg.Topic)
+	case err != nil:
+		return fmt.Errorf("nothing was written: %w", err)
+	case info.Created:
+		log.Info("created the topic (produce --partitions and --replication-factor)", "topic", o.cfg.Topic,
+			"partitions", info.Partitions, "replication_factor", info.ReplicationFactor)
+	default:
+		log.Info("topic exists", "topic", o.cfg.Topic, "partitions", info.Partitions, "replication_factor", info.ReplicationFactor)
+	}
+	return nil
+}
+
+// nothingWritten is the error of a run that wrote no record: its exit
+// status must tell a script that the topic got nothing.
+func nothingWritten(ctx context.Context, st sim.Stats) error {
+	switch {
+	case st.LastError != nil:
+		return fmt.Errorf("nothing was written: %d write attempts failed, the last with: %w", st.Errors, st.LastError)
+	case ctx.Err() != nil:
+		return errors.New("nothing was written: interrupted before the first write")
+	}
+	return errors.New("nothing was written: the input has no records")
 }
 
 // summary is the last line of a run: what was written, how fast, and what
@@ -199,28 +285,6 @@ func formatBytes(n int64) string {
 		prefix = prefix[1:]
 	}
 	return fmt.Sprintf("%.1f %cB", v, prefix[0])
-}
-
-// parseBrokers splits a --brokers list and checks each address.
-func parseBrokers(list string) ([]string, error) {
-	var out []string
-	for _, b := range strings.Split(list, ",") {
-		if b = strings.TrimSpace(b); b == "" {
-			continue
-		}
-		_, port, err := net.SplitHostPort(b)
-		if err != nil {
-			return nil, fmt.Errorf("--brokers: %q is not host:port", b)
-		}
-		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-			return nil, fmt.Errorf("--brokers: %q has no valid port", b)
-		}
-		out = append(out, b)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("--brokers is required: the Kafka bootstrap host:port,...")
-	}
-	return out, nil
 }
 
 // validTopic applies Kafka's rules for topic names, so that a typo is

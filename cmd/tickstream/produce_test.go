@@ -46,6 +46,12 @@ func TestProduceFlags(t *testing.T) {
 		{"argument", []string{b, "extra"}, `unexpected argument "extra"`, nil},
 		{"bad log level", []string{b, "--log-level", "loud"}, "--log-level", nil},
 		{"missing replay file", []string{b, "--replay", filepath.Join(t.TempDir(), "none.jsonl")}, "no such file", nil},
+		{"zero partitions", []string{b, "--partitions", "0"}, "--partitions 0: want 1 to 100000, or -1", nil},
+		{"zero replicas", []string{b, "--replication-factor", "0"}, "--replication-factor 0: want 1 or more, or -1", nil},
+		{"duration without unit", []string{b, "--duration", "5"}, `--duration "5": a duration needs a unit, e.g. 5s`, nil},
+		{"missing CA", []string{b, "--tls-ca", filepath.Join(t.TempDir(), "ca.pem")}, "--tls-* or --sasl-*: TLS CA", nil},
+		{"SASL user without mechanism", []string{b, "--sasl-user", "u"}, "SASL credentials given without a SASL mechanism", nil},
+		{"bad SASL mechanism", []string{b, "--sasl-mechanism", "GSSAPI", "--sasl-user", "u"}, `SASL mechanism "GSSAPI"`, nil},
 	}
 	testRefusals(t, runProduce, tests, "usage: tickstream produce")
 }
@@ -159,5 +165,97 @@ func TestProduceSimulated(t *testing.T) {
 	// 20 initial records, then up to 100 paced ones.
 	if n := topicRecords(t, addr); n < 20+50 || n > 20+100 {
 		t.Errorf("%d records on the topic, want 70 to 120", n)
+	}
+}
+
+// TestProduceCreatesTopic runs produce against a broker without the topic:
+// it creates it as --partitions says, says so, and writes; a second run
+// finds it.
+func TestProduceCreatesTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	for i, want := range []string{"created the topic", "topic exists"} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"--brokers", addr, "--topic", "fresh", "--partitions", "3", "--replication-factor", "1",
+			"--symbols", "5", "--rate", "100", "--duration", "300ms"}
+		if err := runProduce(t.Context(), args, &stdout, &stderr); err != nil {
+			t.Fatalf("run %d: %v; stderr:\n%s", i+1, err, &stderr)
+		}
+		if !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "partitions=3") {
+			t.Errorf("run %d: stderr %q, want %q and partitions=3", i+1, stderr.String(), want)
+		}
+		if !strings.Contains(stdout.String(), ", 0 write errors") {
+			t.Errorf("run %d: summary %q, want no write error", i+1, stdout.String())
+		}
+	}
+	conn, err := kafka.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	parts, err := conn.ReadPartitions("fresh")
+	if err != nil || len(parts) != 3 {
+		t.Errorf("topic fresh has %d partitions (%v), want 3", len(parts), err)
+	}
+}
+
+// TestProduceNoBroker checks that produce with no broker to talk to retries
+// for --duration, not for ever, then exits 1 saying nothing was written;
+// and that an interrupt ends it the same way.
+func TestProduceNoBroker(t *testing.T) {
+	t.Setenv("TICKSTREAM_BROKERS", "")
+	addr := freeAddr(t)
+	tests := []struct {
+		name      string
+		args      []string
+		interrupt time.Duration // cancel the context after this long; 0: never
+	}{
+		{"duration", []string{"--duration", "1s"}, 0},
+		{"interrupted", nil, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if tt.interrupt > 0 {
+				time.AfterFunc(tt.interrupt, cancel)
+			}
+			var stdout, stderr bytes.Buffer
+			start := time.Now()
+			code := run(ctx, append([]string{"produce", "--brokers", addr}, tt.args...), &stdout, &stderr)
+			elapsed := time.Since(start)
+			t.Logf("produce gave up after %v", elapsed)
+			if code != 1 || !strings.Contains(stderr.String(), "tickstream produce: nothing was written") {
+				t.Errorf("exit %d, stderr %q; want 1 and nothing was written", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "connection refused") {
+				t.Errorf("stderr %q does not say why", stderr.String())
+			}
+			if elapsed > 5*time.Second {
+				t.Errorf("produce took %v for a 1s run", elapsed)
+			}
+		})
+	}
+}
+
+// TestProduceNothingWritten checks the exit status of a run that writes no
+// record although the broker is up: an empty replay file.
+func TestProduceNothingWritten(t *testing.T) {
+	addr := produceCluster(t)
+	empty := filepath.Join(t.TempDir(), "empty.jsonl")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"produce", "--brokers", addr, "--replay", empty}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "nothing was written: the input has no records") {
+		t.Errorf("exit %d, stderr %q; want 1 and nothing was written", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "replayed 0 records") {
+		t.Errorf("summary %q", stdout.String())
 	}
 }

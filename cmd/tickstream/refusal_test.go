@@ -19,8 +19,8 @@ type refusal struct {
 }
 
 // testRefusals runs every case through run: each must fail as it says and
-// print nothing on standard output; with usage set, the help a -h case
-// prints must contain it.
+// print nothing on standard output, except a -h case, whose help goes there
+// and must contain usage when set.
 func testRefusals(t *testing.T, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error, tests []refusal, usage string) {
 	t.Helper()
 	for _, tt := range tests {
@@ -35,11 +35,18 @@ func testRefusals(t *testing.T, run func(ctx context.Context, args []string, std
 			case tt.is == nil && !strings.Contains(err.Error(), tt.err):
 				t.Errorf("error %q, want one with %q", err, tt.err)
 			}
-			if stdout.Len() != 0 {
+			help := tt.is == flag.ErrHelp
+			if !help && stdout.Len() != 0 {
 				t.Errorf("stdout %q, want nothing", stdout.String())
 			}
-			if usage != "" && tt.is == flag.ErrHelp && !strings.Contains(stderr.String(), usage) {
-				t.Errorf("help %q has no usage line", stderr.String())
+			if help && !strings.Contains(stdout.String(), usage) {
+				t.Errorf("help %q on stdout has no %q", stdout.String(), usage)
+			}
+			if help && stderr.Len() != 0 {
+				t.Errorf("help wrote %q to stderr, want nothing", stderr.String())
+			}
+			if strings.Contains(stdout.String(), "panic") {
+				t.Errorf("help %q has a panic", stdout.String())
 			}
 		})
 	}

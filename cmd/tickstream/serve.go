@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,28 +16,20 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", stdout, serveUsage)
 	var (
 		cfg       server.Config
-		brokers   string
+		kf        kafkaFlags
 		logFormat string
 		logLevel  string
 		edge      edgeFlags
 	)
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `address` for the dashboard, /ws, the API and /metrics")
-	fs.StringVar(&brokers, "brokers", "", "Kafka `host:port,...` to consume; empty runs the embedded broker and the market simulator")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `address` for the dashboard, /ws, the API and /metrics: host:port, :port for every interface")
+	kf.register(fs, "Kafka `host:port,...` to consume; empty runs the embedded broker and the market simulator")
 	fs.StringVar(&cfg.Topic, "topic", "ticks", "Kafka `topic` of price updates")
 	fs.StringVar(&cfg.Start, "start", server.StartCheckpoint, "where ingest starts: checkpoint (resume from --checkpoint, else earliest), earliest, latest, or a negative `duration` such as -1h")
 	fs.StringVar(&cfg.Checkpoint, "checkpoint", "", "`file` to save the snapshot and partition offsets to, and resume from on restart")
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 10*time.Second, "how often to save the checkpoint (also saved on shutdown)")
-	fs.BoolVar(&cfg.Kafka.TLS, "tls", false, "connect to Kafka over TLS (implied by --tls-ca and --tls-cert)")
-	fs.StringVar(&cfg.Kafka.CAFile, "tls-ca", "", "PEM `file` of the CAs of the Kafka brokers' certificates (default: system roots)")
-	fs.StringVar(&cfg.Kafka.CertFile, "tls-cert", "", "PEM client certificate `file` for Kafka (with --tls-key)")
-	fs.StringVar(&cfg.Kafka.KeyFile, "tls-key", "", "PEM client key `file` for Kafka")
-	fs.StringVar(&cfg.Kafka.SASLMechanism, "sasl-mechanism", "", "Kafka SASL `mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	fs.StringVar(&cfg.Kafka.SASLUser, "sasl-user", "", "Kafka SASL `user`")
-	fs.StringVar(&cfg.Kafka.SASLPassword, "sasl-password", "", "Kafka SASL `password` (better: the environment variable TICKSTREAM_SASL_PASSWORD)")
 	fs.IntVar(&cfg.Partitions, "partitions", 4, "partitions of the embedded broker's topic")
 	fs.IntVar(&cfg.Symbols, "symbols", 500, "symbols of the embedded market simulator")
 	fs.Float64Var(&cfg.Rate, "rate", 2000, "updates per second of the embedded market simulator")
@@ -61,34 +54,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	edge.register(fs, &cfg)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tickstream serve [flags]\n\nRuns the server.\n\n"+configHelp+"\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := parseServeFlags(fs, args); err != nil {
 		return err
 	}
 	logger, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {
-		return err
+		return badUsage(err)
 	}
 	cfg.Logger = logger
 	cfg.Web = web.Handler()
-	if brokers != "" {
-		for _, b := range strings.Split(brokers, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				cfg.Brokers = append(cfg.Brokers, b)
-			}
-		}
+	if cfg.Brokers, err = kf.list(false); err != nil {
+		return badUsage(err)
 	}
+	cfg.Kafka = kf.sec
 	if err := validateServe(&cfg); err != nil {
-		return err
+		return badUsage(err)
 	}
 	if err := validateEdge(&cfg, &edge); err != nil {
-		return err
+		return badUsage(err)
 	}
 	if err := edge.apply(&cfg, logger); err != nil {
-		return err
+		return badUsage(err)
 	}
 	if cfg.Fanout.ServerID == "" {
 		cfg.Fanout.ServerID = "tickstream-" + cfg.Listen
@@ -117,7 +103,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return runBounded(ctx, srv, edge.shutdownTimeout)
 }
 
+// serveUsage is the help of serve, before its flags.
+const serveUsage = `usage: tickstream serve [flags]
+
+Runs the server. Without --brokers it starts an embedded broker and the market
+simulator, and serves anyone (a demo). With --brokers it consumes that Kafka's
+--topic and authenticates clients: --jwt-secret (mint their tokens with
+'tickstream token'), --jwt-public-key, or --auth=none.
+
+` + configHelp + `
+flags:
+`
+
 func validateServe(cfg *server.Config) error {
+	if err := validListen(cfg.Listen); err != nil {
+		return err
+	}
 	checks := []struct {
 		ok   bool
 		flag string
@@ -166,4 +167,20 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, errors.New("--log-format: want text or json")
+}
+
+// validListen checks a --listen address, with a hint for the common
+// mistake of a bare port.
+func validListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if _, perr := strconv.ParseUint(addr, 10, 16); perr == nil {
+			return fmt.Errorf("--listen %q: want host:port: %q for every interface, %q for this machine only", addr, ":"+addr, "127.0.0.1:"+addr)
+		}
+		return fmt.Errorf("--listen %q: want host:port, e.g. 127.0.0.1:8080 or :8080", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("--listen %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
 }

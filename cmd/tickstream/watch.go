@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -50,37 +50,49 @@ const (
 	ansiReset      = "\x1b[0m"
 )
 
+const watchUsage = `usage: tickstream watch [--url URL] [--token T] [--json] SYM...
+
+Shows a live table of the symbols, redrawn in place on a terminal (a table a
+second when written to a pipe or file). It reconnects with backoff when the
+server goes away, showing the table's last state as DISCONNECTED meanwhile, and
+stops for good when the server refuses the credentials (close 4001).
+
+--url takes the WebSocket endpoint (ws://host:port/ws, wss://), or the server's
+http(s):// address or a bare host:port, which mean the same server's /ws.
+
+flags:
+`
+
 // runWatch runs `tickstream watch`: a live table of some symbols, redrawn
 // in place on a terminal, reconnecting with backoff when the server goes
 // away, until ctx is canceled.
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "ws://127.0.0.1:8080/ws", "WebSocket URL of the server")
-	token := fs.String("token", "", "bearer token, sent in the Authorization header")
+	fs := newFlagSet("watch", stdout, watchUsage)
+	rawURL := fs.String("url", "ws://127.0.0.1:8080/ws", "the server: its WebSocket `URL`, or its http(s):// address or host:port (/ws implied)")
+	token := fs.String("token", "", "client `token` (JWT) of a server that authenticates: 'tickstream token' mints one; sent as Authorization: Bearer")
 	asJSON := fs.Bool("json", false, "use the JSON subprotocol (tickstream.v1.json) instead of MessagePack")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tickstream watch [--url URL] [--token T] [--json] SYM...")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
+	args, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
 	var syms []string
-	for _, s := range fs.Args() {
+	for _, s := range args {
 		if !codec.ValidSymbol([]byte(s)) {
-			return fmt.Errorf("invalid symbol %q: 1 to 32 of A-Z a-z 0-9 . _ : / -", s)
+			return usagef("invalid symbol %q: 1 to 32 of A-Z a-z 0-9 . _ : / -", s)
 		}
 		if !slices.Contains(syms, s) {
 			syms = append(syms, s)
 		}
 	}
 	if len(syms) == 0 {
-		fs.Usage()
-		return errUsage
+		return usagef("no symbol: name one or more, e.g. tickstream watch AAPL MSFT")
+	}
+	url, err := watchURL(*rawURL)
+	if err != nil {
+		return badUsage(err)
 	}
 
-	w := &watcher{url: *url, syms: syms, out: stdout, tty: isTerminal(stdout)}
+	w := &watcher{url: url, syms: syms, out: stdout, tty: isTerminal(stdout), token: *token != ""}
 	w.opts = client.Options{
 		Header:    http.Header{},
 		OnMessage: func(*codec.Message) { w.dirty.Store(true) },
@@ -94,6 +106,33 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		w.opts.Header.Set("Authorization", "Bearer "+*token)
 	}
 	return w.run(ctx)
+}
+
+// watchURL turns what a user gives as --url into the WebSocket endpoint:
+// http(s) becomes ws(s), a bare host:port ws://host:port, and an empty path
+// /ws, so that the address the server prints for its dashboard works too.
+func watchURL(raw string) (string, error) {
+	s := raw
+	if !strings.Contains(s, "://") {
+		s = "ws://" + s
+	}
+	u, err := neturl.Parse(s)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("--url %q: want ws://host:port/ws, wss://, http(s)://host:port or host:port", raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("--url %q: scheme %s: want ws, wss, http or https", raw, u.Scheme)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/ws"
+	}
+	return u.String(), nil
 }
 
 // isTerminal reports whether w is a character device, where the table is
@@ -115,12 +154,15 @@ type watcher struct {
 	opts client.Options
 	out  io.Writer
 	tty  bool
+	// token reports that --token was given, for the advice on a refusal.
+	token bool
 
-	dirty atomic.Bool  // something changed since the last draw
-	book  *client.Book // the current connection's, or the last one's while reconnecting
-	state string       // the connection, in words
-	buf   bytes.Buffer
-	drawn time.Time
+	dirty     atomic.Bool  // something changed since the last draw
+	book      *client.Book // the current connection's, or the last one's while reconnecting
+	connected bool         // a connection is up: book is live
+	state     string       // the connection, in words
+	buf       bytes.Buffer
+	drawn     time.Time
 }
 
 // closedError is the end of a connection that was up.
@@ -143,10 +185,12 @@ func (w *watcher) run(ctx context.Context) error {
 		w.setState("connecting to " + w.url)
 		w.draw(time.Now())
 		connected, err := w.session(ctx)
+		w.connected = false
 		if ctx.Err() != nil {
 			return nil
 		}
 		if permanent(err) {
+			err = w.advise(err)
 			w.setState(err.Error())
 			w.draw(time.Now())
 			return err
@@ -181,6 +225,7 @@ func (w *watcher) session(ctx context.Context) (connected bool, err error) {
 	if _, err := conn.Subscribe(w.syms, nil); err != nil {
 		return true, err
 	}
+	w.connected = true
 	w.setState("connected to " + conn.Hello().ServerID)
 	if !redrawUntil(ctx, w, conn.Done()) {
 		return true, ctx.Err()
@@ -198,16 +243,33 @@ func permanent(err error) bool {
 			return true
 		}
 	}
-	code := 0
+	code := closeCode(err)
+	return code == 1008 || code == 4001 || code == 4003
+}
+
+// advise adds to a refusal of the credentials what to do about it.
+func (w *watcher) advise(err error) error {
+	if closeCode(err) != 4001 {
+		return err
+	}
+	if !w.token {
+		return fmt.Errorf("%w; the server authenticates its clients: pass a token with --token (mint one with 'tickstream token')", err)
+	}
+	return fmt.Errorf("%w; the server refused --token: mint a valid one with 'tickstream token' (the server's secret or key, --iss, --aud, a --ttl not passed)", err)
+}
+
+// closeCode returns the close code of a connection's end, 0 when err is
+// not one.
+func closeCode(err error) int {
 	var ce *client.CloseError
 	var closed *closedError
 	switch {
 	case errors.As(err, &ce):
-		code = ce.Code
+		return ce.Code
 	case errors.As(err, &closed):
-		code = closed.code
+		return closed.code
 	}
-	return code == 1008 || code == 4001 || code == 4003
+	return 0
 }
 
 // redrawUntil redraws the table until until delivers or ctx is done, and
@@ -243,7 +305,7 @@ func (w *watcher) draw(now time.Time) {
 	w.dirty.Store(false)
 	w.drawn = now
 	w.buf.Reset()
-	render(&w.buf, view{url: w.url, state: w.state, syms: w.syms, book: w.book, now: now, tty: w.tty})
+	render(&w.buf, view{url: w.url, state: w.state, syms: w.syms, book: w.book, connected: w.connected, now: now, tty: w.tty})
 	w.out.Write(w.buf.Bytes())
 }
 
@@ -253,8 +315,11 @@ type view struct {
 	state string
 	syms  []string
 	book  *client.Book // nil before the first connection
-	now   time.Time
-	tty   bool // redraw in place and color; plain text otherwise
+	// connected reports a live connection; otherwise the table shows
+	// the last one's state, if any, as disconnected.
+	connected bool
+	now       time.Time
+	tty       bool // redraw in place and color; plain text otherwise
 }
 
 // render writes the table. On a terminal it overwrites the previous one:
@@ -273,10 +338,14 @@ func render(buf *bytes.Buffer, v view) {
 		stats = v.book.Stats()
 	}
 	fmt.Fprintf(buf, "tickstream watch  %s  %s  ", v.url, v.state)
-	switch feed {
-	case codec.StatusLive:
+	switch {
+	case !v.connected && v.book != nil:
+		paint(buf, v.tty, ansiAlarm, " DISCONNECTED: prices as of the last connection ")
+	case !v.connected:
+		paint(buf, v.tty, ansiYellow, "disconnected")
+	case feed == codec.StatusLive:
 		buf.WriteString("feed live")
-	case codec.StatusStale:
+	case feed == codec.StatusStale:
 		paint(buf, v.tty, ansiAlarm, " FEED STALE: "+detail+" ")
 	default:
 		paint(buf, v.tty, ansiYellow, "feed "+feed+": "+detail)

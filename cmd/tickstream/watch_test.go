@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,12 +41,14 @@ func TestRender(t *testing.T) {
 		codec.FieldTS: ts - 120e6, codec.FieldBid: 0.00001234, codec.FieldLast: 98, codec.FieldPrevClose: 100,
 	})
 	tests := []struct {
-		name     string
-		frames   [][]byte // fed after HELLO and the ACK of AAPL (sid 1) and MSFT (sid 2); nil: no Book
-		state    string
-		tty      bool
-		contains []string
-		absent   []string
+		name   string
+		frames [][]byte // fed after HELLO and the ACK of AAPL (sid 1) and MSFT (sid 2); nil: no Book
+		state  string
+		tty    bool
+		// disconnected: the frames came on a connection that ended
+		disconnected bool
+		contains     []string
+		absent       []string
 	}{
 		{
 			name:   "rising symbol on a terminal",
@@ -99,13 +102,24 @@ func TestRender(t *testing.T) {
 		{
 			name:     "reconnecting before any connection",
 			state:    "reconnecting in 1s (connection refused)",
-			contains: []string{"reconnecting in 1s (connection refused)", "AAPL", "waiting"},
+			contains: []string{"reconnecting in 1s (connection refused)", "disconnected", "AAPL", "waiting"},
+			absent:   []string{"feed live"},
+		},
+		{
+			name:         "disconnected, last prices kept",
+			frames:       [][]byte{aapl},
+			disconnected: true,
+			state:        "reconnecting in 2s (EOF)",
+			tty:          true,
+			contains:     []string{"reconnecting in 2s (EOF)", ansiAlarm + " DISCONNECTED: prices as of the last connection " + ansiReset, "101.00"},
+			absent:       []string{"feed live"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := view{url: "ws://h/ws", state: tt.state, syms: []string{"AAPL", "MSFT"}, now: now, tty: tt.tty}
 			if tt.frames != nil {
+				v.connected = !tt.disconnected
 				v.book = client.NewBook()
 				v.book.NoteSub(1, v.syms, nil)
 				setup := codec.Binary.AppendHello(nil, "n1", 1000)
@@ -158,19 +172,32 @@ func TestFormatting(t *testing.T) {
 }
 
 func TestRunWatchArgs(t *testing.T) {
-	tests := []struct {
-		args []string
-		want string // in the error
-	}{
-		{nil, "usage"},
-		{[]string{"--url"}, "usage"},
-		{[]string{"AAPL", "bad symbol!"}, `invalid symbol "bad symbol!"`},
+	tests := []refusal{
+		{"help", []string{"-h"}, "", flag.ErrHelp},
+		{"no symbol", nil, "no symbol", nil},
+		{"no url", []string{"--url"}, "flag --url needs a value", nil},
+		{"bad symbol", []string{"AAPL", "bad symbol!"}, `invalid symbol "bad symbol!"`, nil},
+		{"flag after a symbol", []string{"AAPL", "--nope"}, "unknown flag --nope", nil},
+		{"bad scheme", []string{"--url", "ftp://h/ws", "AAPL"}, `--url "ftp://h/ws": scheme ftp`, nil},
+		{"no host", []string{"--url", "ws:///ws", "AAPL"}, `--url "ws:///ws": want ws://`, nil},
+	}
+	testRefusals(t, runWatch, tests, "usage: tickstream watch")
+}
+
+func TestWatchURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ws://127.0.0.1:8080/ws", "ws://127.0.0.1:8080/ws"},
+		{"wss://md.example.com/ws?x=1", "wss://md.example.com/ws?x=1"},
+		{"http://127.0.0.1:8080/", "ws://127.0.0.1:8080/ws"},
+		{"http://127.0.0.1:8080", "ws://127.0.0.1:8080/ws"},
+		{"https://md.example.com", "wss://md.example.com/ws"},
+		{"https://md.example.com/feed/ws", "wss://md.example.com/feed/ws"},
+		{"127.0.0.1:8080", "ws://127.0.0.1:8080/ws"},
+		{"HTTP://h:1", "ws://h:1/ws"},
 	}
 	for _, tt := range tests {
-		var out, errOut bytes.Buffer
-		err := runWatch(context.Background(), tt.args, &out, &errOut)
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("runWatch(%q) = %v, want an error with %q", tt.args, err, tt.want)
+		if got, err := watchURL(tt.in); err != nil || got != tt.want {
+			t.Errorf("watchURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -271,8 +298,8 @@ func TestRunWatch(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
-		done <- runWatch(ctx, []string{"--url", url, "--token", "s3cret", "AAPL"}, &out, &out)
+		// The address a browser would use: watch finds /ws there.
+		done <- runWatch(ctx, []string{"AAPL", "--url", srv.URL, "--token", "s3cret"}, &out, &out)
 	}()
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
@@ -287,8 +314,13 @@ func TestRunWatch(t *testing.T) {
 		t.Errorf("no connection state in:\n%s", out.String())
 	}
 
+	if strings.Contains(out.String(), "DISCONNECTED") {
+		t.Errorf("DISCONNECTED while connected:\n%s", out.String())
+	}
+
 	qs.dropAll()
 	waitUntil("reconnecting", func() bool { return strings.Contains(out.String(), "reconnecting") })
+	waitUntil("disconnected", func() bool { return strings.Contains(out.String(), "DISCONNECTED") })
 	waitUntil("a second connection", func() bool { return qs.dialCount() == 2 })
 
 	cancel()
@@ -319,5 +351,40 @@ func TestRunWatchRefused(t *testing.T) {
 	var he *client.HandshakeError
 	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
 		t.Errorf("runWatch = %v, want the 401 at once", err)
+	}
+}
+
+// closer accepts the upgrade and closes with 4001, as a server refusing
+// the credentials does.
+type closer struct{ gws.BuiltinEventHandler }
+
+func (closer) OnOpen(ws *gws.Conn) {
+	_ = ws.WriteClose(4001, []byte("invalid token: token is expired"))
+}
+
+// TestRunWatchUnauthenticated checks that a 4001 ends watch at once with
+// advice in its terms: --token, and where to get one.
+func TestRunWatchUnauthenticated(t *testing.T) {
+	up := gws.NewUpgrader(closer{}, &gws.ServerOption{SubProtocols: []string{codec.SubprotocolBinary}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ws, err := up.Upgrade(w, r); err == nil {
+			ws.ReadLoop()
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "pass a token with --token (mint one with 'tickstream token')"},
+		{[]string{"--token", "old"}, "the server refused --token: mint a valid one with 'tickstream token'"},
+	} {
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := runWatch(ctx, append(tc.args, "--url", srv.URL, "AAPL"), &out, &out)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "4001") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("runWatch %q = %v, want the 4001 with %q", tc.args, err, tc.want)
+		}
 	}
 }
