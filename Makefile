@@ -14,7 +14,7 @@ GOTEST  ?= $(GO) test -race -count=1 -timeout 10m
 
 # Kafka integration tests run against real Apache Kafka (jars from Maven
 # Central); only the packages with `kafka`-tagged tests are run there.
-KAFKA_GO_PKGS ?= ./internal/kafkatest/ ./ingest/ ./server/
+KAFKA_GO_PKGS ?= ./internal/kafkatest/ ./ingest/ ./server/ ./cmd/tickstream/
 include testenv/kafka/kafka.mk
 -include web/web.mk
 
