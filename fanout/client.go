@@ -60,18 +60,21 @@ type Client struct {
 
 	cmd codec.Command // used only by the reading goroutine (HandleFrame)
 
-	mu         sync.Mutex
-	closed     bool
-	subs       map[uint32]*subscription
-	buf        []byte // messages waiting for the writer
-	bufMsgs    int    // how many messages buf holds
-	frameStart int    // where the frame being filled begins in buf
-	cuts       []int  // frame boundaries in buf
-	spare      []byte
-	spareCuts  []int
-	scratch    []byte
-	inflight   int // bytes handed to the transport and not yet written
-	wstate     writerState
+	mu     sync.Mutex
+	closed bool
+	subs   map[string]*subscription
+	// reservedSubs counts the subscriptions that hold a reservation of a
+	// name without data (subscription.reserved).
+	reservedSubs int
+	buf          []byte // messages waiting for the writer
+	bufMsgs      int    // how many messages buf holds
+	frameStart   int    // where the frame being filled begins in buf
+	cuts         []int  // frame boundaries in buf
+	spare        []byte
+	spareCuts    []int
+	scratch      []byte
+	inflight     int // bytes handed to the transport and not yet written
+	wstate       writerState
 	// kick wakes a parked writer: true for more to write, false to end.
 	kick       chan bool
 	lastWrite  int64 // hub clock (unix ns) when the last write ended
@@ -107,7 +110,7 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		entitled:  opts.Entitled,
 		admit:     opts.Admit,
 		authn:     opts.Authenticate,
-		subs:      map[uint32]*subscription{},
+		subs:      map[string]*subscription{},
 		lastWrite: h.clock.Load(),
 	}
 	c.writer = c.writeLoop
@@ -169,9 +172,13 @@ func (c *Client) close(code int, reason string) {
 		c.timer.Stop()
 	}
 	subs := make([]*subscription, 0, len(c.subs))
+	var release []*snapshot.Symbol
 	for _, s := range c.subs {
 		s.removed = true
 		subs = append(subs, s)
+		if s.reserved {
+			release = append(release, s.sym)
+		}
 	}
 	// What never reached the socket is counted: a slow consumer's backlog
 	// and the deltas its subscriptions still had pending.
@@ -185,6 +192,9 @@ func (c *Client) close(code int, reason string) {
 
 	for _, s := range subs {
 		s.topic.remove(s)
+	}
+	for _, sym := range release {
+		c.hub.store.Release(sym)
 	}
 	c.hub.stats.subs.Add(-int64(len(subs)))
 	c.hub.clientsMu.Lock()
@@ -262,16 +272,21 @@ type rejection struct {
 }
 
 func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
+	cfg := &c.hub.cfg
 	rejected := []rejection{
 		{code: 400, msg: "invalid symbol"},
 		{code: 403, msg: "not entitled"},
-		{code: 413, msg: fmt.Sprintf("too many subscriptions (limit %d)", c.hub.cfg.MaxSubscriptions)},
+		{code: 413}, // its message says which of the two limits was hit
 		{code: 503, msg: "symbol table full"},
 	}
+	var overSubs, overReserved bool
 	seen := make(map[string]struct{}, len(names))
 	type pick struct {
 		sym *snapshot.Symbol
 		sub *subscription // nil for a new subscription
+		// reserved: sym is a reservation this SUB took, to be released
+		// if the subscription is not made after all.
+		reserved bool
 	}
 	picks := make([]pick, 0, len(names))
 
@@ -280,7 +295,9 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		c.mu.Unlock()
 		return
 	}
-	count := len(c.subs)
+	// reservedHeld is what the client held when the SUB began, taken
+	// reserves what this SUB added.
+	count, reservedHeld, taken := len(c.subs), c.reservedSubs, 0
 	c.mu.Unlock()
 	for _, n := range names {
 		if !codec.ValidSymbol(n) {
@@ -295,27 +312,60 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 			rejected[1].syms = append(rejected[1].syms, string(n))
 			continue
 		}
-		sym := c.hub.store.Symbol(n)
-		if sym == nil {
-			rejected[3].syms = append(rejected[3].syms, string(n))
+		c.mu.Lock()
+		existing := c.subs[string(n)]
+		c.mu.Unlock()
+		if existing != nil {
+			picks = append(picks, pick{sym: existing.sym, sub: existing})
 			continue
 		}
-		c.mu.Lock()
-		existing := c.subs[sym.ID]
-		c.mu.Unlock()
-		if existing == nil {
-			if count >= c.hub.cfg.MaxSubscriptions {
+		if count >= cfg.MaxSubscriptions {
+			rejected[2].syms = append(rejected[2].syms, string(n))
+			overSubs = true
+			continue
+		}
+		// A name the feed has not sent is reserved, apart from the feed's
+		// symbols and bounded per client and in all: subscriptions never
+		// create feed state.
+		sym, reserved := c.hub.store.Lookup(n), false
+		if sym == nil {
+			if reservedHeld+taken >= cfg.MaxReserved {
+				c.mu.Lock()
+				reservedHeld = c.recountReserved()
+				c.mu.Unlock()
+			}
+			if reservedHeld+taken >= cfg.MaxReserved {
 				rejected[2].syms = append(rejected[2].syms, string(n))
+				overReserved = true
 				continue
 			}
-			count++
+			var err error
+			if sym, reserved, err = c.hub.store.Reserve(n); err != nil {
+				rejected[3].syms = append(rejected[3].syms, string(n))
+				continue
+			}
+			if reserved {
+				taken++
+			}
 		}
-		picks = append(picks, pick{sym: sym, sub: existing})
+		count++
+		picks = append(picks, pick{sym: sym, reserved: reserved})
+	}
+
+	switch {
+	case overSubs && overReserved:
+		rejected[2].msg = fmt.Sprintf("too many subscriptions (limit %d) or symbols without data (limit %d)", cfg.MaxSubscriptions, cfg.MaxReserved)
+	case overSubs:
+		rejected[2].msg = fmt.Sprintf("too many subscriptions (limit %d)", cfg.MaxSubscriptions)
+	case overReserved:
+		rejected[2].msg = fmt.Sprintf("too many symbols without data (limit %d)", cfg.MaxReserved)
 	}
 
 	// New subscriptions join their topic before their snapshot is taken:
 	// a change that lands in between is then either in the snapshot or
-	// delivered after it, never lost.
+	// delivered after it, never lost. They join it before the client
+	// lists them, so that a close in between cannot leave one behind in
+	// its topic.
 	var added int64
 	for i := range picks {
 		p := &picks[i]
@@ -323,20 +373,27 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 			continue
 		}
 		s := &subscription{client: c, sym: p.sym, topic: c.hub.topic(p.sym.ID, true)}
+		s.topic.add(s)
 		c.mu.Lock()
-		if c.closed {
+		old := c.subs[p.sym.Name]
+		if c.closed || old != nil {
+			// The client closed, or a concurrent SUB of the same symbol
+			// won the race.
+			s.removed = true
 			c.mu.Unlock()
-			return
-		}
-		if old := c.subs[p.sym.ID]; old != nil {
-			// A concurrent SUB of the same symbol won the race.
+			s.topic.remove(s)
+			if p.reserved {
+				c.hub.store.Release(p.sym)
+			}
 			p.sub = old
-			c.mu.Unlock()
 			continue
 		}
-		c.subs[p.sym.ID] = s
+		s.reserved = p.reserved
+		if s.reserved {
+			c.reservedSubs++
+		}
+		c.subs[p.sym.Name] = s
 		c.mu.Unlock()
-		s.topic.add(s)
 		p.sub = s
 		added++
 	}
@@ -377,6 +434,20 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		}
 	}
 	c.wake()
+}
+
+// recountReserved stops counting, as names without data, the reserved
+// subscriptions whose symbol the feed has sent data for since, and returns
+// the count. c.mu is held.
+func (c *Client) recountReserved() int {
+	for _, s := range c.subs {
+		if s.reserved && s.sym.Load().Seq > 0 {
+			// The feed took the symbol over: there is nothing to release.
+			s.reserved = false
+			c.reservedSubs--
+		}
+	}
+	return c.reservedSubs
 }
 
 // snapshotLocked brings s up to the symbol's current state: with send, a
@@ -426,6 +497,7 @@ func (c *Client) queueSnapshot(s *subscription, now time.Time) {
 // client bug does not pass for a successful UNSUB.
 func (c *Client) unsubscribe(id uint64, names [][]byte) {
 	var gone []*subscription
+	var release []*snapshot.Symbol
 	var invalid []string
 	c.mu.Lock()
 	for _, n := range names {
@@ -433,14 +505,14 @@ func (c *Client) unsubscribe(id uint64, names [][]byte) {
 			invalid = append(invalid, string(n))
 			continue
 		}
-		sym := c.hub.store.Lookup(n)
-		if sym == nil {
-			continue
-		}
-		if s := c.subs[sym.ID]; s != nil {
+		if s := c.subs[string(n)]; s != nil {
 			s.removed = true
 			s.pending = nil
-			delete(c.subs, sym.ID)
+			delete(c.subs, s.sym.Name)
+			if s.reserved {
+				c.reservedSubs--
+				release = append(release, s.sym)
+			}
 			gone = append(gone, s)
 		}
 	}
@@ -452,6 +524,11 @@ func (c *Client) unsubscribe(id uint64, names [][]byte) {
 	for _, s := range gone {
 		s.topic.remove(s)
 	}
+	// After the topics: a released name may be forgotten and its sid
+	// given to another, whose topic must not hold these subscriptions.
+	for _, sym := range release {
+		c.hub.store.Release(sym)
+	}
 	c.hub.stats.subs.Add(-int64(len(gone)))
 }
 
@@ -461,10 +538,7 @@ func (c *Client) resnapshot(id uint64, names [][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range names {
-		var s *subscription
-		if sym := c.hub.store.Lookup(n); sym != nil {
-			s = c.subs[sym.ID]
-		}
+		s := c.subs[string(n)]
 		if s == nil {
 			missing = append(missing, string(n))
 			continue

@@ -76,7 +76,9 @@ func (c *fakeConn) apply(m *codec.Message) {
 			c.acked[a.Sym] = true
 		}
 	case codec.OpError:
-		c.errors = append(c.errors, *m)
+		e := *m
+		e.Syms = append([]string(nil), m.Syms...) // m's are reused
+		c.errors = append(c.errors, e)
 	case codec.OpSnapshot, codec.OpDelta:
 		sym, ok := c.symOf[m.SID]
 		if !ok {

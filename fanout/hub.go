@@ -45,6 +45,11 @@ type Config struct {
 	// MaxSubscriptions bounds the symbols one client may subscribe to
 	// (default 5000); the excess of a SUB is refused with 413.
 	MaxSubscriptions int
+	// MaxReserved bounds the symbols without data (names the feed has not
+	// sent yet) one client may hold subscribed (default 1000); the excess
+	// of a SUB is refused with 413. The store bounds them in all
+	// (snapshot.WithMaxReserved; 503 past it).
+	MaxReserved int
 	// MaxFrameSize is the size past which buffered messages are split into
 	// several frames (default 64 KiB); one message is never split.
 	MaxFrameSize int
@@ -80,6 +85,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = 5000
+	}
+	if c.MaxReserved <= 0 {
+		c.MaxReserved = 1000
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = 64 << 10
@@ -119,8 +127,12 @@ type Hub struct {
 	cfg   Config
 	store *snapshot.Store
 
+	// topics holds the subscriber list of each symbol id. Ids are bounded
+	// by the store (the feed's symbols and the reserved names held or
+	// kept, whose ids are reused), so the table is too; a slot is set
+	// once, and the table is only copied when it grows.
 	topicMu sync.Mutex // serializes topic creation
-	topics  atomic.Pointer[[]*topic]
+	topics  atomic.Pointer[[]atomic.Pointer[topic]]
 
 	clientsMu sync.Mutex
 	clients   map[*Client]struct{}
@@ -157,7 +169,7 @@ func NewHub(store *snapshot.Store, cfg Config) *Hub {
 		done:    make(chan struct{}),
 	}
 	h.stats.errs = map[int]uint64{}
-	topics := []*topic{}
+	topics := []atomic.Pointer[topic]{}
 	h.topics.Store(&topics)
 	h.status.Store(&status{state: codec.StatusLive})
 	h.encoders.New = func() any { return new(encoder) }
@@ -245,8 +257,10 @@ func (h *Hub) countError(code int) {
 
 // topic returns the subscriber list of a symbol id, creating it if create.
 func (h *Hub) topic(id uint32, create bool) *topic {
-	if ts := *h.topics.Load(); int(id) < len(ts) && ts[id] != nil {
-		return ts[id]
+	if ts := *h.topics.Load(); int(id) < len(ts) {
+		if t := ts[id].Load(); t != nil {
+			return t
+		}
 	}
 	if !create {
 		return nil
@@ -254,18 +268,20 @@ func (h *Hub) topic(id uint32, create bool) *topic {
 	h.topicMu.Lock()
 	defer h.topicMu.Unlock()
 	ts := *h.topics.Load()
-	if int(id) < len(ts) && ts[id] != nil {
-		return ts[id]
+	if int(id) < len(ts) {
+		if t := ts[id].Load(); t != nil {
+			return t
+		}
+	} else {
+		grown := make([]atomic.Pointer[topic], max(int(id)+1, 2*len(ts)))
+		for i := range ts {
+			grown[i].Store(ts[i].Load())
+		}
+		h.topics.Store(&grown)
+		ts = grown
 	}
-	size := len(ts)
-	if int(id) >= size {
-		size = max(int(id)+1, 2*size)
-	}
-	grown := make([]*topic, size)
-	copy(grown, ts)
 	t := &topic{}
-	grown[id] = t
-	h.topics.Store(&grown)
+	ts[id].Store(t)
 	return t
 }
 

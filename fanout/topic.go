@@ -78,4 +78,8 @@ type subscription struct {
 	// the writer sends one of the newest state when it drains.
 	snapDue bool
 	removed bool
+	// reserved: the subscription holds a reservation of sym, a name the
+	// feed had sent no data for (snapshot.Store.Reserve), to release
+	// when it ends.
+	reserved bool
 }

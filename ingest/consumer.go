@@ -3,9 +3,9 @@
 //
 // Every node needs the whole snapshot, so the consumer reads every
 // partition of the topic itself (one kafka-go Reader per partition, no
-// consumer group). A record that cannot be decoded is counted by reason,
-// logged with its topic, partition and offset, and skipped: it never stops
-// a partition and never reaches the store.
+// consumer group). A record that cannot be decoded, or that the store
+// refuses, is counted by reason, logged with its topic, partition and
+// offset, and skipped: it never stops a partition.
 //
 // Each partition publishes the next offset to read after applying a record,
 // and Quiesce lets a checkpointer see the store and those offsets at one
@@ -88,7 +88,10 @@ type Config struct {
 
 // Apply receives each decoded update. It is called from one goroutine per
 // partition, in offset order within the partition; u is reused afterwards.
-type Apply func(u *codec.Update)
+// An error refuses the record: it is counted, logged and skipped as an
+// undecodable one is, under the reason its Reason() string method names
+// ("other" without one).
+type Apply func(u *codec.Update) error
 
 // Consumer reads every partition of the price topic.
 type Consumer struct {
@@ -409,7 +412,7 @@ func (c *Consumer) handle(p *partition, m *kafka.Message, u *codec.Update) {
 	}
 	p.applying.Lock()
 	if err == nil {
-		c.apply(u)
+		err = c.apply(u)
 	}
 	p.next.Store(m.Offset + 1)
 	p.applying.Unlock()
@@ -444,6 +447,10 @@ func (c *Consumer) Quiesce(fn func(offsets map[int]int64)) {
 
 func (c *Consumer) reject(part int, offset int64, err error) {
 	reason := codec.RecordReason(err)
+	var refusal interface{ Reason() string }
+	if errors.As(err, &refusal) {
+		reason = refusal.Reason()
+	}
 	v, _ := c.rejected.LoadOrStore(reason, new(atomic.Uint64))
 	n := v.(*atomic.Uint64).Add(1)
 	if c.logGate.allow(time.Now()) {

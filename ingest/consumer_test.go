@@ -51,7 +51,7 @@ func run(t testing.TB, brokers []string, topic string, cfg Config) *fixture {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.MaxWait = 200 * time.Millisecond
 	cfg.OnStatus = func(state, _ string) { f.status <- state }
-	c, err := New(cfg, func(u *codec.Update) { f.store.Apply(u) })
+	c, err := New(cfg, func(u *codec.Update) error { _, _, err := f.store.Apply(u); return err })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func simFrames(n, perFrame int) [][]byte {
 			for {
 				now = now.Add(500 * time.Microsecond)
 				market.Next(now, &u)
-				if ch, ok := store.Apply(&u); ok {
+				if ch, ok, _ := store.Apply(&u); ok {
 					f = codec.Binary.AppendState(f, codec.OpDelta, ch.Symbol.ID, ch.Next.Seq, ch.Mask, &ch.Next.Values)
 					break
 				}

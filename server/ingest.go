@@ -65,7 +65,12 @@ func (s *Server) newConsumer(brokers []string) (*ingest.Consumer, error) {
 		cfg.Start = ingest.StartEarliest
 		cfg.Resume = s.restore()
 	}
-	return ingest.New(cfg, func(u *codec.Update) { s.store.Apply(u) })
+	return ingest.New(cfg, func(u *codec.Update) error {
+		// A full store refuses a new symbol of the feed: ingest counts the
+		// record as rejected (symbol_table_full) and logs its offset.
+		_, _, err := s.store.Apply(u)
+		return err
+	})
 }
 
 // restore loads the checkpoint into the store and returns its offsets. A

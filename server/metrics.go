@@ -14,7 +14,7 @@ type collector struct {
 	clients, subs, messages, bytes, frames, conflated      *prometheus.Desc
 	dropped                                                *prometheus.Desc
 	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
-	symbols, live                                          *prometheus.Desc
+	symbols, reserved, live                                *prometheus.Desc
 	refused                                                *prometheus.Desc
 	checkpointTime, checkpointFailures                     *prometheus.Desc
 }
@@ -56,7 +56,8 @@ func newCollector(s *Server) *collector {
 		rejected:           d("ingest_rejected_total", "Kafka records skipped, by reason.", "reason"),
 		lag:                d("ingest_lag_records", "Records behind the end of the log, by partition.", "partition"),
 		lagSecs:            d("ingest_lag_seconds", "Age of the last record read when behind, by partition.", "partition"),
-		symbols:            d("symbols", "Symbols in the snapshot store."),
+		symbols:            d("symbols", "Symbols of the feed in the snapshot store."),
+		reserved:           d("reserved_symbols", "Symbols without data yet (never sent by the feed) that clients hold subscribed."),
 		live:               d("feed_live", "1 when ingest reads every partition, 0 when stale."),
 		refused:            d("connections_refused_total", "WebSocket connections refused at the upgrade or closed by a policy, by reason.", "reason"),
 	}
@@ -97,6 +98,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.refused, float64(c.s.guard.refused[reason].Load()), name)
 	}
 	gauge(c.symbols, float64(c.s.store.Len()))
+	gauge(c.reserved, float64(c.s.store.Reserved()))
 	if c.s.cfg.Checkpoint != "" {
 		gauge(c.checkpointTime, float64(c.s.ckpt.lastSaved.Load())/1e9)
 		counter(c.checkpointFailures, float64(c.s.ckpt.failures.Load()))

@@ -70,8 +70,16 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one frame write (default 10s).
 	WriteTimeout time.Duration
-	// MaxSymbols bounds the symbol table (default 1,000,000).
+	// MaxSymbols bounds the feed's symbol table (default 1,000,000): the
+	// records of a new symbol past it are counted (ingest rejected, reason
+	// symbol_table_full), logged and skipped. Subscriptions never take
+	// room in it.
 	MaxSymbols int
+	// MaxReserved bounds the symbols without data (names the feed has not
+	// sent) that all clients together may hold subscribed (default
+	// 100,000); past it a SUB of a new one is refused with 503. Each client
+	// is bounded too, by Fanout.MaxReserved.
+	MaxReserved int
 	// Limits bounds connections and requests per connection.
 	Limits Limits
 	// Auth verifies the token of every client; nil lets every client in
@@ -124,6 +132,9 @@ func (c *Config) setDefaults() {
 	if c.MaxSymbols <= 0 {
 		c.MaxSymbols = 1_000_000
 	}
+	if c.MaxReserved <= 0 {
+		c.MaxReserved = 100_000
+	}
 	c.Limits.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -170,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins), publishSeconds: newPublishHistogram()}
-	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithObserver(func(ch snapshot.Change) {
+	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved), snapshot.WithObserver(func(ch snapshot.Change) {
 		// Timing every change would cost two clock reads and an
 		// observation, about 90 ns, on the ingest path of each record:
 		// the symbol's own seq picks one change in publishSample without

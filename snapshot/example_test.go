@@ -19,7 +19,7 @@ func ExampleStore_Apply() {
 		return u
 	}
 	for _, u := range []*codec.Update{quote(187.23, 187.25), quote(187.24, 187.25), quote(187.24, 187.25)} {
-		ch, changed := store.Apply(u)
+		ch, changed, _ := store.Apply(u)
 		if !changed {
 			fmt.Println("no change")
 			continue

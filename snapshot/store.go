@@ -8,6 +8,7 @@
 package snapshot
 
 import (
+	"errors"
 	"hash/maphash"
 	"sort"
 	"strings"
@@ -43,10 +44,13 @@ func (s *State) Diff(next *State) codec.FieldMask {
 
 var emptyState = &State{}
 
-// Symbol is one symbol of the store.
+// Symbol is one symbol: one of the feed's, or a name reserved for its
+// subscribers before the feed sent any data for it.
 type Symbol struct {
-	// ID is the symbol's numeric id, unique in the store and stable for
-	// the store's life; the protocol uses it as the sid.
+	// ID is the symbol's numeric id; the protocol uses it as the sid. A
+	// feed symbol keeps its id for the store's life; a reserved one keeps
+	// it when the feed's first record makes it a feed symbol, and gives it
+	// up some time after its last subscriber left (see Store.Release).
 	ID uint32
 	// Name is the symbol itself.
 	Name string
@@ -67,6 +71,28 @@ type Change struct {
 	Mask   codec.FieldMask
 }
 
+// ErrFull is the error of Apply and Restore for a new symbol of the feed
+// when the store already holds its maximum of symbols (WithMaxSymbols).
+var ErrFull error = fullError{}
+
+type fullError struct{}
+
+func (fullError) Error() string { return "snapshot: symbol table full" }
+
+// Reason names the refusal for the ingest's rejected-records counter.
+func (fullError) Reason() string { return "symbol_table_full" }
+
+// ErrReservedFull is the error of Reserve when the store already holds
+// its maximum of reserved names (WithMaxReserved).
+var ErrReservedFull = errors.New("snapshot: too many reserved symbols")
+
+// keptReleased is how many released reserved names (no subscriber left)
+// the store keeps, most recent first, so that a client that unsubscribes
+// a name without data and subscribes it again gets the same sid back, as
+// the protocol promises (docs/PROTOCOL.md §6.2 states this bound). Past it
+// the oldest is forgotten and its id reused.
+const keptReleased = 4096
+
 const shardCount = 64
 
 type shard struct {
@@ -74,14 +100,37 @@ type shard struct {
 	syms atomic.Pointer[map[string]*Symbol] // replaced, never mutated
 }
 
+// reservation is a name subscribed before the feed sent data for it.
+type reservation struct {
+	sym  *Symbol
+	refs int // Reserve calls not yet Released
+	// prev and next link the released reservations (refs 0), newest first.
+	prev, next *reservation
+}
+
 // Store holds every symbol's state. The zero value is not usable: call New.
+//
+// Only the feed creates the store's symbols (Apply, Restore). A client
+// that subscribes a name the feed never sent gets a reserved symbol, kept
+// apart in a bounded table and released when its last subscriber leaves,
+// so that subscriptions never grow the feed's table nor take its room.
 type Store struct {
 	seed     maphash.Seed
 	shards   [shardCount]shard
-	mu       sync.Mutex // serializes symbol creation across shards (ids)
-	byID     atomic.Pointer[[]*Symbol]
+	feed     atomic.Pointer[[]*Symbol] // the feed's symbols, in creation order
 	onChange func(Change)
 	max      int
+	maxRes   int
+
+	// mu serializes the creation of symbols and guards the fields below.
+	// Lock order: a shard's mu, then mu.
+	mu       sync.Mutex
+	nextID   uint32
+	freeIDs  []uint32 // ids of forgotten reservations, for reuse
+	reserved map[string]*reservation
+	live     int         // reservations with refs > 0
+	released reservation // sentinel of the list of released reservations
+	nRel     int         // its length
 }
 
 // Option configures a Store.
@@ -92,20 +141,26 @@ type Option func(*Store)
 // how the fanout engine hears of changes.
 func WithObserver(fn func(Change)) Option { return func(s *Store) { s.onChange = fn } }
 
-// WithMaxSymbols bounds the number of symbols the store will hold (0 means
-// no bound), so that neither a feed nor clients subscribing to made-up
-// symbols can grow it without end.
+// WithMaxSymbols bounds the number of the feed's symbols (0 means no
+// bound), so that a feed of ever new names cannot grow the store without
+// end. Reserved names do not count.
 func WithMaxSymbols(n int) Option { return func(s *Store) { s.max = n } }
+
+// WithMaxReserved bounds the number of reserved names that subscribers
+// hold at once (0 means no bound), so that clients subscribing made-up
+// names cannot grow memory without end.
+func WithMaxReserved(n int) Option { return func(s *Store) { s.maxRes = n } }
 
 // New returns an empty store.
 func New(opts ...Option) *Store {
-	s := &Store{seed: maphash.MakeSeed()}
+	s := &Store{seed: maphash.MakeSeed(), nextID: 1, reserved: map[string]*reservation{}}
+	s.released.prev, s.released.next = &s.released, &s.released
 	for i := range s.shards {
 		m := map[string]*Symbol{}
 		s.shards[i].syms.Store(&m)
 	}
-	ids := make([]*Symbol, 1, 1024) // id 0 is never used
-	s.byID.Store(&ids)
+	feed := make([]*Symbol, 0, 1024)
+	s.feed.Store(&feed)
 	for _, o := range opts {
 		o(s)
 	}
@@ -116,48 +171,146 @@ func (s *Store) shardOf(name []byte) *shard {
 	return &s.shards[maphash.Bytes(s.seed, name)%shardCount]
 }
 
-// Lookup returns the symbol named name, or nil. It never blocks.
+// Lookup returns the feed's symbol named name, or nil. It never blocks.
 func (s *Store) Lookup(name []byte) *Symbol {
 	return (*s.shardOf(name).syms.Load())[string(name)]
 }
 
-// ByID returns the symbol with the given id, or nil.
-func (s *Store) ByID(id uint32) *Symbol {
-	ids := *s.byID.Load()
-	if int(id) >= len(ids) {
-		return nil
-	}
-	return ids[id]
+// Len returns the number of the feed's symbols.
+func (s *Store) Len() int { return len(*s.feed.Load()) }
+
+// Reserved returns the number of reserved names that subscribers hold.
+func (s *Store) Reserved() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
 }
 
-// Len returns the number of symbols in the store.
-func (s *Store) Len() int { return len(*s.byID.Load()) - 1 }
-
-// Symbol returns the symbol named name, creating it without data (seq 0)
-// when it is new. It returns nil when the store is full.
-func (s *Store) Symbol(name []byte) *Symbol {
+// Reserve returns the symbol a new subscriber of name follows: the feed's
+// symbol when there is one (reserved false), else the name's reserved
+// symbol (reserved true), which has no data (seq 0) until the feed's first
+// record for the name turns it, same pointer and id, into the feed's
+// symbol. Every Reserve that returns reserved true must be matched by one
+// Release. It returns ErrReservedFull when the name would be one reserved
+// name too many.
+func (s *Store) Reserve(name []byte) (sym *Symbol, reserved bool, err error) {
 	if sym := s.Lookup(name); sym != nil {
-		return sym
+		return sym, false, nil
+	}
+	sh := s.shardOf(name)
+	sh.mu.Lock() // a feed symbol being created under it is in the map after
+	defer sh.mu.Unlock()
+	if sym := (*sh.syms.Load())[string(name)]; sym != nil {
+		return sym, false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.reserved[string(name)]; r != nil {
+		if r.refs == 0 {
+			if s.maxRes > 0 && s.live >= s.maxRes {
+				return nil, false, ErrReservedFull
+			}
+			s.unlinkReleased(r)
+			s.live++
+		}
+		r.refs++
+		return r.sym, true, nil
+	}
+	if s.maxRes > 0 && s.live >= s.maxRes {
+		return nil, false, ErrReservedFull
+	}
+	sym = &Symbol{ID: s.newID(), Name: string(name)}
+	sym.state.Store(emptyState)
+	s.reserved[sym.Name] = &reservation{sym: sym, refs: 1}
+	s.live++
+	return sym, true, nil
+}
+
+// Release undoes one Reserve that returned sym with reserved true. A name
+// released by all its subscribers is kept for a while (so that a new SUB
+// gets the same id back) and then forgotten; a symbol the feed has taken
+// over meanwhile is left alone.
+func (s *Store) Release(sym *Symbol) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.reserved[sym.Name]
+	if r == nil || r.sym != sym || r.refs == 0 {
+		return
+	}
+	if r.refs--; r.refs > 0 {
+		return
+	}
+	s.live--
+	// Newest first: the oldest released name is the one forgotten.
+	r.prev, r.next = &s.released, s.released.next
+	r.prev.next, r.next.prev = r, r
+	s.nRel++
+	if s.nRel > keptReleased {
+		old := s.released.prev
+		s.unlinkReleased(old)
+		delete(s.reserved, old.sym.Name)
+		s.freeIDs = append(s.freeIDs, old.sym.ID)
+	}
+}
+
+// unlinkReleased takes r off the list of released reservations. s.mu is held.
+func (s *Store) unlinkReleased(r *reservation) {
+	r.prev.next, r.next.prev = r.next, r.prev
+	r.prev, r.next = nil, nil
+	s.nRel--
+}
+
+// newID returns an unused id: a forgotten reservation's, or a new one.
+// s.mu is held.
+func (s *Store) newID() uint32 {
+	if n := len(s.freeIDs); n > 0 {
+		id := s.freeIDs[n-1]
+		s.freeIDs = s.freeIDs[:n-1]
+		return id
+	}
+	id := s.nextID
+	s.nextID++
+	return id
+}
+
+// feedSymbol returns the feed's symbol named name, creating it when it is
+// new: a reserved name becomes the feed's symbol with the same pointer and
+// id, so that its subscribers simply get its changes. It returns ErrFull
+// when the store already holds its maximum of feed symbols.
+func (s *Store) feedSymbol(name []byte) (*Symbol, error) {
+	if sym := s.Lookup(name); sym != nil {
+		return sym, nil
 	}
 	sh := s.shardOf(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	old := *sh.syms.Load()
 	if sym := old[string(name)]; sym != nil {
-		return sym
+		return sym, nil
 	}
 	s.mu.Lock()
-	ids := *s.byID.Load()
-	if s.max > 0 && len(ids)-1 >= s.max {
+	feed := *s.feed.Load()
+	if s.max > 0 && len(feed) >= s.max {
 		s.mu.Unlock()
-		return nil
+		return nil, ErrFull
 	}
-	sym := &Symbol{ID: uint32(len(ids)), Name: string(name)}
-	sym.state.Store(emptyState)
+	var sym *Symbol
+	if r := s.reserved[string(name)]; r != nil {
+		sym = r.sym
+		delete(s.reserved, sym.Name)
+		if r.refs > 0 {
+			s.live--
+		} else {
+			s.unlinkReleased(r)
+		}
+	} else {
+		sym = &Symbol{ID: s.newID(), Name: string(name)}
+		sym.state.Store(emptyState)
+	}
 	// Appending past len is safe for readers: they never read beyond the
 	// length of the slice they loaded.
-	ids = append(ids, sym)
-	s.byID.Store(&ids)
+	feed = append(feed, sym)
+	s.feed.Store(&feed)
 	s.mu.Unlock()
 
 	m := make(map[string]*Symbol, len(old)+1)
@@ -166,18 +319,25 @@ func (s *Store) Symbol(name []byte) *Symbol {
 	}
 	m[sym.Name] = sym
 	sh.syms.Store(&m)
-	return sym
+	return sym, nil
 }
 
-// Apply applies an update: fields it carries take their new value, the
-// others keep theirs. When any value changed, the symbol's seq grows by one
-// and Apply returns the change and true; an update that changes nothing
-// returns false and leaves seq as it was. It returns false, too, when the
-// symbol is new and the store is full.
-func (s *Store) Apply(u *codec.Update) (Change, bool) {
-	sym := s.Symbol(u.Sym)
+// Apply applies an update of the feed: fields it carries take their new
+// value, the others keep theirs. When any value changed, the symbol's seq
+// grows by one and Apply returns the change and true; an update that
+// changes nothing returns false and leaves seq as it was (and creates no
+// symbol). It returns ErrFull, and changes nothing, when the symbol is new
+// and the store is full.
+func (s *Store) Apply(u *codec.Update) (Change, bool, error) {
+	sym := s.Lookup(u.Sym)
 	if sym == nil {
-		return Change{}, false
+		if u.Mask == 0 {
+			return Change{}, false, nil
+		}
+		var err error
+		if sym, err = s.feedSymbol(u.Sym); err != nil {
+			return Change{}, false, err
+		}
 	}
 	sym.mu.Lock()
 	defer sym.mu.Unlock()
@@ -189,7 +349,7 @@ func (s *Store) Apply(u *codec.Update) (Change, bool) {
 		}
 	}
 	if changed == 0 {
-		return Change{}, false
+		return Change{}, false, nil
 	}
 	next := &State{Seq: prev.Seq + 1, Mask: prev.Mask | u.Mask, Values: prev.Values}
 	for f := 0; f < codec.NumFields; f++ {
@@ -202,26 +362,28 @@ func (s *Store) Apply(u *codec.Update) (Change, bool) {
 	if s.onChange != nil {
 		s.onChange(ch)
 	}
-	return ch, true
+	return ch, true, nil
 }
 
-// Restore sets a symbol's state as it was saved (a warm restart), replacing
-// what the store holds. It does not notify the observer: restoring happens
-// before anyone subscribes.
-func (s *Store) Restore(name []byte, st State) bool {
-	sym := s.Symbol(name)
-	if sym == nil {
-		return false
+// Restore sets a feed symbol's state as it was saved (a warm restart),
+// replacing what the store holds. It does not notify the observer:
+// restoring happens before anyone subscribes. It returns ErrFull when the
+// symbol is new and the store is full.
+func (s *Store) Restore(name []byte, st State) error {
+	sym, err := s.feedSymbol(name)
+	if err != nil {
+		return err
 	}
 	sym.mu.Lock()
 	defer sym.mu.Unlock()
 	sym.state.Store(&st)
-	return true
+	return nil
 }
 
-// Range calls fn for every symbol, in id order, until fn returns false.
+// Range calls fn for every feed symbol, in the order they were created,
+// until fn returns false.
 func (s *Store) Range(fn func(*Symbol) bool) {
-	for _, sym := range (*s.byID.Load())[1:] {
+	for _, sym := range *s.feed.Load() {
 		if !fn(sym) {
 			return
 		}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -38,7 +39,10 @@ func TestApply(t *testing.T) {
 			var seen []Change
 			s := New(WithObserver(func(c Change) { seen = append(seen, c) }))
 			for i, u := range tt.updates {
-				ch, ok := s.Apply(u)
+				ch, ok, err := s.Apply(u)
+				if err != nil {
+					t.Fatalf("update %d: %v", i, err)
+				}
 				if ok != (tt.changed[i] != 0) || ch.Mask != tt.changed[i] {
 					t.Fatalf("update %d: changed %b ok %v, want %b", i, ch.Mask, ok, tt.changed[i])
 				}
@@ -67,20 +71,147 @@ func TestApply(t *testing.T) {
 	}
 }
 
-func TestSymbolsAndNames(t *testing.T) {
+func TestFeedBound(t *testing.T) {
 	s := New(WithMaxSymbols(3))
 	for _, n := range []string{"MSFT", "AAPL", "AMD"} {
-		s.Apply(update(n, codec.FieldBid, 1))
+		if _, _, err := s.Apply(update(n, codec.FieldBid, 1)); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
 	}
-	if s.Symbol([]byte("NEW")) != nil {
-		t.Fatal("store grew past its bound")
+	if _, _, err := s.Apply(update("NEW", codec.FieldBid, 1)); !errors.Is(err, ErrFull) {
+		t.Fatalf("a fourth symbol: err %v, want ErrFull", err)
 	}
-	if a, b := s.Symbol([]byte("AAPL")), s.Lookup([]byte("AAPL")); a == nil || a != b || s.ByID(a.ID) != a {
-		t.Fatal("lookup by name and id disagree")
+	if err := s.Restore([]byte("NEW"), State{Seq: 1}); !errors.Is(err, ErrFull) {
+		t.Fatalf("restoring a fourth symbol: err %v, want ErrFull", err)
+	}
+	if _, changed, err := s.Apply(update("AAPL", codec.FieldBid, 2)); !changed || err != nil {
+		t.Fatalf("a known symbol of a full store: changed %v, err %v", changed, err)
+	}
+	if s.Len() != 3 || s.Lookup([]byte("NEW")) != nil {
+		t.Fatalf("store grew past its bound: %d symbols", s.Len())
 	}
 	names, total := s.Names("A", 1)
 	if total != 2 || len(names) != 1 || names[0] != "AAPL" {
 		t.Fatalf("Names = %v, %d", names, total)
+	}
+}
+
+// TestReserve follows reserved names through their life: held apart from
+// the feed's symbols, shared by subscribers, bounded, taken over by the
+// feed with the same pointer and id, kept a while after their last release
+// and then forgotten.
+func TestReserve(t *testing.T) {
+	s := New(WithMaxSymbols(2), WithMaxReserved(3))
+	s.Apply(update("FEED", codec.FieldBid, 1))
+	feed := s.Lookup([]byte("FEED"))
+
+	if sym, reserved, err := s.Reserve([]byte("FEED")); sym != feed || reserved || err != nil {
+		t.Fatalf("Reserve of a feed symbol: %v %v %v", sym, reserved, err)
+	}
+	a, reserved, err := s.Reserve([]byte("A"))
+	if !reserved || err != nil || a.Load().Seq != 0 || a.ID == feed.ID {
+		t.Fatalf("Reserve A: %+v %v %v", a, reserved, err)
+	}
+	if again, _, _ := s.Reserve([]byte("A")); again != a {
+		t.Fatal("a second subscriber of A got another symbol")
+	}
+	b, _, _ := s.Reserve([]byte("B"))
+	c, _, _ := s.Reserve([]byte("C"))
+	if _, _, err := s.Reserve([]byte("D")); !errors.Is(err, ErrReservedFull) {
+		t.Fatalf("a fourth reserved name: err %v, want ErrReservedFull", err)
+	}
+	if s.Len() != 1 || s.Lookup([]byte("A")) != nil || s.Reserved() != 3 {
+		t.Fatalf("reserved names in the feed's table: Len %d, Reserved %d", s.Len(), s.Reserved())
+	}
+	if names, total := s.Names("", 0); total != 1 || names[0] != "FEED" {
+		t.Fatalf("Names lists reserved names: %v", names)
+	}
+
+	// The feed takes A over: same symbol, same id, and its room is freed.
+	if _, changed, err := s.Apply(update("A", codec.FieldBid, 5)); !changed || err != nil {
+		t.Fatalf("first record of A: changed %v err %v", changed, err)
+	}
+	if s.Lookup([]byte("A")) != a || a.Load().Seq != 1 || s.Len() != 2 || s.Reserved() != 2 {
+		t.Fatalf("A not taken over in place: Len %d Reserved %d seq %d", s.Len(), s.Reserved(), a.Load().Seq)
+	}
+	s.Release(a) // releasing a symbol the feed took over is harmless
+	s.Release(a)
+	// The feed is full now: a reserved name's first record is refused and
+	// the name stays reserved.
+	if _, _, err := s.Apply(update("B", codec.FieldBid, 1)); !errors.Is(err, ErrFull) {
+		t.Fatalf("B into a full feed: %v", err)
+	}
+
+	// Released names keep their id for a later subscriber...
+	s.Release(b)
+	if s.Reserved() != 1 {
+		t.Fatalf("Reserved %d after releasing B", s.Reserved())
+	}
+	if again, _, _ := s.Reserve([]byte("B")); again != b {
+		t.Fatal("B lost its symbol between release and the next Reserve")
+	}
+	s.Release(b)
+	s.Release(c)
+	if s.Reserved() != 0 {
+		t.Fatalf("Reserved %d after every release", s.Reserved())
+	}
+	// ...until keptReleased newer ones push them out and their ids are
+	// reused: the ids in use never exceed what is held and kept.
+	ids := map[uint32]bool{}
+	for i := range keptReleased + 10 {
+		sym, _, err := s.Reserve(fmt.Appendf(nil, "N%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[sym.ID] = true
+		s.Release(sym)
+	}
+	if again, _, _ := s.Reserve([]byte("B")); again == b {
+		t.Fatal("B still kept after keptReleased newer releases")
+	}
+	if max := 1 + 1 + 3 + keptReleased; len(ids) > max || s.nextID > uint32(max)+1 {
+		t.Fatalf("%d ids used, next id %d: want at most %d", len(ids), s.nextID, max)
+	}
+}
+
+// TestReserveRacesFeed reserves and releases names while the feed creates
+// them: every subscriber of a name must end up on the feed's symbol, never
+// on a copy the feed does not update (run with -race).
+func TestReserveRacesFeed(t *testing.T) {
+	s := New()
+	const names = 200
+	got := make([][]*Symbol, 4)
+	var wg sync.WaitGroup
+	for w := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range names {
+				sym, reserved, err := s.Reserve(fmt.Appendf(nil, "R%d", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[w] = append(got[w], sym)
+				if reserved && i%2 == 0 {
+					s.Release(sym)
+				}
+			}
+		}()
+	}
+	for i := range names {
+		s.Apply(update(fmt.Sprintf("R%d", i), codec.FieldBid, 1))
+	}
+	wg.Wait()
+	for w := range got {
+		for i, sym := range got[w] {
+			if feed := s.Lookup(fmt.Appendf(nil, "R%d", i)); sym != feed {
+				t.Fatalf("subscriber %d of R%d holds %p, the feed updates %p", w, i, sym, feed)
+			}
+		}
+	}
+	if s.Reserved() != 0 || s.Len() != names {
+		t.Fatalf("Reserved %d, Len %d", s.Reserved(), s.Len())
 	}
 }
 

@@ -38,6 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Fanout.ServerID, "server-id", "", "node name sent in HELLO (default: tickstream-<listen address>)")
 	fs.DurationVar(&cfg.Fanout.Heartbeat, "heartbeat", 5*time.Second, "HEARTBEAT interval of an idle connection")
 	fs.IntVar(&cfg.Fanout.MaxSubscriptions, "max-subscriptions", 5000, "symbols one connection may subscribe to (413 past it)")
+	fs.IntVar(&cfg.Fanout.MaxReserved, "max-reserved-per-conn", 1000, "symbols without data yet (not sent by the feed) one connection may subscribe to (413 past it)")
 	fs.IntVar(&cfg.Fanout.SoftLimit, "soft-limit", 256<<10, "outbound backlog `bytes` past which a connection gets conflated deltas")
 	fs.DurationVar(&cfg.Fanout.SoftLag, "soft-lag", time.Second, "a connection whose socket has not taken a write for this long gets conflated deltas too")
 	fs.IntVar(&cfg.Fanout.HardLimit, "hard-limit", 4<<20, "outbound backlog `bytes` a connection may stay over for --slow-grace before 4008")
@@ -49,7 +50,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake timeout")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent this long (pings count)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "timeout of one frame write")
-	fs.IntVar(&cfg.MaxSymbols, "max-symbols", 1_000_000, "size bound of the symbol table")
+	fs.IntVar(&cfg.MaxSymbols, "max-symbols", 1_000_000, "size bound of the feed's symbol table (records of new symbols past it are counted and skipped)")
+	fs.IntVar(&cfg.MaxReserved, "max-reserved", 100_000, "symbols without data yet that all connections together may subscribe to (503 past it)")
 	fs.BoolVar(&cfg.DemoControls, "demo-controls", false, "enable POST /api/v1/demo/feed?state=down|up (embedded broker outage switch)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -133,6 +135,7 @@ func validateServe(cfg *server.Config) error {
 		{cfg.SimDuration >= 0, "sim-duration", "want 0 or more"},
 		{cfg.Fanout.Heartbeat >= 100*time.Millisecond, "heartbeat", "want at least 100ms"},
 		{cfg.Fanout.MaxSubscriptions >= 1, "max-subscriptions", "want at least 1"},
+		{cfg.Fanout.MaxReserved >= 1, "max-reserved-per-conn", "want at least 1"},
 		{cfg.Fanout.SoftLimit >= 4096, "soft-limit", "want at least 4096"},
 		{cfg.Fanout.SoftLag >= 10*time.Millisecond, "soft-lag", "want at least 10ms"},
 		{cfg.Fanout.HardLimit >= cfg.Fanout.SoftLimit, "hard-limit", "want at least --soft-limit"},
@@ -144,6 +147,7 @@ func validateServe(cfg *server.Config) error {
 		{cfg.IdleTimeout > 0, "idle-timeout", "want more than 0"},
 		{cfg.WriteTimeout > 0, "write-timeout", "want more than 0"},
 		{cfg.MaxSymbols >= 1, "max-symbols", "want at least 1"},
+		{cfg.MaxReserved >= 1, "max-reserved", "want at least 1"},
 		{!cfg.DemoControls || len(cfg.Brokers) == 0, "demo-controls", "only with the embedded broker (no --brokers)"},
 	}
 	for _, c := range checks {
