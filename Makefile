@@ -18,7 +18,7 @@ KAFKA_GO_PKGS ?= ./internal/kafkatest/ ./ingest/ ./server/ ./cmd/tickstream/
 include testenv/kafka/kafka.mk
 -include web/web.mk
 
-.PHONY: build run test test-go deps fuzz fuzz-short bench gobench vet clean
+.PHONY: build run test test-go deps fuzz fuzz-short bench gobench vet clean image test-image podman
 
 deps:
 	@echo "make: fetching the Go modules (quiet; the first time takes a while)"
@@ -42,7 +42,7 @@ vet:
 # The whole suite: Go unit and end-to-end tests (embedded broker), the
 # integration tests against real Apache Kafka, and the web SDK and dashboard
 # tests (vitest, headless Chromium).
-test: vet test-go fuzz-short test-kafka test-web
+test: vet test-go fuzz-short test-kafka test-web test-image
 	@echo "make test: all suites passed"
 
 test-go: deps
@@ -94,6 +94,24 @@ bench: build
 	done; \
 	echo "make bench: results in $(BENCH_OUT)"; \
 	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed"; exit 1; fi
+
+# The container image of the Dockerfile (deploy/kubernetes runs it), with
+# docker or podman, whichever is installed; the dashboard is built first so
+# that the binary embeds it.
+IMAGE     ?= tickstream:latest
+CONTAINER ?= $(shell command -v docker || command -v podman)
+image: web
+	@test -n "$(CONTAINER)" || { echo "make image: install docker or podman"; exit 1; }
+	$(CONTAINER) build --build-arg VERSION=$$(git describe --always --dirty 2>/dev/null || echo dev) -t $(IMAGE) .
+
+# Builds the image with podman (installed from Debian's packages when
+# missing) and checks it: see testenv/image/test.sh.
+test-image: web podman
+	testenv/image/test.sh
+
+podman:
+	@command -v podman >/dev/null || { echo "installing podman (Debian package)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman; }
 
 clean:
 	rm -rf bin results
