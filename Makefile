@@ -102,7 +102,7 @@ IMAGE     ?= tickstream:latest
 CONTAINER ?= $(shell command -v docker || command -v podman)
 image: web
 	@test -n "$(CONTAINER)" || { echo "make image: install docker or podman"; exit 1; }
-	$(CONTAINER) build --build-arg VERSION=$$(git describe --always --dirty 2>/dev/null || echo dev) -t $(IMAGE) .
+	$(CONTAINER) build --build-arg VERSION=$(or $(VERSION),dev) -t $(IMAGE) .
 
 # Builds the image with podman (installed from Debian's packages when
 # missing) and checks it: see testenv/image/test.sh.
