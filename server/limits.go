@@ -1,6 +1,10 @@
 package server
 
 import (
+	"container/list"
+	"context"
+	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,6 +42,11 @@ type Limits struct {
 	// read grow to megabytes, outside the engine's backlog limits and out
 	// of sight of its slow-consumer policy.
 	SocketSendBuffer int
+	// MaxHTTPConnections bounds the connections that speak plain HTTP
+	// (default 1000): every connection until a WebSocket upgrade takes it
+	// over. At the bound a new connection takes the place of the keep-alive
+	// connection idle the longest, or, when none is idle, gets HTTP 503.
+	MaxHTTPConnections int
 }
 
 // DefaultSocketSendBuffer is Limits.SocketSendBuffer's default.
@@ -64,6 +73,9 @@ func (l *Limits) setDefaults() {
 	if l.SocketSendBuffer == 0 {
 		l.SocketSendBuffer = DefaultSocketSendBuffer
 	}
+	if l.MaxHTTPConnections <= 0 {
+		l.MaxHTTPConnections = 1000
+	}
 }
 
 // Close codes the edge uses beyond the engine's.
@@ -74,8 +86,8 @@ const (
 	closeTooMany          = 4029
 )
 
-// Reasons a connection is refused at the upgrade or closed by a policy,
-// the label values of the metrics.
+// Reasons a connection is refused (at the upgrade, or at accept for plain
+// HTTP) or closed by a policy, the label values of the metrics.
 const (
 	refusedOrigin = iota
 	refusedAuth
@@ -84,10 +96,12 @@ const (
 	refusedPerIP
 	closedExpired
 	closedFlood
+	refusedHTTP
+	closedHTTPIdle
 	numRefusals
 )
 
-var refusalNames = [numRefusals]string{"origin", "unauthenticated", "not_entitled", "max_connections", "max_connections_per_ip", "token_expired", "request_flood"}
+var refusalNames = [numRefusals]string{"origin", "unauthenticated", "not_entitled", "max_connections", "max_connections_per_ip", "token_expired", "request_flood", "max_http_connections", "http_idle_evicted"}
 
 // guard enforces the connection policies of the edge and counts what it
 // refused.
@@ -246,4 +260,106 @@ func (l *requestLimiter) admit() (ok, flood bool) {
 		return true, false
 	}
 	return false, !l.refused.Allow()
+}
+
+// httpConns bounds the connections that speak plain HTTP: every
+// connection until a WebSocket upgrade hijacks it (the guard counts it from
+// then on). Idle keep-alive connections cost a file descriptor each for as
+// long as the client keeps them, so at the bound a new connection takes the
+// place of the connection idle the longest; when none is idle the new one
+// is answered 503 and closed, and past a quarter more than the bound it is
+// closed at once. An idle connection closed to make room may have been
+// about to carry a request: clients retry those.
+type httpConns struct {
+	max   int
+	guard *guard
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	open     map[net.Conn]*list.Element // admitted; the element while idle
+	idle     list.List                  // of net.Conn, the longest idle first
+	refusing map[net.Conn]struct{}      // answered 503
+}
+
+type refusedConnKey struct{}
+
+func newHTTPConns(max int, g *guard, log *slog.Logger) *httpConns {
+	return &httpConns{max: max, guard: g, log: log, open: map[net.Conn]*list.Element{}, refusing: map[net.Conn]struct{}{}}
+}
+
+// admit is http.Server's ConnContext: it runs in the accept loop for each
+// new connection, before any byte is read.
+func (h *httpConns) admit(ctx context.Context, c net.Conn) context.Context {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.open) >= h.max {
+		if e := h.idle.Front(); e != nil {
+			oldest := h.idle.Remove(e).(net.Conn)
+			delete(h.open, oldest)
+			closeSocket(oldest)
+			h.guard.count(closedHTTPIdle)
+		}
+	}
+	if len(h.open) < h.max {
+		h.open[c] = nil
+		return ctx
+	}
+	h.guard.count(refusedHTTP)
+	h.log.Debug("http connection refused", "remote", c.RemoteAddr().String(), "reason", refusalNames[refusedHTTP], "open", len(h.open))
+	if len(h.refusing) <= h.max/4 {
+		h.refusing[c] = struct{}{}
+		return context.WithValue(ctx, refusedConnKey{}, true)
+	}
+	closeSocket(c)
+	return ctx
+}
+
+// track is http.Server's ConnState: it keeps the idle list in order and
+// gives a slot back when its connection closes or is hijacked.
+func (h *httpConns) track(c net.Conn, state http.ConnState) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.open[c]
+	switch state {
+	case http.StateIdle:
+		if ok && e == nil {
+			h.open[c] = h.idle.PushBack(c)
+		}
+	case http.StateActive:
+		if ok && e != nil {
+			h.idle.Remove(e)
+			h.open[c] = nil
+		}
+	case http.StateHijacked, http.StateClosed:
+		if ok {
+			if e != nil {
+				h.idle.Remove(e)
+			}
+			delete(h.open, c)
+		}
+		delete(h.refusing, c)
+	}
+}
+
+// count returns the connections holding a slot.
+func (h *httpConns) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.open)
+}
+
+// refusedConn reports whether the request came on a connection admitted
+// over the bound, to be answered 503.
+func refusedConn(r *http.Request) bool {
+	v, _ := r.Context().Value(refusedConnKey{}).(bool)
+	return v
+}
+
+// closeSocket closes c's file descriptor without a TLS close_notify, whose
+// write could block the accept loop that calls it.
+func closeSocket(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	_ = c.Close()
 }

@@ -11,7 +11,8 @@ import (
 // Prometheus.
 type collector struct {
 	s                                                      *Server
-	clients, subs, messages, bytes, frames, conflated      *prometheus.Desc
+	clients, httpConns, subs, messages, bytes, frames      *prometheus.Desc
+	conflated                                              *prometheus.Desc
 	dropped                                                *prometheus.Desc
 	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
 	symbols, reserved, live                                *prometheus.Desc
@@ -38,8 +39,9 @@ func newCollector(s *Server) *collector {
 		return prometheus.NewDesc("tickstream_"+name, help, labels, nil)
 	}
 	return &collector{
-		s:       s,
-		clients: d("connections", "WebSocket connections open now."),
+		s:         s,
+		clients:   d("connections", "WebSocket connections open now."),
+		httpConns: d("http_connections", "Plain HTTP connections open now (not yet or never upgraded to WebSocket), bounded by --max-http-connections."),
 		checkpointTime: d("checkpoint_last_saved_timestamp_seconds",
 			"When the last checkpoint was taken (unix seconds); 0 before the first."),
 		checkpointFailures: d("checkpoint_failures_total", "Checkpoints that could not be written."),
@@ -59,7 +61,7 @@ func newCollector(s *Server) *collector {
 		symbols:            d("symbols", "Symbols of the feed in the snapshot store."),
 		reserved:           d("reserved_symbols", "Symbols without data yet (never sent by the feed) that clients hold subscribed."),
 		live:               d("feed_live", "1 when ingest reads every partition, 0 when stale."),
-		refused:            d("connections_refused_total", "WebSocket connections refused at the upgrade or closed by a policy, by reason.", "reason"),
+		refused:            d("connections_refused_total", "Connections refused (WebSocket at the upgrade, plain HTTP at accept) or closed by a policy, by reason.", "reason"),
 	}
 }
 
@@ -74,6 +76,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	h := c.s.hub.Stats()
 	gauge(c.clients, float64(h.Clients))
+	gauge(c.httpConns, float64(c.s.httpConns.count()))
 	gauge(c.subs, float64(h.Subscriptions))
 	counter(c.messages, float64(h.Messages))
 	counter(c.bytes, float64(h.Bytes))

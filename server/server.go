@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -68,8 +69,14 @@ type Config struct {
 	// IdleTimeout closes a connection from which nothing (not even a pong)
 	// arrived for this long (default 60s).
 	IdleTimeout time.Duration
-	// WriteTimeout bounds one frame write (default 10s).
+	// WriteTimeout bounds one frame write, and each 64 KiB of an HTTP
+	// response (default 10s): a large response to a slow client goes on as
+	// long as it moves.
 	WriteTimeout time.Duration
+	// HTTPIdleTimeout closes a keep-alive HTTP connection that waits this
+	// long for its next request (default 30s). HTTP requests must arrive
+	// whole within HandshakeTimeout.
+	HTTPIdleTimeout time.Duration
 	// MaxSymbols bounds the feed's symbol table (default 1,000,000): the
 	// records of a new symbol past it are counted (ingest rejected, reason
 	// symbol_table_full), logged and skipped. Subscriptions never take
@@ -129,6 +136,9 @@ func (c *Config) setDefaults() {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.HTTPIdleTimeout <= 0 {
+		c.HTTPIdleTimeout = 30 * time.Second
+	}
 	if c.MaxSymbols <= 0 {
 		c.MaxSymbols = 1_000_000
 	}
@@ -155,6 +165,7 @@ type Server struct {
 	broker    *embedded.Broker
 	upgraders *upgraders
 	guard     *guard
+	httpConns *httpConns
 	// publishSeconds times the fanout of each store change.
 	publishSeconds prometheus.Histogram
 	mux            *http.ServeMux
@@ -181,6 +192,7 @@ func New(cfg Config) (*Server, error) {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins), publishSeconds: newPublishHistogram()}
+	s.httpConns = newHTTPConns(cfg.Limits.MaxHTTPConnections, s.guard, cfg.Logger)
 	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved), snapshot.WithObserver(func(ch snapshot.Change) {
 		// Timing every change would cost two clock reads and an
 		// observation, about 90 ns, on the ingest path of each record:
@@ -280,7 +292,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.HandshakeTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := s.httpServer()
 	go func() {
 		if err := srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("server: %w", err)
@@ -302,6 +314,76 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// httpServer serves the routes with bounds on every connection's time and
+// on the connections that speak plain HTTP. A WebSocket connection leaves
+// them at the upgrade: net/http clears the deadlines of a connection it
+// hands over (and gws clears them again after writing its handshake), the
+// guard and the engine's own deadlines bound it from then on.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		// A request and its body must arrive whole within it (a body sent a
+		// byte at a time would hold the connection forever otherwise).
+		ReadTimeout: s.cfg.HandshakeTimeout,
+		// Renewed by progressWriter for each chunk of a response.
+		WriteTimeout: s.cfg.WriteTimeout,
+		IdleTimeout:  s.cfg.HTTPIdleTimeout,
+		ConnContext:  s.httpConns.admit,
+		ConnState:    s.httpConns.track,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// serveHTTP answers 503 on a connection admitted over the bound of plain
+// HTTP connections, and serves the routes otherwise.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if refusedConn(r) {
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	s.mux.ServeHTTP(&progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}, r)
+}
+
+// progressChunk is how much of a response must go out within the write
+// timeout.
+const progressChunk = 64 << 10
+
+// progressWriter moves the write deadline before each chunk of a response,
+// so that http.Server's WriteTimeout bounds a stall rather than the length
+// of a response: a large snapshot or /metrics to a slow client is not cut
+// while it moves, a client that stops reading is.
+type progressWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	var n int
+	for len(p) > 0 {
+		chunk := p[:min(len(p), progressChunk)]
+		if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+			return n, err
+		}
+		m, err := w.ResponseWriter.Write(chunk)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
+	}
+	return n, nil
+}
+
+// Hijack hands the connection to the WebSocket upgrade.
+func (w *progressWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.rc.Hijack() }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // simulate feeds the embedded broker with the market simulator.
 func (s *Server) simulate(ctx context.Context) error {

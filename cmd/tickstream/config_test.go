@@ -128,7 +128,7 @@ func TestServeHelp(t *testing.T) {
 	}
 	for _, want := range []string{"TICKSTREAM_", "--config", "-auth", "-jwt-secret", "-jwt-public-key", "-allowed-origins", "-listen-cert",
 		"-max-connections", "-max-connections-per-ip", "-request-rate", "-max-subscriptions", "-max-message", "-handshake-timeout",
-		"-idle-timeout", "-pprof", "-shutdown-timeout", "-log-format", "-tls-ca", "-sasl-mechanism", "tickstream token"} {
+		"-idle-timeout", "-http-idle-timeout", "-max-http-connections", "-write-timeout", "-pprof", "-shutdown-timeout", "-log-format", "-tls-ca", "-sasl-mechanism", "tickstream token"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("serve --help does not mention %s", want)
 		}
