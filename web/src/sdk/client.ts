@@ -14,11 +14,9 @@ import {
   SUBPROTOCOL,
   SUBPROTOCOL_JSON,
   decodeFrame,
-  encodeAuth,
-  encodePing,
-  encodeSnap,
-  encodeSub,
-  encodeUnsub,
+  encodeCommand,
+  subCommand,
+  type Command,
   isValidSymbol,
   tokenExpiryMs,
   type AckMsg,
@@ -421,7 +419,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       this.pendingSnap.delete(s);
     }
     this.settleWaiters(list, 0, "unsubscribed");
-    if (this.isOpen()) this.send(encodeUnsub(this.id(), list), [Op.UNSUB, 0, list]);
+    if (this.isOpen()) this.send([Op.UNSUB, this.id(), list]);
   }
 
   /** Asks for fresh SNAPSHOTs of subscribed symbols (op 3). */
@@ -440,7 +438,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     const t = nowMs();
     return new Promise<PingResult>((resolve, reject) => {
       this.pings.set(id, { sentAt: t, resolve, reject });
-      this.send(encodePing(id, t), [Op.PING, id, t]);
+      this.send([Op.PING, id, t]);
     });
   }
 
@@ -747,7 +745,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     }
     const id = this.id();
     this.authId = id;
-    this.send(encodeAuth(id, token), [Op.AUTH, id, token]);
+    this.send([Op.AUTH, id, token]);
   }
 
   /** After a failed renewal: again halfway to the expiry, but at most 30 s later. */
@@ -940,11 +938,12 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     return id;
   }
 
-  private send(bin: Uint8Array, json: unknown[]): void {
+  /** Sends a command in the connection's subprotocol. */
+  private send(cmd: Command): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return;
     try {
-      ws.send(this.opts.format === "json" ? JSON.stringify(json) : bin);
+      ws.send(this.opts.format === "json" ? JSON.stringify(cmd) : encodeCommand(cmd));
     } catch (e) {
       this.emit("error", { kind: "transport", code: 0, message: `send failed: ${(e as Error).message}` });
     }
@@ -953,16 +952,12 @@ export class TickstreamClient extends Emitter<ClientEvents> {
   private sendSub(symbols: string[], o: SubOptions): void {
     const id = this.id();
     this.pendingSubs.set(id, new Map(symbols.map((s) => [s, this.desired.get(s)!.opts])));
-    const wire: Record<string, unknown> = {};
-    if (o.snap === false) wire.snap = false;
-    if (o.maxHz) wire.maxHz = o.maxHz;
-    if (o.fields && o.fields.length) wire.fields = o.fields;
-    this.send(encodeSub(id, symbols, o), Object.keys(wire).length ? [Op.SUB, id, symbols, wire] : [Op.SUB, id, symbols]);
+    this.send(subCommand(id, symbols, o));
   }
 
   private sendSnap(symbols: string[]): void {
     const id = this.id();
-    this.send(encodeSnap(id, symbols), [Op.SNAP, id, symbols]);
+    this.send([Op.SNAP, id, symbols]);
   }
 
   private pauseMode(): "throttle" | "unsubscribe" {
@@ -1012,7 +1007,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
           if (d.state.sid >= 0) this.sidMap.delete(d.state.sid);
           d.state.ready = false;
         }
-        if (syms.length) this.send(encodeUnsub(this.id(), syms), [Op.UNSUB, 0, syms]);
+        if (syms.length) this.send([Op.UNSUB, this.id(), syms]);
       } else {
         this.hidden = true;
         this.resubscribeAll(false); // same subscriptions, low maxHz, no snapshot

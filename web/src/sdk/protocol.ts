@@ -161,21 +161,37 @@ function wireOpts(opts: SubOptions | undefined): Record<string, unknown> | undef
   return Object.keys(o).length > 0 ? o : undefined;
 }
 
-export function encodeSub(id: number, symbols: string[], opts?: SubOptions): Uint8Array {
+/**
+ * A client command as both subprotocols carry it: `[op, id, ...args]`. MessagePack encodes the
+ * array as it is (`encodeCommand`), JSON as `JSON.stringify`. The client builds each command
+ * once for both, so that the two encodings cannot disagree (the JSON UNSUB once carried id 0,
+ * which the server refuses: JSON clients never unsubscribed).
+ */
+export type Command = [op: number, id: number, ...args: unknown[]];
+
+/** SUB `[1, id, symbols, opts?]`; the options map only when it holds something. */
+export function subCommand(id: number, symbols: string[], opts?: SubOptions): Command {
   const o = wireOpts(opts);
-  return encoder.encode(o ? [Op.SUB, id, symbols, o] : [Op.SUB, id, symbols]);
+  return o ? [Op.SUB, id, symbols, o] : [Op.SUB, id, symbols];
+}
+/** The MessagePack frame of a command (tickstream.v1). */
+export function encodeCommand(cmd: Command): Uint8Array {
+  return encoder.encode(cmd);
+}
+export function encodeSub(id: number, symbols: string[], opts?: SubOptions): Uint8Array {
+  return encodeCommand(subCommand(id, symbols, opts));
 }
 export function encodeUnsub(id: number, symbols: string[]): Uint8Array {
-  return encoder.encode([Op.UNSUB, id, symbols]);
+  return encodeCommand([Op.UNSUB, id, symbols]);
 }
 export function encodeSnap(id: number, symbols: string[]): Uint8Array {
-  return encoder.encode([Op.SNAP, id, symbols]);
+  return encodeCommand([Op.SNAP, id, symbols]);
 }
 export function encodePing(id: number, t: number): Uint8Array {
-  return encoder.encode([Op.PING, id, t]);
+  return encodeCommand([Op.PING, id, t]);
 }
 export function encodeAuth(id: number, token: string): Uint8Array {
-  return encoder.encode([Op.AUTH, id, token]);
+  return encodeCommand([Op.AUTH, id, token]);
 }
 
 /**

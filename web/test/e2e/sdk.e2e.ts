@@ -17,6 +17,7 @@ import {
   type StatusEvent,
   type TickstreamClient,
   type UpdateEvent,
+  type VisibilitySource,
   type WebSocketCtor,
 } from "../../src/sdk/index.js";
 import { Server, freePort, log, sleep } from "./harness.js";
@@ -126,6 +127,30 @@ async function expectSameState(p: Probe, want: SnapshotResponse, symbols: string
 
 function sorted(o: object): Array<[string, unknown]> {
   return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
+}
+
+/** A value of the server's /metrics. */
+async function metric(server: Server, name: string): Promise<number> {
+  const r = await fetch(`${server.base}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const line = (await r.text()).split("\n").find((l) => l.startsWith(name + " "));
+  if (!line) throw new Error(`/metrics has no ${name}`);
+  return Number(line.slice(name.length + 1));
+}
+
+/** The page's visibility, switched by the test. */
+class PageVisibility implements VisibilitySource {
+  visibilityState = "visible";
+  private fns: Array<() => void> = [];
+  addEventListener(_type: "visibilitychange", fn: () => void): void {
+    this.fns.push(fn);
+  }
+  removeEventListener(_type: "visibilitychange", fn: () => void): void {
+    this.fns = this.fns.filter((f) => f !== fn);
+  }
+  set(state: "visible" | "hidden"): void {
+    this.visibilityState = state;
+    for (const f of this.fns) f();
+  }
 }
 
 afterEach(() => {
@@ -245,6 +270,40 @@ describe.skipIf(process.env.TICKSTREAM_MOCK === "1")("SDK against tickstream ser
       expect(otherFields).toEqual([]);
       expect(filtered.updates.filter((u) => !u.snapshot).length).toBeGreaterThan(0);
     });
+
+    for (const format of ["msgpack", "json"] as const) {
+      it(`gets its answer to every request it sends, and unsubscribes for real (${format})`, async () => {
+        const symbols = await pickSymbols(server, 3);
+        const [a, b, c] = symbols as [string, string, string];
+        const subscriptions = async () => metric(server, "tickstream_subscriptions");
+        await until("no subscription left from earlier tests", async () => (await subscriptions()) === 0);
+        const doc = new PageVisibility();
+        const p = probe(server, { format, visibility: { document: doc, mode: "unsubscribe" } });
+        // SUB
+        expect((await p.client.subscribe(symbols, { maxHz: 10 })).accepted.sort()).toEqual([...symbols].sort());
+        await until("3 subscriptions on the server", async () => (await subscriptions()) === 3);
+        // SNAP
+        const snapAt = Date.now();
+        p.client.resnapshot([a]);
+        await until(`a fresh SNAPSHOT of ${a}`, () => p.updates.some((u) => u.symbol === a && u.snapshot && u.at >= snapAt));
+        // PING
+        expect((await p.client.ping()).rttMs).toBeGreaterThanOrEqual(0);
+        // UNSUB: the PONG of a later PING proves the server handled it (PROTOCOL.md 5.2), and
+        // the server's own count of subscriptions shows it took effect.
+        p.client.unsubscribe(c);
+        await p.client.ping();
+        expect(await subscriptions()).toBe(2);
+        // UNSUB of every symbol while the page is hidden, SUB again when it shows.
+        doc.set("hidden");
+        await p.client.ping();
+        expect(await subscriptions()).toBe(0);
+        doc.set("visible");
+        await until("2 subscriptions again", async () => (await subscriptions()) === 2);
+        await until(`updates of ${b} again`, () => p.client.state(b)!.ready);
+        expect(p.errors).toEqual([]);
+        expect(p.sockets).toHaveLength(1);
+      });
+    }
 
     it("reports a feed outage as stale, then live again, on the same connection", async () => {
       const symbols = await pickSymbols(server, 3);

@@ -526,4 +526,34 @@ describe("json format", () => {
     ws.serverSendRaw('[20,1,"n",5000,["ts","bid"]]\n[21,1,[["A",4]]]\n[22,4,3,{"1":187.23}]');
     expect(client.state("A")!.values).toEqual({ bid: 187.23 });
   });
+
+  it("sends every command as the binary mode does, each with its own non-zero id", async () => {
+    // The JSON UNSUB used to carry id 0, which the server refuses: JSON clients never
+    // unsubscribed, and a hidden page kept streaming.
+    const session = async (format: "msgpack" | "json") => {
+      FakeWebSocket.reset();
+      const doc = new FakeDocument();
+      const c = setup({ format, visibility: { document: doc, mode: "unsubscribe" } }).client;
+      c.subscribe(["A", "B", "C"], { maxHz: 4, fields: ["bid"] });
+      const ws = await open();
+      ackSubs(ws, ["A", "B", "C"]);
+      c.resnapshot(["A"]);
+      void c.ping().catch(() => {});
+      c.unsubscribe("C");
+      doc.set("hidden"); // UNSUB of the rest
+      doc.set("visible"); // SUB again
+      c.close();
+      return { sent: ws.sent, frames: ws.raw.map((f) => typeof f) };
+    };
+    const bin = await session("msgpack");
+    const json = await session("json");
+    expect(bin.frames.every((t) => t !== "string")).toBe(true);
+    expect(json.frames.every((t) => t === "string")).toBe(true);
+    const shape = (m: unknown[]) => m.map((v, i) => (m[0] === 4 && i === 2 ? "t" : v)); // PING's t is a clock
+    expect(json.sent.map(shape)).toEqual(bin.sent.map(shape));
+    expect(bin.sent.map((m) => m[0])).toEqual([1, 3, 4, 2, 2, 1]);
+    const ids = bin.sent.map((m) => m[1] as number);
+    expect(ids.every((id) => id > 0)).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
 });
