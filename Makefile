@@ -30,7 +30,7 @@ build: deps
 	@echo "make: built $(BIN): $$(./$(BIN) --version)"
 
 # The dashboard is built first so that the binary embeds it.
-run: web deps
+run: deps web
 	@echo "make: compiling $(BIN) $(VERSION) with the dashboard (the first build compiles every dependency: a minute or two)"
 	@$(GOBUILD)
 	./$(BIN) serve --listen $(LISTEN)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,13 +10,18 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"flag"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/server"
 )
 
@@ -235,4 +241,63 @@ func TestTokenFlags(t *testing.T) {
 		{"argument", []string{s, "AAPL"}, `unexpected argument "AAPL"`, nil},
 	}
 	testRefusals(t, runToken, tests, "usage: tickstream token")
+}
+
+// TestTokenWithServe mints tokens for a real `tickstream serve --auth jwt`
+// and connects with them: a valid one gets HELLO, an expired one close 4001.
+func TestTokenWithServe(t *testing.T) {
+	t.Setenv("TICKSTREAM_JWT_SECRET", "")
+	os.Unsetenv("TICKSTREAM_JWT_SECRET")
+	var secret bytes.Buffer
+	if err := runToken(t.Context(), []string{"--new-secret"}, &secret, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(secret.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &syncBuffer{}
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--symbols", "5", "--rate", "50",
+			"--auth", "jwt", "--jwt-secret", key, "--jwt-audience", "md"}, stdout, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		<-exit
+	}()
+	addrRE := regexp.MustCompile(`websocket (ws://\S+/ws)`)
+	var url string
+	for deadline := time.Now().Add(20 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(stdout.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatal("serve did not start within 20s")
+		}
+	}
+	valid, _, err := mintToken(tokenOptions{secret: key, syms: []string{"*"}, ttl: time.Hour, audience: "md"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _, err := mintToken(tokenOptions{secret: key, syms: []string{"*"}, ttl: time.Hour, audience: "md"}, time.Now().Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(tok string) (*client.Conn, error) {
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer dcancel()
+		return client.Dial(dctx, url, client.Options{Header: http.Header{"Authorization": {"Bearer " + tok}}})
+	}
+	conn, err := dial(valid)
+	if err != nil {
+		t.Fatalf("a minted token was refused: %v", err)
+	}
+	if conn.Hello().ServerID == "" {
+		t.Error("no HELLO")
+	}
+	conn.Close()
+	if conn, err := dial(expired); err == nil {
+		conn.Close()
+		t.Error("an expired token was accepted")
+	} else if ce := (*client.CloseError)(nil); !errors.As(err, &ce) || ce.Code != 4001 {
+		t.Errorf("expired token: %v, want close 4001", err)
+	}
 }
