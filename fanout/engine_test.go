@@ -171,6 +171,11 @@ func runProperty(t *testing.T, seed uint64) {
 	for i := range syms {
 		syms[i] = fmt.Sprintf("S%02d", i)
 	}
+	// Late symbols have no data until half the steps are done: their
+	// subscribers hold reserved names that the feed then takes over.
+	late := []string{"L0", "L1", "L2", "L3"}
+	lateStart := make(chan struct{})
+	subscribable := append(append([]string(nil), syms...), late...)
 	type tclient struct {
 		conn   *fakeConn
 		client *Client
@@ -212,14 +217,49 @@ func runProperty(t *testing.T, seed uint64) {
 		}(p)
 	}
 
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		lr := rand.New(rand.NewPCG(seed, 7))
+		select {
+		case <-stop:
+			return
+		case <-lateStart:
+		}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Each late symbol in turn first, so that every one gets data.
+			sym := late[i%len(late)]
+			if i >= len(late) {
+				sym = late[lr.IntN(len(late))]
+			}
+			u := randomUpdate(lr, sym)
+			u.Set(codec.FieldTS, float64(i+1)) // never an update that changes nothing
+			store.Apply(u)
+			if lr.IntN(20) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+
 	frame := func(c *tclient, build func(f codec.Format, dst []byte) []byte) {
 		c.client.HandleFrame(build(c.client.Format(), nil))
 	}
 	for step := 0; step < 400; step++ {
+		if step == 200 {
+			if store.Reserved() == 0 {
+				t.Error("no late symbol subscribed before it had data: the test does not exercise reserved names")
+			}
+			close(lateStart)
+		}
 		c := clients[r.IntN(len(clients))]
 		c.nextID++
 		id := c.nextID
-		pick := []string{syms[r.IntN(len(syms))], syms[r.IntN(len(syms))]}
+		pick := []string{subscribable[r.IntN(len(subscribable))], subscribable[r.IntN(len(subscribable))]}
 		switch op := r.IntN(10); {
 		case op < 5:
 			opts := codec.DefaultSubOptions()
