@@ -36,6 +36,8 @@ KAFKA_SH_ENV = KAFKA_PORT=$(KAFKA_PORT) KAFKA_SASL_PORT=$(KAFKA_SASL_PORT) KAFKA
 
 kafka-up:
 	@$(KAFKA_SH_ENV) $(KAFKA_SH) up $(KAFKA_VERSION)
+	@echo "kafka-up: feed it with  bin/tickstream produce --brokers 127.0.0.1:$(KAFKA_PORT)  (creates the topic ticks if missing)"
+	@echo "kafka-up: serve it with bin/tickstream serve --brokers 127.0.0.1:$(KAFKA_PORT) --auth=none  (or --jwt-secret; see tickstream token)"
 
 kafka-down:
 	@$(KAFKA_SH_ENV) $(KAFKA_SH) down
