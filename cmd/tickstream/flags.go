@@ -96,7 +96,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, err
 		}
 		if err != nil {
-			return nil, badUsage(flagError(err))
+			return nil, badUsage(flagError(fs, err))
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -143,7 +143,7 @@ var (
 	flagBadValue  = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-+([^:]*): (.*)$`)
 )
 
-func flagError(err error) error {
+func flagError(fs *flag.FlagSet, err error) error {
 	s := err.Error()
 	if m := flagUndefined.FindStringSubmatch(s); m != nil {
 		return fmt.Errorf("unknown flag --%s", m[1])
@@ -152,13 +152,30 @@ func flagError(err error) error {
 		return fmt.Errorf("flag --%s needs a value", m[1])
 	}
 	if m := flagBadValue.FindStringSubmatch(s); m != nil {
-		msg := m[3]
-		if msg == "parse error" {
-			msg = "not a valid value"
-		}
-		return fmt.Errorf("--%s %s: %s", m[2], m[1], msg)
+		return fmt.Errorf("--%s %s: %s", m[2], m[1], valueHint(fs.Lookup(m[2]), m[3]))
 	}
 	return err
+}
+
+// valueHint replaces the flag package's "parse error" with what the flag
+// wants.
+func valueHint(f *flag.Flag, msg string) string {
+	if msg != "parse error" || f == nil {
+		return msg
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return "not a valid value"
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "want true or false"
+	case int, int64, uint, uint64:
+		return "want a whole number"
+	case float64:
+		return "want a number"
+	}
+	return "not a valid value"
 }
 
 // hintDurations makes the duration flags of fs explain a bad value ("5"

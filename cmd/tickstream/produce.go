@@ -24,9 +24,9 @@ const produceUsage = `usage: tickstream produce --brokers HOST:PORT,... [flags]
 Feeds a Kafka topic with price updates, keyed by symbol.
 
 First it makes sure --topic exists: a missing topic is created with
---partitions and --replication-factor (say so, or create it yourself, if the
-cluster wants other settings); a cluster that refuses to create it stops the
-command at once with what to do. While no broker answers, it retries.
+--partitions and --replication-factor, and the log says so; a cluster that
+refuses to create it stops the command at once with what to do. While no
+broker answers, it retries.
 
 Without --replay, runs the market simulator: it first writes the full state of
 every symbol, so that each has a snapshot, then --rate updates per second (quote
