@@ -198,3 +198,69 @@ func TestCloseAfterFlush(t *testing.T) {
 		}
 	})
 }
+
+// TestStuckClientIsParked checks that a client whose socket takes nothing
+// for SoftLag costs the publisher nothing: its subscriptions leave their
+// topics' lists. When its socket takes data again they come back, and the
+// client converges to the store's state with the ordering guarantees kept.
+func TestStuckClientIsParked(t *testing.T) {
+	store, hub := newTestHub(t, Config{SoftLag: 30 * time.Millisecond, SlowGrace: time.Minute, Heartbeat: 50 * time.Millisecond})
+	conn := newGatedConn(t, codec.Binary)
+	c := hub.Register(conn, ClientOptions{Format: codec.Binary})
+	syms := symbols(50)
+	c.Subscribe(1, syms, codec.DefaultSubOptions())
+	r := rand.New(rand.NewPCG(7, 7))
+	var topics []*topic
+	c.mu.Lock()
+	for _, s := range c.subs {
+		topics = append(topics, s.topic)
+	}
+	c.mu.Unlock()
+	listed := func() (n int) {
+		for _, tp := range topics {
+			if p := tp.subs.Load(); p != nil {
+				n += len(*p)
+			}
+		}
+		return n
+	}
+	waitFor(t, "the stuck client parked", func() bool {
+		for range 20 {
+			store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
+		}
+		time.Sleep(time.Millisecond)
+		return listed() == 0
+	})
+	for range 2000 {
+		store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
+	}
+	conn.open()
+	waitFor(t, "the subscriptions back on their topics", func() bool { return listed() == len(syms) })
+	for range 2000 {
+		store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
+	}
+	waitFor(t, "every symbol's current state", func() bool {
+		conn.mu.Lock()
+		defer conn.mu.Unlock()
+		for _, s := range syms {
+			if conn.seq[s] != store.Lookup([]byte(s)).Load().Seq {
+				return false
+			}
+		}
+		return true
+	})
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if len(conn.violation) > 0 {
+		t.Fatalf("%d violations, first: %v", len(conn.violation), conn.violation[:min(3, len(conn.violation))])
+	}
+	for _, s := range syms {
+		st := store.Lookup([]byte(s)).Load()
+		if got := conn.state[s]; got == nil || *got != st.Values {
+			t.Fatalf("%s: client holds %v, store %v", s, got, st.Values)
+		}
+	}
+	if conn.closed != 0 {
+		t.Fatalf("closed with %d", conn.closed)
+	}
+}

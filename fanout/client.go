@@ -97,6 +97,9 @@ type Client struct {
 	closeCode    int
 	closeReason  string
 	closingSince int64
+	// parked: the client's socket took nothing for SoftLag and its
+	// subscriptions are off their topics' lists (park).
+	parked bool
 }
 
 // Register connects a new client: it queues HELLO (and STATUS when the feed
@@ -173,16 +176,20 @@ func (c *Client) close(code int, reason string) {
 	}
 	subs := make([]*subscription, 0, len(c.subs))
 	var release []*snapshot.Symbol
+	dropped := c.bufMsgs + len(c.dirty)
 	for _, s := range c.subs {
 		s.removed = true
 		subs = append(subs, s)
 		if s.reserved {
 			release = append(release, s.sym)
 		}
+		if s.parked && !s.dirty && s.sym.Load().Seq > s.sent.Seq {
+			dropped++ // the DELTA it was owed when its client got stuck
+		}
 	}
 	// What never reached the socket is counted: a slow consumer's backlog
 	// and the deltas its subscriptions still had pending.
-	if dropped := c.bufMsgs + len(c.dirty); dropped > 0 {
+	if dropped > 0 {
 		c.hub.stats.dropped.Add(uint64(dropped))
 	}
 	c.subs = nil

@@ -494,8 +494,9 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 // TestConflationOnStuckWrite checks that a client whose socket stops
-// taking writes is conflated after SoftLag, long before its backlog of
-// small deltas would reach SoftLimit, and is not closed before SlowGrace.
+// taking writes is conflated (then parked) after SoftLag, long before its
+// backlog of small deltas would reach SoftLimit, and is not closed before
+// SlowGrace.
 func TestConflationOnStuckWrite(t *testing.T) {
 	store, hub := newTestHub(t, Config{SoftLimit: 1 << 20, HardLimit: 1 << 20, SoftLag: 50 * time.Millisecond,
 		SlowGrace: time.Minute, Heartbeat: 40 * time.Millisecond})
@@ -508,7 +509,12 @@ func TestConflationOnStuckWrite(t *testing.T) {
 	c.Subscribe(1, syms, codec.DefaultSubOptions())
 	r := rand.New(rand.NewPCG(5, 3))
 	deadline := time.Now().Add(10 * time.Second)
-	for hub.Stats().Conflated == 0 {
+	parked := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.parked
+	}
+	for hub.Stats().Conflated == 0 && !parked() {
 		if time.Now().After(deadline) {
 			t.Fatal("no update conflated 10s into a stuck write")
 		}

@@ -77,6 +77,9 @@ type subscription struct {
 	// snapDue: a SNAPSHOT was asked for while the client was congested;
 	// the writer sends one of the newest state when it drains.
 	snapDue bool
+	// parked: taken off its topic's list while its client is stuck
+	// (Client.park).
+	parked  bool
 	removed bool
 	// reserved: the subscription holds a reservation of sym, a name the
 	// feed had sent no data for (snapshot.Store.Reserve), to release

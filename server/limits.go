@@ -36,7 +36,7 @@ type Limits struct {
 	// (default 100).
 	RequestBurst int
 	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each
-	// WebSocket connection, in bytes (default 128 KiB; Linux doubles it
+	// WebSocket connection, in bytes (default 64 KiB; Linux doubles it
 	// for its bookkeeping). A negative value leaves the kernel's
 	// autotuning, which lets the send queue of a client that does not
 	// read grow to megabytes, outside the engine's backlog limits and out
@@ -50,7 +50,7 @@ type Limits struct {
 }
 
 // DefaultSocketSendBuffer is Limits.SocketSendBuffer's default.
-const DefaultSocketSendBuffer = 128 << 10
+const DefaultSocketSendBuffer = 64 << 10
 
 // floodFactor is how many times RequestRate of refused requests a
 // connection may keep sending before it is closed with 1008: a client

@@ -184,9 +184,10 @@ func TestDeafClientIsBounded(t *testing.T) {
 // TestDeafClientIsClosed checks the slow-consumer policy on loopback,
 // where the kernel would otherwise buffer megabytes for a client that does
 // not read: a client that subscribes to every symbol of a 2000 updates/s
-// feed and reads nothing is conflated within the soft lag and closed with
-// 4008 within the slow grace (plus a tick), not after its socket's
-// autotuned buffers filled.
+// feed and reads nothing is closed with 4008 within the slow grace (plus a
+// tick) of its capped socket buffer filling, not after its socket's
+// autotuned buffers filled. (Its conflation and parking are the fanout
+// tests'.)
 func TestDeafClientIsClosed(t *testing.T) {
 	const grace = time.Second
 	s := startServer(t, Config{Symbols: 500, Rate: 2000,
@@ -195,23 +196,17 @@ func TestDeafClientIsClosed(t *testing.T) {
 	c := dialDeaf(t, s.Addr(), codec.Binary)
 	c.send(t, codec.Binary, codec.Binary.AppendSub(nil, 1, syms, nil))
 	start := time.Now()
-	var conflatedAt time.Duration
+	peakQueue := 0
 	for s.hub.Stats().SlowCloses == 0 {
-		if conflatedAt == 0 && s.hub.Stats().Conflated > 0 {
-			conflatedAt = time.Since(start)
-		}
 		if time.Since(start) > 15*time.Second {
-			t.Fatalf("not closed 15s after the subscription (conflated after %v); slow grace %v; stats %+v; send queue %d",
-				conflatedAt, grace, s.hub.Stats(), serverSendQueue(c))
+			t.Fatalf("not closed 15s after the subscription; slow grace %v; stats %+v; send queue %d",
+				grace, s.hub.Stats(), serverSendQueue(c))
 		}
+		peakQueue = max(peakQueue, serverSendQueue(c))
 		time.Sleep(10 * time.Millisecond)
 	}
-	closedAt := time.Since(start)
-	t.Logf("conflated after %v, closed 4008 after %v (soft lag 200ms, slow grace %v, tick 250ms)",
-		conflatedAt.Round(time.Millisecond), closedAt.Round(time.Millisecond), grace)
-	if conflatedAt == 0 || conflatedAt > closedAt {
-		t.Errorf("closed without having been conflated first")
-	}
+	t.Logf("closed 4008 after %v (soft lag 200ms, slow grace %v, tick 250ms); peak kernel send queue %d KB",
+		time.Since(start).Round(time.Millisecond), grace, peakQueue>>10)
 }
 
 // TestFloodCloseFlushesReplies checks issue 10 4c: a client closed with
