@@ -21,6 +21,7 @@ import (
 
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/embedded"
+	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/server"
 )
 
@@ -32,12 +33,19 @@ var quiet = slog.New(slog.DiscardHandler)
 // 127.0.0.1, and returns the server's WebSocket URL and the broker.
 func testServer(t *testing.T) (string, []string) {
 	t.Helper()
+	return testServerWith(t, server.Config{})
+}
+
+// testServerWith is testServer with cfg's settings.
+func testServerWith(t *testing.T, cfg server.Config) (string, []string) {
+	t.Helper()
 	b, err := embedded.Start("ticks", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", Brokers: b.Addrs(), Logger: quiet})
+	cfg.Listen, cfg.Brokers, cfg.Logger = "127.0.0.1:0", b.Addrs(), quiet
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +163,39 @@ func TestRunCountsEveryDelivery(t *testing.T) {
 				t.Errorf("progress %+v: want reports while measuring", progress)
 			}
 		})
+	}
+}
+
+// TestRunSlowConns attaches connections that never read beside the
+// measured ones: the server closes them (4008, seen through its sockets and
+// its metrics) while the measured connections pass, and the server's
+// publish time is read from its metrics.
+func TestRunSlowConns(t *testing.T) {
+	url, brokers := testServerWith(t, server.Config{
+		Limits: server.Limits{SocketSendBuffer: 4096},
+		Fanout: fanout.Config{SoftLag: 100 * time.Millisecond, SlowGrace: 300 * time.Millisecond, Heartbeat: 200 * time.Millisecond},
+	})
+	cfg := shortConfig(url, brokers)
+	cfg.Rate, cfg.Duration = 2000, 2*time.Second
+	cfg.SlowConns = 3
+	res, err := Run(t.Context(), cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := summary(t, res)
+	t.Log("\n" + out)
+	if !res.Passed {
+		t.Fatalf("run failed: %v", res.Failures)
+	}
+	s := res.Slow
+	if s == nil || s.Conns != 3 || s.SymbolsPerConn != cfg.SymbolsPerConn || s.Dials != 3 || s.Failed != 0 || !s.Watched {
+		t.Fatalf("slow figures %+v: want 3 connections dialed once, watched", s)
+	}
+	if s.ClosedByServer != 3 || s.SlowCloses != 3 || s.MaxSendQueue == 0 || s.Lifetime.Count != 3 {
+		t.Errorf("slow figures %+v: want 3 closed by the server with 4008, send queues seen", s)
+	}
+	if res.Steps[0].PublishMean <= 0 || !strings.Contains(out, "slow connections:") || !strings.Contains(out, "publish time") {
+		t.Errorf("no publish time or slow connections in the summary")
 	}
 }
 

@@ -86,6 +86,18 @@ type Config struct {
 	// (about 28k) can be used; 0 chooses one address per 500 connections.
 	SourceIPs int
 
+	// SlowConns opens this many more connections that subscribe to
+	// SlowSymbolsPerConn symbols (0: SymbolsPerConn) each and never read,
+	// with a 4 KiB receive buffer, as stalled or hostile clients do: what
+	// they cost the server and the other connections is then measured.
+	// On loopback the server's end of each is watched, to see when the
+	// server closes it; their figures are in Result.Slow. ws:// only.
+	SlowConns          int
+	SlowSymbolsPerConn int
+	// SlowReconnect reopens a slow connection the server closed (on
+	// loopback), so that SlowConns stay attached all along.
+	SlowReconnect bool
+
 	// Rate is the updates per second fed to the topic.
 	Rate float64
 	// Warmup is fed before each measured step and not counted.
@@ -197,6 +209,10 @@ func (c *Config) validate() error {
 		{c.Symbols >= 1 && c.Symbols <= sim.MaxSymbols, fmt.Sprintf("Symbols %d: want 1 to %d", c.Symbols, sim.MaxSymbols)},
 		{c.SymbolsPerConn >= 1 && c.SymbolsPerConn <= c.Symbols && c.SymbolsPerConn <= codec.MaxSymbolsPerCommand,
 			fmt.Sprintf("SymbolsPerConn %d: want 1 to Symbols (%d), at most %d", c.SymbolsPerConn, c.Symbols, codec.MaxSymbolsPerCommand)},
+		{c.SlowConns >= 0 && c.SlowConns <= MaxConns, fmt.Sprintf("SlowConns %d: want 0 to %d", c.SlowConns, MaxConns)},
+		{c.SlowConns == 0 || u.Scheme == "ws", "SlowConns: want a ws:// URL"},
+		{c.SlowSymbolsPerConn >= 0 && c.SlowSymbolsPerConn <= c.Symbols && c.SlowSymbolsPerConn <= codec.MaxSymbolsPerCommand,
+			fmt.Sprintf("SlowSymbolsPerConn %d: want 0 to Symbols (%d), at most %d", c.SlowSymbolsPerConn, c.Symbols, codec.MaxSymbolsPerCommand)},
 		{c.Zipf == 0 || c.Zipf > 1 && c.Zipf < 10, fmt.Sprintf("Zipf %v: want 0 (uniform) or an exponent above 1 and below 10", c.Zipf)},
 		{c.MaxHz >= 0 && c.MaxHz <= codec.MaxHzLimit, fmt.Sprintf("MaxHz %v: want 0 to %d", c.MaxHz, codec.MaxHzLimit)},
 		{c.RampRate >= 0 && !math.IsInf(c.RampRate, 0), fmt.Sprintf("RampRate %v: want 0 (no ramp) or connections per second", c.RampRate)},

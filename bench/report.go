@@ -49,6 +49,9 @@ func WriteSummary(w io.Writer, res *Result) error {
 	if res.Storm != nil {
 		fmt.Fprintf(&b, "  reconnect storm:           %s\n", connectLine(res.Storm))
 	}
+	if s := res.Slow; s != nil {
+		fmt.Fprintf(&b, "  slow connections:          %s\n", slowLine(s))
+	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rate/s\tproduced/s\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tB/update\tconflated\tserver CPU\tRSS MB\tbench CPU\tverdict\t")
@@ -78,6 +81,10 @@ func WriteSummary(w io.Writer, res *Result) error {
 		return err
 	}
 	for i, st := range res.Steps {
+		if st.PublishMean > 0 {
+			fmt.Fprintf(&b, "  step %d (%.0f/s): server publish time %.1f µs per change (tickstream_publish_seconds)\n",
+				i+1, st.Rate, float64(st.PublishMean)/1e3)
+		}
 		if st.Reason != "" {
 			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, st.Reason)
 		}
@@ -116,6 +123,29 @@ func WriteSummary(w io.Writer, res *Result) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func slowLine(s *SlowStats) string {
+	line := fmt.Sprintf("%d × %d symbols that never read: %d dials", s.Conns, s.SymbolsPerConn, s.Dials)
+	if s.Failed > 0 {
+		line += fmt.Sprintf(" (%d FAILED)", s.Failed)
+	}
+	if s.Watched {
+		line += fmt.Sprintf("; %d closed by the server after p50 %.1f s, max %.1f s; server send queue max %s per connection, peak %s in all",
+			s.ClosedByServer, s.Lifetime.P50.Seconds(), s.Lifetime.Max.Seconds(), bytesText(s.MaxSendQueue), bytesText(s.PeakSendQueue))
+	}
+	if s.SlowCloses >= 0 {
+		line += fmt.Sprintf("; server's 4008 closes: %d", s.SlowCloses)
+	}
+	return line
+}
+
+// bytesText formats n bytes in KB or MB.
+func bytesText(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
 }
 
 func connectLine(s *ConnectStats) string {

@@ -51,9 +51,14 @@ type runner struct {
 	sub       *codec.SubOptions
 	slots     []*slot
 	rec       *recorder
-	start     time.Time
-	pid       int
-	shared    bool
+	// marketSymbols are the symbols to choose from; slow holds the
+	// connections that never read (nil without Config.SlowConns).
+	marketSymbols []string
+	slow          *slowPool
+	ctx           context.Context
+	start         time.Time
+	pid           int
+	shared        bool
 
 	open      atomic.Int64
 	measuring atomic.Bool
@@ -106,6 +111,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeBound())
 	defer cancel()
+	r.ctx = ctx
 	r.findServer()
 
 	market := sim.NewMarket(sim.Config{Symbols: cfg.Symbols, Seed: cfg.Seed})
@@ -117,7 +123,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 			r.slots[i].laddr = sourceAddr(i, ips)
 		}
 	}
-	chooseSymbols(r.slots, market.Symbols()[:cfg.Symbols], cfg.SymbolsPerConn, cfg.Zipf, cfg.Seed)
+	r.marketSymbols = market.Symbols()[:cfg.Symbols]
+	chooseSymbols(r.slots, r.marketSymbols, cfg.SymbolsPerConn, cfg.Zipf, cfg.Seed)
 
 	res := &Result{Config: r.resultConfig(ips), Started: r.start}
 	ticker := r.startTicker()
@@ -127,6 +134,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 	if res.Connect.Ready == 0 {
 		r.closeAll(r.slots, cfg.DialConcurrency)
 		return nil, fmt.Errorf("bench: none of %d connections to %s got ready: %s", cfg.Conns, cfg.URL, r.errorSummary())
+	}
+	var slowCloses0 map[string]float64
+	if cfg.SlowConns > 0 {
+		r.setPhase("slow conns")
+		slowCloses0 = r.scrapeMetrics(ctx, slowClosesMetric)
+		slow := r.newSlowPool()
+		slow.open(ctx, cfg.DialConcurrency)
+		r.mu.Lock()
+		r.slow = slow
+		r.mu.Unlock()
 	}
 
 	var producer *sim.Producer
@@ -179,6 +196,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 		res.Final = r.finalCheck(ctx)
 	}
 	r.closeAll(r.slots, cfg.DialConcurrency)
+	if r.slow != nil {
+		r.mu.Lock()
+		slow := r.slow
+		r.slow = nil
+		r.mu.Unlock()
+		st := slow.close()
+		st.SlowCloses = -1
+		if m := r.scrapeMetrics(ctx, slowClosesMetric); m != nil && slowCloses0 != nil {
+			st.SlowCloses = int64(m[slowClosesMetric] - slowCloses0[slowClosesMetric])
+		}
+		res.Slow = &st
+	}
 	res.Totals.Deliveries, res.Totals.Conflated, res.Totals.WireBytes = r.totals()
 	r.finish(res)
 	return res, runErr
@@ -197,6 +226,9 @@ func (r *runner) timeBound() time.Duration {
 		d += time.Duration(float64(c.Conns) / c.RampRate * float64(time.Second))
 	}
 	if c.Storm {
+		d += c.DialTimeout
+	}
+	if c.SlowConns > 0 {
 		d += c.DialTimeout
 	}
 	return d
@@ -233,10 +265,11 @@ func (r *runner) sourceIPs() int {
 	if r.cfg.SourceIPs > 0 {
 		return r.cfg.SourceIPs
 	}
-	if r.cfg.Conns <= connsPerSourceIP {
+	n := r.cfg.Conns + r.cfg.SlowConns
+	if n <= connsPerSourceIP {
 		return 0
 	}
-	return (r.cfg.Conns + connsPerSourceIP - 1) / connsPerSourceIP
+	return (n + connsPerSourceIP - 1) / connsPerSourceIP
 }
 
 // findServer sets the process whose CPU and memory are sampled.
@@ -269,7 +302,7 @@ func (r *runner) resultConfig(ips int) ResultConfig {
 	c := &r.cfg
 	return ResultConfig{
 		URL: c.URL, Topic: c.Topic, Fed: len(c.Brokers) > 0,
-		Conns: c.Conns, SymbolsPerConn: c.SymbolsPerConn, Symbols: c.Symbols, Zipf: c.Zipf,
+		Conns: c.Conns, SymbolsPerConn: c.SymbolsPerConn, SlowConns: c.SlowConns, Symbols: c.Symbols, Zipf: c.Zipf,
 		MaxHz: c.MaxHz, Fields: c.Fields, JSON: c.JSON, Compression: c.Compression,
 		RampRate: c.RampRate, SourceIPs: max(ips, 1), Rate: c.Rate, Warmup: c.Warmup,
 		Duration: c.Duration, Seed: c.Seed, Storm: c.Storm, FindMax: c.FindMax,
@@ -318,6 +351,9 @@ func (r *runner) tick(now time.Time) {
 		dps = float64(delivered-r.lastDeliveries) / now.Sub(r.lastTick).Seconds()
 	}
 	r.lastTick, r.lastDeliveries = now, delivered
+	if r.slow != nil {
+		r.slow.poll(r.ctx, now)
+	}
 	if !r.windowStart.IsZero() {
 		r.stepHist.Merge(r.intervalHist)
 		l := summarize(r.intervalHist)
@@ -361,6 +397,13 @@ func (r *runner) measured() (n int64) {
 	}
 	return n
 }
+
+// Server metrics the run reads.
+const (
+	publishSum       = "tickstream_publish_seconds_sum"
+	publishCount     = "tickstream_publish_seconds_count"
+	slowClosesMetric = "tickstream_slow_consumer_closes_total"
+)
 
 // runStep feeds rate updates per second through a warm-up (and the storm)
 // and a measured window, and returns the window's figures.
@@ -412,6 +455,7 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 		cpu0, _ = readProc(r.pid)
 	}
 	self0, selfErr := readProc(os.Getpid())
+	pub0 := r.scrapeMetrics(ctx, publishSum, publishCount)
 	errs0 := r.errorCount()
 	r.mu.Lock()
 	r.phase, r.windowStart, r.series, r.maxRSS = "measuring", startFeedAt, nil, 0
@@ -426,6 +470,11 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	r.tick(end)
 	_, c1, w1 := r.totals()
 	m1 := r.measured()
+	if pub1 := r.scrapeMetrics(ctx, publishSum, publishCount); pub0 != nil && pub1 != nil {
+		if n := pub1[publishCount] - pub0[publishCount]; n > 0 {
+			st.PublishMean = time.Duration((pub1[publishSum] - pub0[publishSum]) / n * 1e9)
+		}
+	}
 	stopFeed()
 	<-fed
 

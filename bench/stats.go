@@ -195,6 +195,10 @@ type Step struct {
 	Distribution []Bucket   `json:"distribution"`
 	Series       []Point    `json:"series"`
 	Server       *ProcStats `json:"server,omitempty"`
+	// PublishMean is the server's mean time to fan out one change in the
+	// window (tickstream_publish_seconds), 0 when its metrics could not
+	// be read.
+	PublishMean time.Duration `json:"publishMean,omitempty"`
 	// Bench is the benchmark's own process over the window: when it
 	// shares the machine with the server, a benchmark near its cores'
 	// limit inflates the latencies it measures.
@@ -230,6 +234,9 @@ type Result struct {
 	MaxSustainedRate float64 `json:"maxSustainedRate,omitempty"`
 
 	Totals Totals `json:"totals"`
+	// Slow is the figures of the connections that never read
+	// (Config.SlowConns), nil without them.
+	Slow *SlowStats `json:"slow,omitempty"`
 
 	// Errors counts failures by kind: dials, refused upgrades, ERROR
 	// messages, connections that ended unasked.
@@ -256,6 +263,7 @@ type ResultConfig struct {
 	Fed            bool          `json:"fed"`
 	Conns          int           `json:"conns"`
 	SymbolsPerConn int           `json:"symbolsPerConn"`
+	SlowConns      int           `json:"slowConns,omitempty"`
 	Symbols        int           `json:"symbols"`
 	Zipf           float64       `json:"zipf,omitempty"`
 	MaxHz          float64       `json:"maxHz,omitempty"`
