@@ -231,8 +231,13 @@ EOF
 	fi
 }
 
-random_cluster_id() { # 16 random bytes, base64url without padding, like `kafka-storage random-uuid`
-	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+# 16 random bytes, base64url without padding, like `kafka-storage random-uuid`; and like it,
+# never one that starts with "-", which kafka-storage's argument parser takes for an option
+# ("argument --cluster-id/-t: expected one argument", one `up` in 64).
+random_cluster_id() {
+	local id
+	while id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n') && [[ $id == -* ]]; do :; done
+	printf '%s' "$id"
 }
 
 make_certs() { # a CA, and broker and client certificates it signs, for the SSL listener
