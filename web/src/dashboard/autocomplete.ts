@@ -8,14 +8,17 @@ export interface SymbolSearch {
   (prefix: string, limit: number, signal: AbortSignal): Promise<string[]>;
 }
 
-/** Fetches symbols from the server's search endpoint. */
-export const fetchSymbols: SymbolSearch = async (prefix, limit, signal) => {
-  const q = new URLSearchParams({ prefix, limit: String(limit) });
-  const res = await fetch(`/api/v1/symbols?${q}`, { signal, headers: { Accept: "application/json" } });
-  if (!res.ok) throw new Error(`symbol search: HTTP ${res.status}`);
-  const body = (await res.json()) as { symbols?: unknown };
-  return Array.isArray(body.symbols) ? body.symbols.filter((s): s is string => typeof s === "string") : [];
-};
+/** A search of the server's symbols, with the headers (the credential) of each request. */
+export function symbolSearch(headers: () => Record<string, string> = () => ({})): SymbolSearch {
+  return async (prefix, limit, signal) => {
+    const q = new URLSearchParams({ prefix, limit: String(limit) });
+    const res = await fetch(`/api/v1/symbols?${q}`, { signal, headers: { Accept: "application/json", ...headers() } });
+    if (res.status === 401) throw new Error("sign in to search symbols");
+    if (!res.ok) throw new Error(`symbol search: HTTP ${res.status}`);
+    const body = (await res.json()) as { symbols?: unknown };
+    return Array.isArray(body.symbols) ? body.symbols.filter((s): s is string => typeof s === "string") : [];
+  };
+}
 
 export class SymbolInput {
   private items: string[] = [];
@@ -29,7 +32,7 @@ export class SymbolInput {
     private readonly list: HTMLUListElement,
     private readonly onAdd: (symbols: string[]) => void,
     private readonly isAdded: (symbol: string) => boolean,
-    private readonly search: SymbolSearch = fetchSymbols,
+    private readonly search: SymbolSearch = symbolSearch(),
   ) {
     input.setAttribute("role", "combobox");
     input.setAttribute("aria-autocomplete", "list");

@@ -6,8 +6,9 @@
  * cost one small batch of text/class writes per frame.
  */
 import "./style.css";
-import { connect, type StatusEvent, type TickstreamClient } from "../sdk/index.js";
-import { SymbolInput, fetchSymbols } from "./autocomplete.js";
+import { CloseCode, connect, type StatusEvent, type TickstreamClient } from "../sdk/index.js";
+import { TokenStore, refusalReason } from "./auth.js";
+import { SymbolInput, symbolSearch } from "./autocomplete.js";
 import { fmtMs, fmtRate } from "./format.js";
 import { QuoteTable } from "./table.js";
 import { Watchlist } from "./watchlist.js";
@@ -28,7 +29,36 @@ const table = new QuoteTable({
 });
 $("#table-wrap").appendChild(table.el);
 
+// ----- credential: ?token= or the sign-in panel (a node without auth never asks) ---------
+
+const signin = $<HTMLElement>("#signin");
+const tokenInput = $<HTMLInputElement>("#token-input");
+const auth = new TokenStore({
+  show(reason) {
+    $("#signin-reason").textContent = reason;
+    signin.hidden = false;
+    tokenInput.value = "";
+    tokenInput.focus();
+  },
+  hide() {
+    signin.hidden = true;
+  },
+});
+$<HTMLFormElement>("#signin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  auth.signIn(tokenInput.value);
+});
+$("#signout").addEventListener("click", () => {
+  auth.signOut();
+  location.reload();
+});
+const search = symbolSearch(() => auth.headers());
+
 const client: TickstreamClient = connect("/ws", {
+  // Called before every connection attempt: after a 4001 it waits for the panel.
+  getToken: () => auth.token(),
+  // A pasted token cannot be renewed: its expiry closes with 4001 and brings the panel.
+  renewToken: false,
   maxHz,
   pingIntervalMs: 5000,
   visibility: { mode: "throttle", hiddenMaxHz: 1 },
@@ -104,6 +134,7 @@ const symbolInput = new SymbolInput(
     else if (syms.length) flashHint(`${syms.join(", ")} already in the list or invalid`);
   },
   (s) => watchlist.has(s),
+  search,
 );
 $<HTMLFormElement>("#add-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -117,7 +148,7 @@ for (const btn of document.querySelectorAll<HTMLButtonElement>("[data-sample]"))
     const n = Number(btn.dataset.sample);
     try {
       const ac = new AbortController();
-      watchlist.add(await fetchSymbols("", n, ac.signal));
+      watchlist.add(await search("", n, ac.signal));
     } catch (e) {
       flashHint(`Could not load symbols: ${(e as Error).message}`);
     }
@@ -147,6 +178,7 @@ const LABELS: Record<string, string> = {
   stale: "Stale",
   reconnecting: "Reconnecting",
   closed: "Disconnected",
+  auth: "Sign-in required",
 };
 
 let lastStatus: StatusEvent | undefined;
@@ -155,8 +187,11 @@ let retryAt = 0;
 function renderStatus(s: StatusEvent): void {
   lastStatus = s;
   const pill = $("#conn");
-  pill.dataset.state = s.status;
-  $("#conn-label").textContent = LABELS[s.status] ?? s.status;
+  // Waiting for a token is not a connection problem: no reconnect banner, no countdown.
+  const state = auth.awaiting ? "auth" : s.status;
+  pill.dataset.state = state;
+  $("#conn-label").textContent = LABELS[state] ?? state;
+  $("#signout").hidden = !auth.signedIn;
   const feed = $("#feed");
   feed.textContent = s.status === "live" || s.status === "stale" ? s.feed : "—";
   feed.dataset.state = s.feed;
@@ -176,7 +211,9 @@ function renderBanner(): void {
   let reason = "";
   let title = "";
   let detail = "";
-  if (s && s.status === "stale" && s.feed !== "live") {
+  if (auth.awaiting) {
+    // the sign-in panel says why
+  } else if (s && s.status === "stale" && s.feed !== "live") {
     reason = "feed";
     title = "Data delayed";
     detail = `The market-data feed is ${s.feed}${s.detail ? ` (${s.detail})` : ""}. Prices show the last known values.`;
@@ -208,7 +245,15 @@ client.on("hello", (h) => {
 });
 client.on("error", (e) => {
   if (e.kind === "protocol") console.warn("tickstream protocol:", e.message);
-  else if (e.kind === "server") console.warn(`tickstream server error ${e.code}: ${e.message}`, e.symbols ?? "");
+  else if (e.kind === "server") {
+    console.warn(`tickstream server error ${e.code}: ${e.message}`, e.symbols ?? "");
+    // A refused symbol (403 not entitled, 413, 503...) says so on its row.
+    for (const s of e.symbols ?? []) dirty.add(s);
+    queueFrame();
+  } else if (e.kind === "transport" && e.code === CloseCode.NOT_AUTHENTICATED) auth.refused(refusalReason(e.message));
+});
+auth.onChange(() => {
+  if (lastStatus) renderStatus(lastStatus);
 });
 
 let lastMessages = 0;

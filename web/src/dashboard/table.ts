@@ -147,16 +147,12 @@ export class QuoteTable {
       row.ready = state.ready;
       row.tr.classList.toggle("not-ready", !state.ready);
     }
-    const note = state.error
-      ? state.error.code === 404
-        ? "unknown symbol"
-        : `rejected (${state.error.code})`
-      : state.ready && state.seq === 0
-        ? "no data yet"
-        : "";
+    const [note, why] = rowNote(state);
     if (note !== row.noteText) {
       row.noteText = note;
       row.note.textContent = note;
+      row.note.title = why;
+      row.tr.dataset.note = note;
       row.tr.classList.toggle("has-error", !!state.error);
     }
     row.spark.maybeDraw(now, 200, dim);
@@ -228,6 +224,7 @@ export class QuoteTable {
     const name = document.createElement("span");
     name.className = "sym-name";
     name.textContent = symbol;
+    name.title = symbol;
     const note = document.createElement("span");
     note.className = "sym-note";
     tdSym.append(name, note);
@@ -350,6 +347,27 @@ export class QuoteTable {
       el.classList.remove("drop-before", "drop-after");
     }
   }
+}
+
+/** What a row says besides prices, and the longer explanation of its tooltip. */
+function rowNote(state: SymbolState): [string, string] {
+  const e = state.error;
+  if (e) {
+    switch (e.code) {
+      case 403:
+        return ["not entitled", `Your token does not grant ${state.symbol} (${e.message}).`];
+      case 400:
+        return ["invalid symbol", e.message];
+      default:
+        return [`refused (${e.code})`, e.message];
+    }
+  }
+  // seq 0 is the server's "no data yet": the feed has never carried the symbol. The server
+  // accepts any valid name (there is no fixed universe), so this is how a typo shows.
+  if (state.ready && state.seq === 0) {
+    return ["unknown symbol", `The feed has never carried ${state.symbol}; prices show if it ever does.`];
+  }
+  return ["", ""];
 }
 
 function num(v: unknown): number | undefined {

@@ -6,6 +6,7 @@
  * Chromium: CHROMIUM_PATH or /usr/bin/chromium (never downloaded). Missing Chromium skips
  * the test locally and FAILS it when CI=true.
  */
+import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -226,6 +227,131 @@ describe.skipIf(!HAVE_CHROMIUM && !IS_CI)("dashboard in headless Chromium", () =
     expect(m.msgsPerSec).toBeGreaterThan(100);
     // Loose bound: a 2-core machine also runs the server and the simulator.
     expect(m.fps).toBeGreaterThan(20);
+    expect(pageErrors).toEqual([]);
+  });
+});
+
+const SECRET = "dashboard-e2e-secret-of-32-bytes!";
+
+/** An HS256 JWT, signed as `tickstream serve --jwt-secret` checks it. */
+function mint(syms: string[], ttlSec = 3600): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ syms, exp: Math.floor(Date.now() / 1000) + ttlSec })}`;
+  return `${body}.${createHmac("sha256", SECRET).update(body).digest("base64url")}`;
+}
+
+describe.skipIf(!HAVE_CHROMIUM && !IS_CI)("dashboard on a node that authenticates (--auth jwt)", () => {
+  let server: Server;
+  let ctx: BrowserContext;
+  let profile: string;
+  let universe: string[] = [];
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!HAVE_CHROMIUM) throw new Error(`Chromium not found at ${CHROMIUM} (CI=true: failing instead of skipping; run make chromium)`);
+    server = new Server(await freePort(), ["--symbols", "20", "--rate", "400", "--auth", "jwt", "--jwt-secret", SECRET]);
+    await server.start();
+    const r = await fetch(`${server.base}/api/v1/symbols?limit=100`, { headers: { Authorization: `Bearer ${mint(["*"])}` } });
+    universe = ((await r.json()) as { symbols: string[] }).symbols;
+    profile = mkdtempSync(join(tmpdir(), "tickstream-chromium-"));
+    ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 720 },
+      timeout: 60_000,
+    });
+  });
+
+  afterAll(async () => {
+    await ctx?.close().catch(() => {});
+    await server?.kill("SIGTERM").catch(() => {});
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  /** A new tab: its own sessionStorage, so a new sign-in. */
+  async function newTab(): Promise<Page> {
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(30_000);
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    return page;
+  }
+  const connState = (page: Page) => page.getByTestId("conn-status").getAttribute("data-state");
+  const note = (page: Page, s: string) => page.locator(`.qrow[data-symbol="${s}"] .sym-note`);
+  const pricesShown = async (page: Page, symbols: string[]) => {
+    for (const s of symbols) {
+      await expect
+        .poll(async () => (await page.locator(`.qrow[data-symbol="${s}"] [data-field="last"]`).textContent())?.trim(), { timeout: 30_000 })
+        .toMatch(/\d/);
+    }
+  };
+
+  it("takes ?token= from the address, keeps it for the tab, and marks refused and unknown symbols", async () => {
+    const [a, b, c] = universe as [string, string, string];
+    const unknown = "NO.SUCH.SYMBOL.EVER";
+    const token = mint([a, b, unknown]);
+    const page = await newTab();
+    await page.goto(`${server.base}/?symbols=${[a, b, c, unknown].join(",")}&token=${token}`);
+    await expect.poll(() => connState(page), { timeout: 30_000 }).toBe("live");
+    // Out of the address bar at once, the watchlist kept.
+    const url = new URL(page.url());
+    expect(url.searchParams.has("token")).toBe(false);
+    expect(url.searchParams.get("symbols")).toBe([a, b, c, unknown].join(","));
+    expect(await page.evaluate(() => sessionStorage.getItem("tickstream.token"))).toBe(token);
+    await pricesShown(page, [a, b]);
+    await expect.poll(() => note(page, c).textContent()).toBe("not entitled");
+    await expect.poll(() => note(page, unknown).textContent()).toBe("unknown symbol");
+    expect(await note(page, a).textContent()).toBe("");
+    expect(await page.getByTestId("signin").isVisible()).toBe(false);
+    expect(await page.getByTestId("signout").isVisible()).toBe(true);
+    await sleep(1200); // header rates fill in
+    await page.screenshot({ path: join(RESULTS_DIR, "dashboard-auth.png") });
+
+    // A reload keeps the tab signed in.
+    await page.reload();
+    await expect.poll(() => connState(page), { timeout: 30_000 }).toBe("live");
+    await pricesShown(page, [a, b]);
+    expect(await page.getByTestId("signin").isVisible()).toBe(false);
+
+    // Signing out forgets the token: the node asks again.
+    await page.getByTestId("signout").click();
+    await page.getByTestId("signin").waitFor({ state: "visible" });
+    expect(await page.evaluate(() => sessionStorage.getItem("tickstream.token"))).toBeNull();
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("asks for a token with the sign-in panel when the node closes with 4001", async () => {
+    const [a, b] = universe as [string, string];
+    const page = await newTab();
+    await page.goto(`${server.base}/?symbols=${a},${b}`);
+    const panel = page.getByTestId("signin");
+    await panel.waitFor({ state: "visible" });
+    await expect.poll(() => connState(page)).toBe("auth");
+    expect(await page.getByTestId("signin-reason").textContent()).toMatch(/no token/);
+    expect(await page.getByTestId("stale-banner").isVisible()).toBe(false);
+    await page.screenshot({ path: join(RESULTS_DIR, "dashboard-signin.png") });
+
+    // A token the node refuses brings the panel back with the node's reason.
+    await page.getByTestId("token-input").fill("not-a-jwt");
+    await page.getByTestId("token-input").press("Enter");
+    await expect.poll(() => page.getByTestId("signin-reason").textContent()).toMatch(/invalid token/);
+    await panel.waitFor({ state: "visible" });
+
+    // A good one: live, and kept for the tab only.
+    const token = mint([a, b], 4);
+    await page.getByTestId("token-input").fill(token);
+    await page.locator("#signin-form button[type=submit]").click();
+    await panel.waitFor({ state: "hidden" });
+    await expect.poll(() => connState(page), { timeout: 30_000 }).toBe("live");
+    await pricesShown(page, [a, b]);
+    expect(await page.evaluate(() => sessionStorage.getItem("tickstream.token"))).toBe(token);
+    expect(await page.evaluate(() => localStorage.getItem("tickstream.token"))).toBeNull();
+
+    // Its expiry (4 s) closes the connection with 4001 "token expired": the panel again.
+    await panel.waitFor({ state: "visible", timeout: 15_000 });
+    expect(await page.getByTestId("signin-reason").textContent()).toMatch(/expired/);
+    await page.close();
     expect(pageErrors).toEqual([]);
   });
 });
