@@ -261,7 +261,9 @@ func TestSlowHTTPResponse(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	n, err := slowGet(timeout / 20) // 16 KiB every 50 ms: 64 KiB in a fifth of the timeout
+	// 16 KiB every 50 ms: each chunk of the response needs one read, twenty times faster
+	// than the timeout (a loaded machine delays the reads, never to a second).
+	n, err := slowGet(timeout / 20)
 	if err != nil {
 		t.Fatalf("a snapshot read slowly was cut after %d bytes and %v: %v", n, time.Since(start), err)
 	}

@@ -69,7 +69,7 @@ type Config struct {
 	// IdleTimeout closes a connection from which nothing (not even a pong)
 	// arrived for this long (default 60s).
 	IdleTimeout time.Duration
-	// WriteTimeout bounds one frame write, and each 64 KiB of an HTTP
+	// WriteTimeout bounds one frame write, and each 16 KiB of an HTTP
 	// response (default 10s): a large response to a slow client goes on as
 	// long as it moves.
 	WriteTimeout time.Duration
@@ -350,7 +350,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // progressChunk is how much of a response must go out within the write
 // timeout.
-const progressChunk = 64 << 10
+const progressChunk = 16 << 10
 
 // progressWriter moves the write deadline before each chunk of a response,
 // so that http.Server's WriteTimeout bounds a stall rather than the length

@@ -49,7 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.MaxMessageSize, "max-message", 64<<10, "largest inbound message in `bytes` (1009 past it)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake timeout")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent this long (pings count)")
-	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "timeout of one frame write, or of 64 KiB of an HTTP response")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "timeout of one frame write, or of 16 KiB of an HTTP response")
 	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", 30*time.Second, "close a keep-alive HTTP connection idle this long")
 	fs.IntVar(&cfg.MaxSymbols, "max-symbols", 1_000_000, "size bound of the feed's symbol table (records of new symbols past it are counted and skipped)")
 	fs.IntVar(&cfg.MaxReserved, "max-reserved", 100_000, "symbols without data yet that all connections together may subscribe to (503 past it)")
