@@ -112,10 +112,23 @@ type Consumer struct {
 	ready    atomic.Bool
 	state    atomic.Pointer[string] // codec.StatusLive, StatusStale or StatusRecovering
 	logGate  logGate
+
+	health health // owned by Run's goroutine
+	// rebuild is set by a partition that found its log truncated or
+	// recreated: the feed is recovering until ingest has caught up.
+	rebuildMu sync.Mutex
+	rebuild   *rebuildNotice
+	lost      atomic.Uint64 // records deleted from the log before ingest read them
+	resets    atomic.Uint64 // partitions found recreated (their log ends before ingest's position)
+	outages   atomic.Uint64
+	catchUp   atomic.Int64 // ns from the brokers answering again to live, last outage
+	outage    atomic.Int64 // ns from stale to the brokers answering again, last outage
 }
 
 type partition struct {
-	id     int
+	id int
+	// reader is replaced by the partition's goroutine when it repositions
+	// after an out-of-range offset; others read it under Consumer.mu.
 	reader *kafka.Reader
 	// target is the end of the log when the partition was first seen: the
 	// consumer is caught up once every partition has read that far.
@@ -181,7 +194,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			c.closeReaders()
 			return nil
 		case <-discover.C:
 			n, err := c.discover(ctx, &wg)
@@ -256,24 +268,11 @@ func (c *Consumer) discover(ctx context.Context, wg *sync.WaitGroup) (int, error
 		p.next.Store(starts[id])
 		p.hwm.Store(ends[id])
 		p.alive.Store(now)
-		p.reader = kafka.NewReader(kafka.ReaderConfig{
-			Brokers:   c.cfg.Brokers,
-			Topic:     c.cfg.Topic,
-			Partition: id,
-			Dialer:    c.cfg.Dialer,
-			MinBytes:  1,
-			MaxBytes:  10 << 20,
-			MaxWait:   c.cfg.MaxWait,
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				c.log.Debug("ingest: kafka reader", "partition", id, "msg", fmt.Sprintf(msg, args...))
-			}),
-		})
-		// Without a consumer group a Reader ignores StartOffset and starts
-		// at the first offset: the position is set explicitly instead.
-		if err := p.reader.SetOffset(starts[id]); err != nil {
-			_ = p.reader.Close()
-			return 0, fmt.Errorf("ingest: partition %d: seek to %d: %w", id, starts[id], err)
+		r, err := c.newReader(id, starts[id])
+		if err != nil {
+			return 0, err
 		}
+		p.reader = r
 		c.mu.Lock()
 		c.parts[id] = p
 		c.mu.Unlock()
@@ -288,6 +287,33 @@ func (c *Consumer) discover(ctx context.Context, wg *sync.WaitGroup) (int, error
 	c.mu.Unlock()
 	c.updateReady()
 	return len(fresh), nil
+}
+
+// newReader returns a reader of partition id positioned at offset.
+func (c *Consumer) newReader(id int, offset int64) (*kafka.Reader, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   c.cfg.Brokers,
+		Topic:     c.cfg.Topic,
+		Partition: id,
+		Dialer:    c.cfg.Dialer,
+		MinBytes:  1,
+		MaxBytes:  10 << 20,
+		MaxWait:   c.cfg.MaxWait,
+		// Without it a group-less Reader that finds its offset beyond
+		// the end of the log (a topic recreated under it) retries
+		// forever in silence (kafka-go #891): ingest decides instead.
+		OffsetOutOfRangeError: true,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.log.Debug("ingest: kafka reader", "partition", id, "msg", fmt.Sprintf(msg, args...))
+		}),
+	})
+	// Without a consumer group a Reader ignores StartOffset and starts at
+	// the first offset: the position is set explicitly instead.
+	if err := r.SetOffset(offset); err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("ingest: partition %d: seek to %d: %w", id, offset, err)
+	}
+	return r, nil
 }
 
 // startOffsets resolves where each fresh partition starts, and the end of
@@ -351,12 +377,18 @@ func (c *Consumer) startOffsets(ctx context.Context, cl *kafka.Client, fresh []i
 		case !ok:
 			starts[id] = cold
 		case saved < lo:
-			c.log.Warn("ingest: records after the checkpoint were deleted by retention: they are lost",
-				"partition", id, "checkpoint", saved, "log_start", lo)
+			c.log.Error("ingest: records after the checkpoint were deleted from the log before ingest read them: they are lost; resuming at the log's start",
+				"partition", id, "offset", saved, "log_start", lo, "lost", lo-saved)
+			c.lost.Add(uint64(lo - saved))
+			c.noteRebuild(fmt.Sprintf("records %d to %d of partition %d of %s were deleted (retention) before ingest read them: prices they changed may be stale until updated again",
+				saved, lo-1, id, c.cfg.Topic))
 			starts[id] = lo
 		case saved > hi:
-			c.log.Error("ingest: checkpoint offset is beyond the end of the log (was the topic recreated?): starting from the start position",
-				"partition", id, "checkpoint", saved, "log_end", hi, "start", cold)
+			c.log.Error("ingest: checkpoint offset is beyond the end of the log: the topic was recreated (or truncated); reading the new log from the start position over the checkpoint's state",
+				"partition", id, "offset", saved, "log_start", lo, "log_end", hi, "start", cold)
+			c.resets.Add(1)
+			c.noteRebuild(fmt.Sprintf("the log of partition %d of %s ends at %d, before the checkpoint's offset %d: the topic was recreated; rebuilding from offset %d",
+				id, c.cfg.Topic, hi, saved, cold))
 			starts[id] = cold
 		default:
 			starts[id] = saved
@@ -365,28 +397,37 @@ func (c *Consumer) startOffsets(ctx context.Context, cl *kafka.Client, fresh []i
 	return starts, ends, nil
 }
 
-// read consumes one partition until ctx ends.
+// read consumes one partition until ctx ends, and then closes its reader.
+//
+// An error from the reader is taken out and logged without waiting: the
+// reader retries by itself with a backoff on its dials, and queues each
+// failure in front of the records that follow (up to its queue capacity),
+// so sleeping after each would hold the records back for minutes after an
+// outage.
 func (c *Consumer) read(ctx context.Context, p *partition) {
+	defer func() {
+		c.mu.Lock()
+		_ = p.reader.Close()
+		c.mu.Unlock()
+	}()
 	var u codec.Update
-	failures := 0
+	var fails failureLog
 	for {
 		m, err := p.reader.ReadMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return
 			}
-			// The reader retries by itself and reports only after several
-			// attempts: back off so that a lasting fault is not a hot loop.
-			failures++
-			c.log.Warn("ingest: read failed", "partition", p.id, "err", err, "failures", failures)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff(failures)):
+			fails.failed(c.log, p.id, err, time.Now())
+			if errors.Is(err, kafka.OffsetOutOfRange) {
+				// The reader has stopped: it waits to be told where to go.
+				c.outOfRange(ctx, p)
 			}
 			continue
 		}
-		failures = 0
+		if fails.n > 0 {
+			fails.recovered(c.log, p.id, time.Now())
+		}
 		p.alive.Store(time.Now().UnixNano())
 		p.hwm.Store(m.HighWaterMark)
 		p.lastTime.Store(m.Time.UnixMicro())
@@ -395,6 +436,145 @@ func (c *Consumer) read(ctx context.Context, p *partition) {
 			c.updateReady()
 		}
 	}
+}
+
+// failureLog keeps a partition's read failures from flooding the log: the
+// first of a run is logged, then one line every failureLogEvery with the
+// count, and one when records flow again.
+type failureLog struct {
+	n      int
+	since  time.Time
+	logged time.Time
+}
+
+const failureLogEvery = 10 * time.Second
+
+func (f *failureLog) failed(log *slog.Logger, part int, err error, now time.Time) {
+	f.n++
+	if f.n == 1 {
+		f.since = now
+	}
+	if f.n == 1 || now.Sub(f.logged) >= failureLogEvery {
+		f.logged = now
+		log.Warn("ingest: read failed", "partition", part, "err", err, "failures", f.n, "since", f.since.Format(time.RFC3339Nano))
+	}
+}
+
+func (f *failureLog) recovered(log *slog.Logger, part int, now time.Time) {
+	log.Info("ingest: partition reads again", "partition", part, "failures", f.n, "after", now.Sub(f.since).Round(time.Millisecond))
+	*f = failureLog{}
+}
+
+// outOfRange repositions a partition whose reader found its offset outside
+// the log. An offset beyond the log's end means the topic was deleted and
+// recreated (kafka-go has no topic IDs to tell otherwise): the new log is
+// read from its start over the state the store holds, so that no seq
+// moves backwards. An offset before the log's start means records were
+// deleted before ingest read them: they are counted as lost. Either way
+// the feed is recovering until ingest has caught up.
+func (c *Consumer) outOfRange(ctx context.Context, p *partition) {
+	next := p.next.Load()
+	var shortSince time.Time
+	for attempt := 1; ; attempt++ {
+		first, last, err := c.bounds(ctx, p.id)
+		if err == nil && next > last && (shortSince.IsZero() || time.Since(shortSince) < recreatedAfter) {
+			// A broker that restarts after a crash serves a high-water
+			// mark below the records it holds until it has caught up: a
+			// log that stays short is a recreated one.
+			if shortSince.IsZero() {
+				shortSince = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		if err == nil {
+			to := next
+			switch {
+			case next > last:
+				c.log.Error("ingest: the log ends before the offset ingest reached: the topic was deleted and recreated (or truncated); rebuilding the partition from the log's start",
+					"partition", p.id, "offset", next, "log_start", first, "log_end", last)
+				c.resets.Add(1)
+				c.noteRebuild(fmt.Sprintf("the log of partition %d of %s was recreated (it ends at %d, before offset %d): rebuilding from offset %d over the last known state",
+					p.id, c.cfg.Topic, last, next, first))
+				to = first
+			case next < first:
+				c.log.Error("ingest: records were deleted from the log before ingest read them: they are lost; resuming at the log's start",
+					"partition", p.id, "offset", next, "log_start", first, "lost", first-next)
+				c.lost.Add(uint64(first - next))
+				c.noteRebuild(fmt.Sprintf("records %d to %d of partition %d of %s were deleted before ingest read them: prices they changed may be stale until updated again",
+					next, first-1, p.id, c.cfg.Topic))
+				to = first
+			}
+			if err = c.reposition(ctx, p, to, last); err == nil {
+				return
+			}
+		}
+		c.log.Warn("ingest: cannot reposition a partition whose offset is out of range", "partition", p.id, "offset", next, "err", err, "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+// recreatedAfter is how long a partition's log must end before ingest's
+// position for the topic to be taken as recreated.
+const recreatedAfter = 10 * time.Second
+
+// bounds returns the first offset and the end of partition id's log.
+func (c *Consumer) bounds(ctx context.Context, id int) (first, last int64, err error) {
+	cl := c.client()
+	defer cl.Transport.(*kafka.Transport).CloseIdleConnections()
+	list := func(req kafka.OffsetRequest) (kafka.PartitionOffsets, error) {
+		res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.cfg.Topic: {req}}})
+		if err != nil {
+			return kafka.PartitionOffsets{}, fmt.Errorf("ingest: offsets of %s partition %d: %w", c.cfg.Topic, id, err)
+		}
+		for _, po := range res.Topics[c.cfg.Topic] {
+			if po.Partition == id {
+				if po.Error != nil {
+					return po, fmt.Errorf("ingest: offsets of %s partition %d: %w", c.cfg.Topic, id, po.Error)
+				}
+				return po, nil
+			}
+		}
+		return kafka.PartitionOffsets{}, fmt.Errorf("ingest: offsets of %s partition %d: no answer", c.cfg.Topic, id)
+	}
+	lo, err := list(kafka.FirstOffsetOf(id))
+	if err != nil {
+		return 0, 0, err
+	}
+	hi, err := list(kafka.LastOffsetOf(id))
+	if err != nil {
+		return 0, 0, err
+	}
+	return lo.FirstOffset, hi.LastOffset, nil
+}
+
+// reposition makes the partition read from offset with a new reader (the
+// old one stopped at the out-of-range offset), end being the log's end.
+func (c *Consumer) reposition(ctx context.Context, p *partition, offset, end int64) error {
+	r, err := c.newReader(p.id, offset)
+	if err != nil {
+		return err
+	}
+	p.applying.Lock()
+	p.next.Store(offset)
+	p.hwm.Store(max(end, offset))
+	p.applying.Unlock()
+	c.mu.Lock()
+	old := p.reader
+	p.reader = r
+	p.target = min(p.target, end)
+	c.mu.Unlock()
+	_ = old.Close()
+	c.log.Info("ingest: partition repositioned", "partition", p.id, "offset", offset, "log_end", end)
+	return ctx.Err()
 }
 
 // handle decodes and applies one record and publishes the partition's next
@@ -458,14 +638,6 @@ func (c *Consumer) reject(part int, offset int64, err error) {
 	}
 }
 
-func (c *Consumer) closeReaders() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, p := range c.parts {
-		_ = p.reader.Close()
-	}
-}
-
 // updateReady marks the consumer ready once every partition has read up to
 // the end of the log as it was when the partition was found.
 func (c *Consumer) updateReady() {
@@ -484,80 +656,6 @@ func (c *Consumer) updateReady() {
 	}
 }
 
-// checkHealth declares the feed stale when a partition's reader has shown
-// no sign of a working broker (a fetch or a record) for StaleAfter,
-// recovering when every reader works again but is behind the log, and live
-// once it has caught up.
-func (c *Consumer) checkHealth(now time.Time) {
-	c.mu.Lock()
-	var dead []int
-	var lag int64
-	for _, p := range c.parts {
-		if st := p.reader.Stats(); st.Fetches > 0 || st.Messages > 0 {
-			p.alive.Store(now.UnixNano())
-		}
-		if st := p.reader.Lag(); st >= 0 {
-			p.hwm.Store(p.next.Load() + st)
-			lag += st
-		}
-		if now.Sub(time.Unix(0, p.alive.Load())) > c.cfg.StaleAfter {
-			dead = append(dead, p.id)
-		}
-	}
-	unreachable := len(c.parts) == 0 && now.Sub(c.metaAlive) > c.cfg.StaleAfter
-	c.mu.Unlock()
-	sort.Ints(dead)
-	prev := *c.state.Load()
-	state := feedState(prev, len(dead) == 0 && !unreachable, lag)
-	if state == prev {
-		return
-	}
-	c.state.Store(&state)
-	var detail string
-	switch state {
-	case codec.StatusStale:
-		detail = fmt.Sprintf("no answer from the brokers for partitions %v of %s", dead, c.cfg.Topic)
-		if unreachable {
-			detail = fmt.Sprintf("cannot list the partitions of %s", c.cfg.Topic)
-		}
-		c.log.Warn("ingest: feed stale", "partitions", dead, "detail", detail)
-	case codec.StatusRecovering:
-		detail = fmt.Sprintf("the brokers answer again; ingest is %d records behind the log of %s", lag, c.cfg.Topic)
-		c.log.Info("ingest: feed recovering", "lag", lag)
-	default:
-		detail = "ingest is reading every partition"
-		c.log.Info("ingest: feed live again")
-	}
-	if c.cfg.OnStatus != nil {
-		c.cfg.OnStatus(state, detail)
-	}
-}
-
-// feedState is the feed's next state: stale while a broker does not
-// answer; after an outage, recovering until ingest is back at the end of
-// the log, so that clients know the prices are still catching up.
-func feedState(prev string, brokersAnswer bool, lag int64) string {
-	switch {
-	case !brokersAnswer:
-		return codec.StatusStale
-	case prev != codec.StatusLive && lag > 0:
-		return codec.StatusRecovering
-	}
-	return codec.StatusLive
-}
-
-// Ready reports whether ingest has caught up with the log as it was when
-// each partition was found.
-func (c *Consumer) Ready() bool { return c.ready.Load() }
-
-// Live reports whether the feed is live: every partition's broker answers
-// and ingest is not catching up after an outage.
-func (c *Consumer) Live() bool { return *c.state.Load() == codec.StatusLive }
-
-// State returns the feed's state: codec.StatusLive, StatusStale or
-// StatusRecovering.
-func (c *Consumer) State() string { return *c.state.Load() }
-
 // PartitionStats describes one partition's progress.
 type PartitionStats struct {
 	Partition  int
@@ -572,11 +670,24 @@ type Stats struct {
 	Records    uint64            // records applied
 	Rejected   map[string]uint64 // records skipped, by reason
 	Partitions []PartitionStats
+	// Lost counts records deleted from the log (retention) before ingest
+	// read them; Recreated the partitions found with a log that ends
+	// before ingest's position (a topic deleted and recreated).
+	Lost, Recreated uint64
+	// Outages counts the times the feed went stale. LastOutage is how
+	// long the last one lasted, until the brokers answered again, and
+	// LastCatchUp how long ingest then took to be live (0 until then).
+	Outages                 uint64
+	LastOutage, LastCatchUp time.Duration
 }
 
 // Stats returns the consumer's counters and the progress of every partition.
 func (c *Consumer) Stats() Stats {
-	s := Stats{Records: c.records.Load(), Rejected: map[string]uint64{}}
+	s := Stats{
+		Records: c.records.Load(), Rejected: map[string]uint64{},
+		Lost: c.lost.Load(), Recreated: c.resets.Load(),
+		Outages: c.outages.Load(), LastOutage: time.Duration(c.outage.Load()), LastCatchUp: time.Duration(c.catchUp.Load()),
+	}
 	c.rejected.Range(func(k, v any) bool {
 		s.Rejected[k.(string)] = v.(*atomic.Uint64).Load()
 		return true

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -311,27 +313,103 @@ func expectStatus(t *testing.T, ch <-chan string, want string) {
 	}
 }
 
-func TestFeedState(t *testing.T) {
+// TestHealth drives the feed's state machine through outages and
+// rebuilds, one health check a second, with a partition whose signs of
+// life and lag the test sets.
+func TestHealth(t *testing.T) {
+	type step struct {
+		alive   bool   // a fetch or record in the second before the check
+		lag     int64  // records behind the end of the log
+		rebuild bool   // a rebuild noticed in that second
+		want    string // state after the check
+	}
+	const (
+		live = codec.StatusLive
+		stl  = codec.StatusStale
+		rec  = codec.StatusRecovering
+	)
 	tests := []struct {
-		prev   string
-		answer bool
-		lag    int64
-		want   string
+		name    string
+		steps   []step
+		outages uint64
+		catchUp time.Duration // 0: not checked
 	}{
-		{codec.StatusLive, true, 0, codec.StatusLive},
-		{codec.StatusLive, true, 500, codec.StatusLive},
-		{codec.StatusLive, false, 0, codec.StatusStale},
-		{codec.StatusStale, false, 10, codec.StatusStale},
-		{codec.StatusStale, true, 10, codec.StatusRecovering},
-		{codec.StatusStale, true, 0, codec.StatusLive},
-		{codec.StatusRecovering, true, 3, codec.StatusRecovering},
-		{codec.StatusRecovering, true, 0, codec.StatusLive},
-		{codec.StatusRecovering, false, 3, codec.StatusStale},
+		{"steady", []step{{true, 0, false, live}, {true, 40, false, live}, {true, 0, false, live}}, 0, 0},
+		{"outage, then a backlog", []step{
+			{true, 0, false, live}, {false, 0, false, live}, {false, 0, false, live},
+			{false, 0, false, stl}, {false, 0, false, stl}, {false, 0, false, stl},
+			{true, 900, false, rec}, {true, 300, false, rec}, {true, 0, false, live}, {true, 20, false, live},
+		}, 1, 2 * time.Second},
+		{"outage, nothing missed: recovering for one check", []step{
+			{false, 0, false, live}, {false, 0, false, live}, {false, 0, false, live}, {false, 0, false, stl},
+			{true, 0, false, rec}, {true, 0, false, live},
+		}, 1, time.Second},
+		{"relapse while recovering", []step{
+			{false, 0, false, live}, {false, 0, false, live}, {false, 0, false, live}, {false, 0, false, stl},
+			{true, 50, false, rec}, {false, 50, false, rec}, {false, 50, false, rec}, {false, 50, false, stl},
+			{true, 0, false, rec}, {true, 0, false, live},
+		}, 2, time.Second},
+		{"rebuild while live", []step{
+			{true, 0, false, live}, {true, 500, true, rec}, {true, 100, false, rec}, {true, 0, false, live},
+		}, 0, 0},
+		{"rebuild during an outage is told when the brokers answer", []step{
+			{false, 0, false, live}, {false, 0, false, live}, {false, 0, false, live}, {false, 0, true, stl},
+			{true, 10, false, rec}, {true, 0, false, live},
+		}, 1, 0},
 	}
 	for _, tt := range tests {
-		if got := feedState(tt.prev, tt.answer, tt.lag); got != tt.want {
-			t.Errorf("feedState(%s, answer %v, lag %d) = %s, want %s", tt.prev, tt.answer, tt.lag, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var got, details []string
+			c, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "ticks", StaleAfter: 3 * time.Second,
+				Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+				OnStatus: func(state, detail string) { got = append(got, state); details = append(details, detail) },
+			}, func(*codec.Update) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "ticks"})
+			defer r.Close()
+			p := &partition{reader: r}
+			now := time.Unix(1_000_000, 0)
+			p.alive.Store(now.UnixNano())
+			c.parts[0] = p
+			var want []string
+			state := codec.StatusLive
+			for i, s := range tt.steps {
+				now = now.Add(time.Second)
+				if s.alive {
+					p.alive.Store(now.Add(-time.Millisecond).UnixNano())
+				}
+				p.next.Store(1000)
+				p.hwm.Store(1000 + s.lag)
+				if s.rebuild {
+					c.noteRebuild("partition 0 was recreated")
+				}
+				c.checkHealth(now)
+				if c.State() != s.want {
+					t.Fatalf("step %d: state %s, want %s (changes %v)", i, c.State(), s.want, got)
+				}
+				if s.want != state {
+					want = append(want, s.want)
+					state = s.want
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("OnStatus %v, want %v", got, want)
+			}
+			st := c.Stats()
+			if st.Outages != tt.outages {
+				t.Errorf("Outages %d, want %d", st.Outages, tt.outages)
+			}
+			if tt.catchUp != 0 && st.LastCatchUp != tt.catchUp {
+				t.Errorf("LastCatchUp %v, want %v", st.LastCatchUp, tt.catchUp)
+			}
+			for i, d := range details {
+				if got[i] == codec.StatusRecovering && strings.Contains(tt.name, "rebuild") && !strings.Contains(d, "recreated") {
+					t.Errorf("recovering detail %q does not say why", d)
+				}
+			}
+		})
 	}
 }
 

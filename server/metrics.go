@@ -18,6 +18,7 @@ type collector struct {
 	symbols, reserved, live                                *prometheus.Desc
 	refused                                                *prometheus.Desc
 	checkpointTime, checkpointFailures                     *prometheus.Desc
+	outages, outageSecs, catchUpSecs, lost, recreated      *prometheus.Desc
 }
 
 // publishSample is the share of store changes whose fanout is timed: one
@@ -60,7 +61,12 @@ func newCollector(s *Server) *collector {
 		lagSecs:            d("ingest_lag_seconds", "Age of the last record read when behind, by partition.", "partition"),
 		symbols:            d("symbols", "Symbols of the feed in the snapshot store."),
 		reserved:           d("reserved_symbols", "Symbols without data yet (never sent by the feed) that clients hold subscribed."),
-		live:               d("feed_live", "1 when ingest reads every partition, 0 when stale."),
+		live:               d("feed_live", "1 when the feed is live: ingest reads every partition and is not catching up after an outage or a rebuild."),
+		outages:            d("feed_outages_total", "Times the feed went stale (the brokers stopped answering)."),
+		outageSecs:         d("feed_last_outage_seconds", "How long the last outage lasted, until the brokers answered again; 0 before the first."),
+		catchUpSecs:        d("ingest_catchup_seconds", "How long ingest took after the last outage, from the brokers answering again to live; 0 before the first."),
+		lost:               d("ingest_records_lost_total", "Records deleted from the log (retention) before ingest read them."),
+		recreated:          d("ingest_log_recreated_total", "Partitions whose log was found to end before ingest's position (topic deleted and recreated): rebuilt from the log's start."),
 		refused:            d("connections_refused_total", "Connections refused (WebSocket at the upgrade, plain HTTP at accept) or closed by a policy, by reason.", "reason"),
 	}
 }
@@ -93,6 +99,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range in.Rejected {
 		counter(c.rejected, float64(n), reason)
 	}
+	counter(c.outages, float64(in.Outages))
+	gauge(c.outageSecs, in.LastOutage.Seconds())
+	gauge(c.catchUpSecs, in.LastCatchUp.Seconds())
+	counter(c.lost, float64(in.Lost))
+	counter(c.recreated, float64(in.Recreated))
 	for _, p := range in.Partitions {
 		gauge(c.lag, float64(p.Lag), strconv.Itoa(p.Partition))
 		gauge(c.lagSecs, p.LagSeconds, strconv.Itoa(p.Partition))

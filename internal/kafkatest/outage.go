@@ -24,8 +24,17 @@ func StopBroker(t testing.TB) {
 	t.Cleanup(func() { kafkaSh(t, "start") })
 }
 
-// StartBroker starts the broker StopBroker stopped, on the same data, and
-// waits until it answers.
+// KillBroker kills the test broker's JVM with SIGKILL (kafka.sh kill), as a
+// crash would: no controlled shutdown. Its data stays, StartBroker brings it
+// back, and it runs again when the test ends even if the test fails first.
+func KillBroker(t testing.TB) {
+	t.Helper()
+	kafkaSh(t, "kill")
+	t.Cleanup(func() { kafkaSh(t, "start") })
+}
+
+// StartBroker starts the broker StopBroker stopped or KillBroker killed, on
+// the same data, and waits until it answers.
 func StartBroker(t testing.TB) {
 	t.Helper()
 	kafkaSh(t, "start")
@@ -44,6 +53,10 @@ func kafkaSh(t testing.TB, cmd string) {
 	}
 	if p := port(fromEnvQuiet(EnvSASLBrokers)); p != "" {
 		env = append(env, "KAFKA_SASL_PORT="+p)
+	}
+	// kafka.sh start waits for every listener: it must know the SSL port.
+	if p := port(fromEnvQuiet(EnvSSLBrokers)); p != "" {
+		env = append(env, "KAFKA_SSL_PORT="+p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

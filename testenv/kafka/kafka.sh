@@ -5,6 +5,7 @@
 #   kafka.sh up     [VERSION]   fetch jars if missing, format, start, wait until it answers
 #   kafka.sh down   [VERSION]   stop (TERM, then KILL) and delete the data dir
 #   kafka.sh stop               stop the broker but keep its data (an outage)
+#   kafka.sh kill               SIGKILL the broker's JVM, keeping its data (a crash)
 #   kafka.sh start              start a stopped broker again on the same data
 #   kafka.sh status [VERSION]   exit 0 if running, 3 if not
 #   kafka.sh logs   [VERSION]   print the broker log (all of it; pipe through tail)
@@ -203,7 +204,8 @@ num.io.threads=2
 num.recovery.threads.per.data.dir=1
 background.threads=2
 log.segment.bytes=67108864
-log.retention.check.interval.ms=300000
+# Retention runs every second, so that tests can make records expire (ingest's truncation tests).
+log.retention.check.interval.ms=1000
 EOF
 	if ((MAJOR >= 4)); then
 		cat >"$RUN/log4j2.properties" <<'EOF'
@@ -396,6 +398,22 @@ cmd_stop() {
 	rm -f "$RUN/pid"
 }
 
+# cmd_kill kills the broker's JVM with SIGKILL, as a crash or the OOM killer
+# would: no controlled shutdown, no flushed segments. The data stays, and
+# cmd_start brings the same cluster back (recovering its logs).
+cmd_kill() {
+	local pid i
+	pid=$(running_pid) || die "no Kafka running on port $PORT"
+	log "killing Kafka $(cat "$RUN/version" 2>/dev/null || true) on port $PORT (pid $pid) with SIGKILL, keeping its data"
+	kill -KILL "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	! kill -0 "$pid" 2>/dev/null || die "pid $pid survived SIGKILL"
+	rm -f "$RUN/pid"
+}
+
 cmd_start() {
 	if running_pid >/dev/null; then
 		log "Kafka already running on 127.0.0.1:$PORT"
@@ -463,6 +481,7 @@ main() {
 		up) cmd_up ;;
 		down) cmd_down ;;
 		stop) cmd_stop ;;
+		kill) cmd_kill ;;
 		start) cmd_start ;;
 		status) cmd_status ;;
 		logs) cmd_logs "$@" ;;
