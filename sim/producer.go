@@ -420,10 +420,16 @@ func (p *Producer) flush(ctx context.Context, b *batch, st *Stats) error {
 		st.LastError = cause
 		p.log.Warn("kafka write failed; retrying", "topic", p.w.Topic, "records", len(msgs),
 			"backoff", backoff, "err", cause)
-		if !b.retryUntil.IsZero() && time.Now().Add(backoff).After(b.retryUntil) {
-			return errRetriesOver
+		wait := backoff
+		if !b.retryUntil.IsZero() {
+			// The last attempt is at retryUntil, not a backoff after it.
+			left := time.Until(b.retryUntil)
+			if left <= 0 {
+				return errRetriesOver
+			}
+			wait = min(wait, left)
 		}
-		if err := sleep(ctx, backoff); err != nil {
+		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
 		backoff = min(2*backoff, maxBackoff)

@@ -98,7 +98,9 @@ func TestProduceKafkaCreatesTopic(t *testing.T) {
 			topic := kafkaTopicName(t)
 			for i, want := range []string{"created the topic", "topic exists"} {
 				var stdout, stderr bytes.Buffer
-				args := append([]string{"--topic", topic, "--symbols", "5", "--rate", "100", "--duration", "1s"}, tt.args...)
+				// --duration counts the connection too: on a loaded machine
+				// a TLS handshake with the broker has taken over a second.
+				args := append([]string{"--topic", topic, "--symbols", "5", "--rate", "100", "--duration", "3s"}, tt.args...)
 				if err := runProduce(t.Context(), args, &stdout, &stderr); err != nil {
 					t.Fatalf("run %d: %v; stderr:\n%s", i+1, err, &stderr)
 				}
@@ -138,5 +140,40 @@ func TestProduceKafkaRefused(t *testing.T) {
 	}
 	if elapsed > 10*time.Second {
 		t.Errorf("refusal took %v, want at once", elapsed)
+	}
+}
+
+// TestProduceKafkaOutage stops the broker while produce writes, and keeps it
+// down past --duration: produce retries until the end, not past it, and
+// exits 0 having written what it could before the outage.
+func TestProduceKafkaOutage(t *testing.T) {
+	topic := kafkaTopicName(t)
+	done := make(chan int, 1)
+	var stdout, stderr syncBuffer
+	start := time.Now()
+	go func() {
+		done <- run(t.Context(), []string{"produce", "--brokers", strings.Join(kafkatest.Brokers(t), ","), "--topic", topic,
+			"--symbols", "5", "--rate", "100", "--duration", "8s"}, &stdout, &stderr)
+	}()
+	for !strings.Contains(stderr.String(), "simulating") {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("produce did not start writing; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	kafkatest.StopBroker(t)
+	stopped := time.Since(start)
+	code := <-done
+	elapsed := time.Since(start)
+	t.Logf("Kafka %s stopped at %v; produce of 8s ended after %v: %s", kafkatest.Version(), stopped, elapsed, stdout.String())
+	if code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "kafka write failed; retrying") {
+		t.Errorf("no retry during the outage; stderr:\n%s", stderr.String())
+	}
+	if elapsed > 8*time.Second+kafkaDialTimeout || elapsed < 8*time.Second {
+		t.Errorf("produce of 8s took %v with the broker down, want 8s: retries until the end, none past it", elapsed)
 	}
 }

@@ -25,7 +25,7 @@ func TestOperatorPathKafka(t *testing.T) {
 	kafkaArgs := []string{"--brokers", strings.Join(kafkatest.SASLBrokers(t), ","), "--topic", topic,
 		"--sasl-mechanism", "SCRAM-SHA-256", "--sasl-user", user, "--sasl-password", pass}
 	var out, errOut bytes.Buffer
-	if err := runProduce(t.Context(), append([]string{"--symbols", "7", "--rate", "50", "--duration", "1s"}, kafkaArgs...), &out, &errOut); err != nil {
+	if err := runProduce(t.Context(), append([]string{"--symbols", "7", "--rate", "50", "--duration", "3s"}, kafkaArgs...), &out, &errOut); err != nil {
 		t.Fatalf("produce: %v; stderr:\n%s", err, &errOut)
 	}
 
