@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -136,6 +137,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Transport != nil {
 		defer cfg.Transport.CloseIdleConnections()
 	}
+	tty := isTerminal(stderr)
+	if _, ok := stderr.(*os.File); !ok {
+		// The child server's output is copied into stderr by a goroutine
+		// of os/exec unless stderr is a file: serialize it with the
+		// progress lines and the log.
+		stderr = &lockedWriter{w: stderr}
+	}
 	logger, err := newLogger(stderr, "text", o.logLevel)
 	if err != nil {
 		return badUsage(err)
@@ -173,7 +181,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer pprof.StopCPUProfile()
 	}
 
-	tty := isTerminal(stderr)
 	var n int
 	cfg.Progress = func(p bench.Progress) {
 		line := bench.ProgressLine(p)
@@ -246,6 +253,18 @@ func (o *benchOptions) apply(cfg *bench.Config, given map[string]bool) error {
 		return fmt.Errorf("--partitions %d: want 1 to 1024", o.partition)
 	}
 	return nil
+}
+
+// lockedWriter is a writer safe for concurrent use.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // writeFile writes a file through fn, reporting the first error.
