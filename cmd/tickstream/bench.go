@@ -36,7 +36,8 @@ state equals the server's; a violation fails the run (exit status 1).
 --embedded starts an embedded broker in this process and a server in a child
 process (this binary's serve command), so that the server's CPU and memory are
 its own. Otherwise --url names a running server and --brokers the Kafka it
-consumes; without --brokers the run only measures the server's own feed.
+consumes (with serve's --tls-* and --sasl-* flags for a secured one); without
+--brokers the run only measures the server's own feed.
 
 Scenarios (flags given on the command line override them):
   dashboard  2000 connections, 20 symbols each, maxHz 4
