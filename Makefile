@@ -18,7 +18,7 @@ KAFKA_GO_PKGS ?= ./internal/kafkatest/ ./ingest/ ./server/ ./cmd/tickstream/
 include testenv/kafka/kafka.mk
 -include web/web.mk
 
-.PHONY: build run test test-go deps fuzz fuzz-short bench gobench vet clean image test-image podman
+.PHONY: build run test test-go deps fuzz fuzz-short bench gobench vet clean image test-image podman test-production
 
 deps:
 	@echo "make: fetching the Go modules (quiet; the first time takes a while)"
@@ -42,7 +42,7 @@ vet:
 # The whole suite: Go unit and end-to-end tests (embedded broker), the
 # integration tests against real Apache Kafka, and the web SDK and dashboard
 # tests (vitest, headless Chromium).
-test: vet test-go fuzz-short test-kafka test-web test-image
+test: vet test-go fuzz-short test-kafka test-web test-production test-image
 	@echo "make test: all suites passed"
 
 test-go: deps
@@ -94,6 +94,17 @@ bench: build
 	done; \
 	echo "make bench: results in $(BENCH_OUT)"; \
 	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed"; exit 1; fi
+
+# The README's "Production in ten minutes", every command as written, against
+# real Apache Kafka (the newest default version, on ports of its own) with
+# the dashboard in headless Chromium: web/test/production/.
+PROD_KAFKA_ENV = KAFKA_PORT=9192 KAFKA_SASL_PORT=9194 KAFKA_SSL_PORT=9195
+test-production: web chromium deps
+	@$(GOBUILD)
+	@trap '$(PROD_KAFKA_ENV) $(KAFKA_SH) down >/dev/null 2>&1 || true' EXIT; \
+	$(PROD_KAFKA_ENV) $(KAFKA_SH) up $(lastword $(KAFKA_VERSIONS)) && \
+	cd web && TICKSTREAM_BIN=$(abspath $(BIN)) TICKSTREAM_KAFKA_BROKERS=127.0.0.1:9192 CHROMIUM_PATH=$(CHROMIUM) \
+		$(NPM) exec -- vitest run --config vitest.production.config.ts
 
 # The container image of the Dockerfile (deploy/kubernetes runs it), with
 # docker or podman, whichever is installed; the dashboard is built first so
