@@ -5,6 +5,12 @@
  * the node closes the connection with 4001 (no token, a bad one, or one that expired). It is
  * kept for this tab only (sessionStorage): closing the tab signs out.
  *
+ * With `?tokenUrl=` (an http(s) address, kept in the address bar: it is no secret), the
+ * token comes from that endpoint instead, fetched with the browser's cookies before every
+ * connection and again before the token expires, so that a page left open renews its token
+ * without reconnecting. The endpoint answers the token as text, or JSON with `token` or
+ * `access_token`, and must allow the dashboard's origin (CORS with credentials).
+ *
  * A node without authentication never asks: the dashboard connects without a token and the
  * panel never shows.
  */
@@ -24,6 +30,9 @@ export class TokenStore {
   private waiting: Array<(token: string) => void> = [];
   private listeners: Array<() => void> = [];
 
+  /** Where fresh tokens come from (?tokenUrl=), if anywhere. */
+  private readonly source: URL | undefined;
+
   constructor(private readonly view: SignInView) {
     this.current = read();
     const params = new URLSearchParams(location.search);
@@ -34,6 +43,12 @@ export class TokenStore {
       history.replaceState(history.state, "", location.pathname + (q ? `?${q}` : "") + location.hash);
       if (fromUrl.trim() !== "") this.save(fromUrl.trim());
     }
+    this.source = tokenSource(params.get("tokenUrl"));
+  }
+
+  /** True when tokens come from a ?tokenUrl= endpoint, and so can be renewed. */
+  get renewable(): boolean {
+    return this.source !== undefined;
   }
 
   /** True while the dashboard waits for the user to sign in. */
@@ -51,8 +66,24 @@ export class TokenStore {
    * after a refusal a promise that the sign-in panel settles.
    */
   token(): string | Promise<string> {
-    if (!this.needed) return this.current;
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (this.needed) return new Promise((resolve) => this.waiting.push(resolve));
+    if (this.source) return this.fetchToken(this.source);
+    return this.current;
+  }
+
+  private async fetchToken(source: URL): Promise<string> {
+    const res = await fetch(source, { credentials: "include", headers: { Accept: "application/json, text/plain" } });
+    if (!res.ok) throw new Error(`token endpoint ${source.origin}${source.pathname}: HTTP ${res.status}`);
+    const text = (await res.text()).trim();
+    let token = text;
+    if (text.startsWith("{")) {
+      const body = JSON.parse(text) as { token?: unknown; access_token?: unknown };
+      token = String(body.token ?? body.access_token ?? "");
+    }
+    if (token === "") throw new Error(`token endpoint ${source.origin}${source.pathname} gave no token`);
+    this.save(token);
+    this.notify();
+    return token;
   }
 
   /** Headers for the REST API. */
@@ -100,6 +131,17 @@ export class TokenStore {
     } catch {
       /* storage disabled: the token lives as long as the page */
     }
+  }
+}
+
+/** The ?tokenUrl= endpoint, resolved against the page; only http(s) is taken. */
+function tokenSource(raw: string | null): URL | undefined {
+  if (!raw) return undefined;
+  try {
+    const u = new URL(raw, location.href);
+    return u.protocol === "http:" || u.protocol === "https:" ? u : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * Symbol input with autocomplete from /api/v1/symbols?prefix=..&limit=20
- * (ARIA combobox: ↑/↓ to pick, Enter to add, Escape to close).
+ * Symbol input with autocomplete from /api/v1/symbols?prefix=..&limit=20&order=active, the
+ * most active symbols first (ARIA combobox: ↑/↓ to pick, Enter to add, Escape to close).
  */
 import { split } from "./watchlist.js";
 
@@ -8,10 +8,13 @@ export interface SymbolSearch {
   (prefix: string, limit: number, signal: AbortSignal): Promise<string[]>;
 }
 
-/** A search of the server's symbols, with the headers (the credential) of each request. */
+/**
+ * A search of the server's symbols, the most active first (the symbols the node has applied
+ * the most updates to), with the headers (the credential) of each request.
+ */
 export function symbolSearch(headers: () => Record<string, string> = () => ({})): SymbolSearch {
   return async (prefix, limit, signal) => {
-    const q = new URLSearchParams({ prefix, limit: String(limit) });
+    const q = new URLSearchParams({ prefix, limit: String(limit), order: "active" });
     const res = await fetch(`/api/v1/symbols?${q}`, { signal, headers: { Accept: "application/json", ...headers() } });
     if (res.status === 401) throw new Error("sign in to search symbols");
     if (!res.ok) throw new Error(`symbol search: HTTP ${res.status}`);

@@ -57,8 +57,9 @@ const search = symbolSearch(() => auth.headers());
 const client: TickstreamClient = connect("/ws", {
   // Called before every connection attempt: after a 4001 it waits for the panel.
   getToken: () => auth.token(),
-  // A pasted token cannot be renewed: its expiry closes with 4001 and brings the panel.
-  renewToken: false,
+  // A pasted token cannot be renewed: its expiry closes with 4001 and brings the panel. One
+  // from ?tokenUrl= is fetched again before it expires and renewed on the same connection.
+  renewToken: auth.renewable,
   maxHz,
   pingIntervalMs: 5000,
   visibility: { mode: "throttle", hiddenMaxHz: 1 },
@@ -145,7 +146,7 @@ $("#clear").addEventListener("click", () => {
 });
 for (const btn of document.querySelectorAll<HTMLButtonElement>("[data-sample]")) {
   btn.addEventListener("click", async () => {
-    const n = Number(btn.dataset.sample);
+    const n = Number(btn.dataset.sample); // the n most active symbols
     try {
       const ac = new AbortController();
       watchlist.add(await search("", n, ac.signal));
@@ -288,4 +289,29 @@ setInterval(() => {
 // ----- start ----------------------------------------------------------------------------
 
 renderStatus({ status: client.status, feed: "live", detail: "", silent: false, attempt: 0 });
-watchlist.load([]);
+
+// A first visit (no ?symbols=, no list kept in this browser) opens on the most active
+// symbols, so that the first screen moves. On a node that wants a token first, the list is
+// loaded once the user has signed in.
+const DEFAULT_SYMBOLS = 20;
+async function loadDefaultWatchlist(): Promise<boolean> {
+  try {
+    watchlist.load(await search("", DEFAULT_SYMBOLS, AbortSignal.timeout(10_000)));
+    return true;
+  } catch {
+    return false;
+  }
+}
+if (Watchlist.stored()) watchlist.load([]);
+else {
+  void loadDefaultWatchlist().then((ok) => {
+    if (ok) return;
+    updateEmptyState(0);
+    let tried = false;
+    auth.onChange(() => {
+      if (tried || !auth.signedIn || watchlist.symbols.length > 0) return;
+      tried = true;
+      void loadDefaultWatchlist();
+    });
+  });
+}

@@ -20,6 +20,16 @@ export class Watchlist {
     this.listeners.push(fn);
   }
 
+  /** True when the URL names `symbols` (even empty) or this browser kept a list. */
+  static stored(): boolean {
+    if (new URLSearchParams(location.search).has("symbols")) return true;
+    try {
+      return localStorage.getItem(STORAGE_KEY) !== null;
+    } catch {
+      return false;
+    }
+  }
+
   /** Loads from the URL when it names `symbols` (even empty), else from localStorage. */
   load(defaults: string[] = []): void {
     const params = new URLSearchParams(location.search);

@@ -11,6 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
@@ -129,11 +130,59 @@ describe.skipIf(!READY && !IS_CI)("README: production in ten minutes", () => {
     });
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     page.setDefaultTimeout(30_000);
+    const state = () => page.getByTestId("conn-status").getAttribute("data-state");
+    const rows = () => page.locator(".qbody .qrow").evaluateAll((trs) => trs.map((t) => (t as HTMLElement).dataset.symbol));
+    const note = (s: string) => page.locator(`.qrow[data-symbol="${s}"] .sym-note`).textContent();
+    const price = (s: string) => page.locator(`.qrow[data-symbol="${s}"] [data-field="last"]`).textContent();
     await page.goto(dashboardURL);
-    await expect.poll(() => page.getByTestId("conn-status").getAttribute("data-state"), { timeout: 30_000, interval: 200 }).toBe("live");
+    await expect.poll(state, { timeout: 30_000, interval: 200 }).toBe("live");
     // The token does not stay in the address bar.
     expect(page.url()).not.toContain(token);
+    // A first visit opens on the most active symbols the token grants, with moving prices.
+    const granted = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL"];
+    const active = (await (await fetch(`${base}/api/v1/symbols?order=active&token=${token}`)).json()) as { symbols: string[] };
+    expect([...active.symbols].sort()).toEqual([...granted].sort());
+    await expect.poll(async () => [...(await rows())].sort(), { timeout: 30_000 }).toEqual([...granted].sort());
+    for (const s of granted) await expect.poll(async () => (await price(s))?.trim(), { timeout: 30_000 }).toMatch(/\d/);
+    // A symbol outside the token says so on its row.
+    await page.getByTestId("symbol-input").fill("TSLA");
+    await page.locator("#add-form button[type=submit]").click();
+    await expect.poll(() => note("TSLA"), { timeout: 30_000 }).toBe("not entitled");
+    await sleep(1200); // the header's rates fill in
     await page.screenshot({ path: join(RESULTS_DIR, "production-dashboard.png") });
+    await page.close();
+
+    // A page left open: with ?tokenUrl= the dashboard fetches short-lived tokens from the
+    // operator's endpoint and renews each before it expires, on the same connection.
+    let minted = 0;
+    const tokens = createServer((req, res) => {
+      const r = spawnSync("bash", ["-c", shell(`${bin} token --syms 'AAPL,MSFT' --ttl 4s`)], { cwd: dir, encoding: "utf8" });
+      minted++;
+      res.writeHead(r.status === 0 ? 200 : 500, {
+        "Content-Type": "text/plain",
+        "Access-Control-Allow-Origin": req.headers.origin ?? "*",
+        "Access-Control-Allow-Credentials": "true",
+      });
+      res.end(r.status === 0 ? r.stdout : r.stderr);
+    });
+    await new Promise<void>((ok) => tokens.listen(0, "127.0.0.1", ok));
+    try {
+      const tokenURL = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
+      const open = await ctx.newPage();
+      await open.goto(`${base}/?symbols=AAPL&tokenUrl=${encodeURIComponent(tokenURL)}`);
+      await expect.poll(() => open.getByTestId("conn-status").getAttribute("data-state"), { timeout: 30_000 }).toBe("live");
+      const seq = () => open.evaluate(() => (globalThis as { tickstream?: { state(s: string): { seq: number } | undefined } }).tickstream?.state("AAPL")?.seq ?? -1);
+      const before = await seq();
+      await sleep(10_000); // two and a half token lifetimes
+      const stats = await open.evaluate(() => (globalThis as { tickstream?: { stats: { connections: number } } }).tickstream?.stats.connections);
+      log(`tokenUrl: ${minted} tokens minted, ${stats} connection(s), AAPL seq ${before} -> ${await seq()}`);
+      expect(minted).toBeGreaterThanOrEqual(3);
+      expect(stats).toBe(1);
+      expect(await open.getByTestId("conn-status").getAttribute("data-state")).toBe("live");
+      expect(await seq()).toBeGreaterThan(before);
+    } finally {
+      tokens.close();
+    }
   });
 });
 
