@@ -99,6 +99,59 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkPublishBesideStuck measures Hub.Publish of one change to 2
+// reading subscribers of a symbol beside n clients whose socket takes
+// nothing (a write that never returns), as clients that stopped reading
+// are once their socket buffer is full. A stuck client's subscriptions are
+// parked off the publish path after SoftLag, so the time per change should
+// not grow with n.
+func BenchmarkPublishBesideStuck(b *testing.B) {
+	for _, n := range []int{0, 400} {
+		b.Run(fmt.Sprintf("stuck=%d", n), func(b *testing.B) {
+			store := snapshot.New()
+			hub := NewHub(store, Config{Heartbeat: 40 * time.Millisecond, SoftLag: 10 * time.Millisecond, SlowGrace: time.Hour})
+			defer hub.Close(CloseGoingAway, "")
+			u := &codec.Update{Sym: []byte("AAPL")}
+			u.Set(codec.FieldTS, 1)
+			u.Set(codec.FieldBid, 100)
+			store.Apply(u)
+			opts := codec.DefaultSubOptions()
+			for range 2 {
+				hub.Register(&discardConn{}, ClientOptions{Format: codec.Binary}).Subscribe(1, []string{"AAPL"}, opts)
+			}
+			var stuck []*stuckConn
+			for range n {
+				sc := newStuckConn()
+				stuck = append(stuck, sc)
+				hub.Register(sc, ClientOptions{Format: codec.Binary}).Subscribe(1, []string{"AAPL"}, opts)
+			}
+			defer func() {
+				for _, sc := range stuck {
+					sc.Close(CloseGoingAway, "")
+				}
+			}()
+			chain := newChangeChain(store.Lookup([]byte("AAPL")))
+			// Feed the stuck clients until their writes count as stuck.
+			chain.refill(1000)
+			for range 1000 {
+				hub.Publish(chain.change())
+				time.Sleep(100 * time.Microsecond)
+			}
+			const chunk = 1 << 14
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if i%chunk == 0 {
+					b.StopTimer()
+					chain.refill(chunk)
+					b.StartTimer()
+				}
+				hub.Publish(chain.change())
+			}
+		})
+	}
+}
+
 // BenchmarkDeliver runs the simulator's realistic stream through the store
 // and the engine to clients that each subscribe to syms of the market's
 // symbols, and reports delivered messages per second and the wire bytes of
