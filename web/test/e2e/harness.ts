@@ -5,6 +5,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+import type { WebSocketCtor } from "../../src/sdk/index.js";
 
 export const WEB_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const REPO_DIR = resolve(WEB_DIR, "..");
@@ -133,3 +135,17 @@ export class Server {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `ws`'s WebSocket, subclassed to push every socket it opens onto `sockets`: a test sees each
+ * connection (reconnects, subprotocol). The cast: the subclass's handlers take ws's own event
+ * types, not the SDK's `unknown`.
+ */
+export function trackedWebSocket(sockets: WebSocket[]): WebSocketCtor {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      sockets.push(this);
+    }
+  } as unknown as WebSocketCtor;
+}

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { REPO_DIR, Server, freePort, log, sleep } from "./harness.js";
+import { REPO_DIR, Server, freePort, log, sleep, trackedWebSocket } from "./harness.js";
 
 const SIM_FOR_MS = 3000;
 
@@ -40,13 +40,7 @@ it.skipIf(process.env.TICKSTREAM_MOCK === "1")("the PROTOCOL.md quickstart rebui
     error: (...a: unknown[]) => errors.push(a),
   };
   const sockets: WebSocket[] = [];
-  const Tracked = class extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols);
-      sockets.push(this);
-    }
-  };
-  new Function("WebSocket", "console", code)(Tracked, console);
+  new Function("WebSocket", "console", code)(trackedWebSocket(sockets), console);
   try {
     await sleep(SIM_FOR_MS + 1500); // the feed stops, and its last updates arrive
     const snap = await server.get<{ snapshots: Record<string, { seq: number; state: Record<string, number> }> }>(

@@ -7,8 +7,8 @@
 import { createHmac } from "node:crypto";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type TickstreamClient, type WebSocketCtor } from "../../src/sdk/index.js";
-import { Server, freePort, log, sleep } from "./harness.js";
+import { connect, type TickstreamClient } from "../../src/sdk/index.js";
+import { Server, freePort, log, sleep, trackedWebSocket } from "./harness.js";
 
 const SECRET = "e2e-secret-of-at-least-32-bytes!!";
 
@@ -33,15 +33,9 @@ describe.skipIf(process.env.TICKSTREAM_MOCK === "1")("token renewal against a re
   for (const format of ["msgpack", "json"] as const) {
     it(`renews a 3 s token in-band and keeps streaming on one socket (${format})`, async () => {
       const sockets: WebSocket[] = [];
-      const Tracked = class extends WebSocket {
-        constructor(url: string, protocols?: string | string[]) {
-          super(url, protocols);
-          sockets.push(this);
-        }
-      } as unknown as WebSocketCtor;
       let calls = 0;
       const client: TickstreamClient = connect(`ws://127.0.0.1:${server.port}/ws`, {
-        WebSocket: Tracked,
+        WebSocket: trackedWebSocket(sockets),
         visibility: false,
         format,
         getToken: () => (++calls === 1 ? mint(["AAPL", "MSFT"], 3) : mint(["AAPL"], 3600)),

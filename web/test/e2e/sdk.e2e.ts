@@ -18,9 +18,8 @@ import {
   type TickstreamClient,
   type UpdateEvent,
   type VisibilitySource,
-  type WebSocketCtor,
 } from "../../src/sdk/index.js";
-import { Server, freePort, log, sleep } from "./harness.js";
+import { Server, freePort, log, sleep, trackedWebSocket } from "./harness.js";
 
 const SIM_FOR_MS = 4000;
 // 20 symbols at 400 updates/s: the busiest (AAPL) gets about 100 a second, the quietest a few.
@@ -44,15 +43,7 @@ const probes: Probe[] = [];
 /** Connects a client that records what it emits; afterEach closes it. */
 function probe(server: Server, opts: ClientOptions = {}): Probe {
   const sockets: WebSocket[] = [];
-  // A subclass rather than `ws` itself, to see every socket (reconnects, subprotocol). The
-  // cast: the subclass's handlers take ws's own event types, not the SDK's `unknown`.
-  const Tracked = class extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols);
-      sockets.push(this);
-    }
-  } as unknown as WebSocketCtor;
-  const client = connect(`ws://127.0.0.1:${server.port}/ws`, { WebSocket: Tracked, visibility: false, ...opts });
+  const client = connect(`ws://127.0.0.1:${server.port}/ws`, { WebSocket: trackedWebSocket(sockets), visibility: false, ...opts });
   const p: Probe = { client, sockets, statuses: [], errors: [], updates: [] };
   client.on("status", (s) => p.statuses.push(s));
   client.on("error", (e) => p.errors.push(e));
