@@ -1,6 +1,8 @@
 package fanout
 
 import (
+	"container/list"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -63,18 +65,20 @@ type Client struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[string]*subscription
-	// reservedSubs counts the subscriptions that hold a reservation of a
-	// name without data (subscription.reserved).
-	reservedSubs int
-	buf          []byte // messages waiting for the writer
-	bufMsgs      int    // how many messages buf holds
-	frameStart   int    // where the frame being filled begins in buf
-	cuts         []int  // frame boundaries in buf
-	spare        []byte
-	spareCuts    []int
-	scratch      []byte
-	inflight     int // bytes handed to the transport and not yet written
-	wstate       writerState
+	// held are the names without data the client holds in the store, at
+	// most Config.MaxReserved; idle lists those no subscription uses,
+	// oldest first, to forget first.
+	held       map[string]*heldName
+	idle       list.List
+	buf        []byte // messages waiting for the writer
+	bufMsgs    int    // how many messages buf holds
+	frameStart int    // where the frame being filled begins in buf
+	cuts       []int  // frame boundaries in buf
+	spare      []byte
+	spareCuts  []int
+	scratch    []byte
+	inflight   int // bytes handed to the transport and not yet written
+	wstate     writerState
 	// kick wakes a parked writer: true for more to write, false to end.
 	kick       chan bool
 	lastWrite  int64 // hub clock (unix ns) when the last write ended
@@ -114,6 +118,7 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		admit:     opts.Admit,
 		authn:     opts.Authenticate,
 		subs:      map[string]*subscription{},
+		held:      map[string]*heldName{},
 		lastWrite: h.clock.Load(),
 	}
 	c.writer = c.writeLoop
@@ -175,14 +180,14 @@ func (c *Client) close(code int, reason string) {
 		c.timer.Stop()
 	}
 	subs := make([]*subscription, 0, len(c.subs))
-	var release []*snapshot.Symbol
+	release := make([]*snapshot.Symbol, 0, len(c.held))
+	for _, h := range c.held {
+		release = append(release, h.sym)
+	}
 	dropped := c.bufMsgs + len(c.dirty)
 	for _, s := range c.subs {
 		s.removed = true
 		subs = append(subs, s)
-		if s.reserved {
-			release = append(release, s.sym)
-		}
 		if s.parked && !s.dirty && s.sym.Load().Seq > s.sent.Seq {
 			dropped++ // the DELTA it was owed when its client got stuck
 		}
@@ -193,6 +198,7 @@ func (c *Client) close(code int, reason string) {
 		c.hub.stats.dropped.Add(uint64(dropped))
 	}
 	c.subs = nil
+	c.held = nil
 	c.dirty = nil
 	c.buf, c.bufMsgs = nil, 0
 	c.mu.Unlock()
@@ -200,6 +206,8 @@ func (c *Client) close(code int, reason string) {
 	for _, s := range subs {
 		s.topic.remove(s)
 	}
+	// After the topics: a released name may be forgotten and its sid
+	// given to another, whose topic must not hold these subscriptions.
 	for _, sym := range release {
 		c.hub.store.Release(sym)
 	}
@@ -286,14 +294,11 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		{code: 413}, // its message says which of the two limits was hit
 		{code: 503, msg: "symbol table full"},
 	}
-	var overSubs, overReserved bool
+	var overSubs, overReserved, swept bool
 	seen := make(map[string]struct{}, len(names))
 	type pick struct {
 		sym *snapshot.Symbol
 		sub *subscription // nil for a new subscription
-		// reserved: sym is a reservation this SUB took, to be released
-		// if the subscription is not made after all.
-		reserved bool
 	}
 	picks := make([]pick, 0, len(names))
 
@@ -302,9 +307,7 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		c.mu.Unlock()
 		return
 	}
-	// reservedHeld is what the client held when the SUB began, taken
-	// reserves what this SUB added.
-	count, reservedHeld, taken := len(c.subs), c.reservedSubs, 0
+	count := len(c.subs)
 	c.mu.Unlock()
 	for _, n := range names {
 		if !codec.ValidSymbol(n) {
@@ -334,29 +337,28 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		// A name the feed has not sent is reserved, apart from the feed's
 		// symbols and bounded per client and in all: subscriptions never
 		// create feed state.
-		sym, reserved := c.hub.store.Lookup(n), false
+		sym := c.hub.store.Lookup(n)
 		if sym == nil {
-			if reservedHeld+taken >= cfg.MaxReserved {
-				c.mu.Lock()
-				reservedHeld = c.recountReserved()
+			var err error
+			c.mu.Lock()
+			if c.closed {
 				c.mu.Unlock()
+				return
 			}
-			if reservedHeld+taken >= cfg.MaxReserved {
+			sym, err = c.holdLocked(n, &swept)
+			c.mu.Unlock()
+			switch {
+			case errors.Is(err, errHeldFull):
 				rejected[2].syms = append(rejected[2].syms, string(n))
 				overReserved = true
 				continue
-			}
-			var err error
-			if sym, reserved, err = c.hub.store.Reserve(n); err != nil {
+			case err != nil:
 				rejected[3].syms = append(rejected[3].syms, string(n))
 				continue
 			}
-			if reserved {
-				taken++
-			}
 		}
 		count++
-		picks = append(picks, pick{sym: sym, reserved: reserved})
+		picks = append(picks, pick{sym: sym})
 	}
 
 	switch {
@@ -384,20 +386,13 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		c.mu.Lock()
 		old := c.subs[p.sym.Name]
 		if c.closed || old != nil {
-			// The client closed, or a concurrent SUB of the same symbol
-			// won the race.
+			// The client closed (and released what it held), or a
+			// concurrent SUB of the same symbol won the race.
 			s.removed = true
 			c.mu.Unlock()
 			s.topic.remove(s)
-			if p.reserved {
-				c.hub.store.Release(p.sym)
-			}
 			p.sub = old
 			continue
-		}
-		s.reserved = p.reserved
-		if s.reserved {
-			c.reservedSubs++
 		}
 		c.subs[p.sym.Name] = s
 		c.mu.Unlock()
@@ -441,20 +436,6 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		}
 	}
 	c.wake()
-}
-
-// recountReserved stops counting, as names without data, the reserved
-// subscriptions whose symbol the feed has sent data for since, and returns
-// the count. c.mu is held.
-func (c *Client) recountReserved() int {
-	for _, s := range c.subs {
-		if s.reserved && s.sym.Load().Seq > 0 {
-			// The feed took the symbol over: there is nothing to release.
-			s.reserved = false
-			c.reservedSubs--
-		}
-	}
-	return c.reservedSubs
 }
 
 // snapshotLocked brings s up to the symbol's current state: with send, a
@@ -504,7 +485,6 @@ func (c *Client) queueSnapshot(s *subscription, now time.Time) {
 // client bug does not pass for a successful UNSUB.
 func (c *Client) unsubscribe(id uint64, names [][]byte) {
 	var gone []*subscription
-	var release []*snapshot.Symbol
 	var invalid []string
 	c.mu.Lock()
 	for _, n := range names {
@@ -516,10 +496,7 @@ func (c *Client) unsubscribe(id uint64, names [][]byte) {
 			s.removed = true
 			s.pending = nil
 			delete(c.subs, s.sym.Name)
-			if s.reserved {
-				c.reservedSubs--
-				release = append(release, s.sym)
-			}
+			c.idleLocked(s.sym.Name)
 			gone = append(gone, s)
 		}
 	}
@@ -530,11 +507,6 @@ func (c *Client) unsubscribe(id uint64, names [][]byte) {
 	c.mu.Unlock()
 	for _, s := range gone {
 		s.topic.remove(s)
-	}
-	// After the topics: a released name may be forgotten and its sid
-	// given to another, whose topic must not hold these subscriptions.
-	for _, sym := range release {
-		c.hub.store.Release(sym)
 	}
 	c.hub.stats.subs.Add(-int64(len(gone)))
 }

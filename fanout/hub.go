@@ -46,8 +46,10 @@ type Config struct {
 	// (default 5000); the excess of a SUB is refused with 413.
 	MaxSubscriptions int
 	// MaxReserved bounds the symbols without data (names the feed has not
-	// sent yet) one client may hold subscribed (default 1000); the excess
-	// of a SUB is refused with 413. The store bounds them in all
+	// sent yet) one client may hold (default 1000): those it subscribes,
+	// and those it unsubscribed, kept so that a re-SUB gets the same sid
+	// and forgotten oldest first when room is needed. A SUB past it is
+	// refused with 413. The store bounds them in all
 	// (snapshot.WithMaxReserved; 503 past it).
 	MaxReserved int
 	// MaxFrameSize is the size past which buffered messages are split into
@@ -128,8 +130,8 @@ type Hub struct {
 	store *snapshot.Store
 
 	// topics holds the subscriber list of each symbol id. Ids are bounded
-	// by the store (the feed's symbols and the reserved names held or
-	// kept, whose ids are reused), so the table is too; a slot is set
+	// by the store (the feed's symbols and the reserved names held, whose
+	// ids are reused once released), so the table is too; a slot is set
 	// once, and the table is only copied when it grows.
 	topicMu sync.Mutex // serializes topic creation
 	topics  atomic.Pointer[[]atomic.Pointer[topic]]

@@ -124,16 +124,22 @@ func TestChurnLeavesTheStoreAlone(t *testing.T) {
 	if n := len(*hub.topics.Load()); n != topics {
 		t.Errorf("churn of 20 000 names grew the topic table from %d to %d entries", topics, n)
 	}
+	// The churner remembers its last 1000 names (its --max-reserved-per-conn)
+	// so that a re-SUB would get the same sid; its close releases them.
+	if n := store.Reserved(); n != 1000 {
+		t.Errorf("%d names reserved after the churn, want the churner's last 1000", n)
+	}
+	churner.Close(CloseNormal, "")
 	if n := store.Reserved(); n != 0 {
-		t.Errorf("%d names still reserved after their UNSUB", n)
+		t.Errorf("%d names still reserved after the churner closed", n)
 	}
 	t.Logf("after churn: %d symbols, topic table of %d entries", store.Len(), topics)
 }
 
 // TestReservedNames checks the bounds of names without data and their
-// life: 413 past the connection's bound, 503 past the store's, released
-// at UNSUB and at close, the same sid on a re-SUB, and room again once
-// the feed sends data for them.
+// life: 413 past the connection's bound, 503 past the store's, remembered
+// after UNSUB so that a re-SUB gets the same sid, released at close, and
+// room again once the feed sends data for them.
 func TestReservedNames(t *testing.T) {
 	store, hub := newBoundedHub(t, Config{MaxReserved: 3}, snapshot.WithMaxReserved(4))
 	store.Apply(quote("FEED", 1))
@@ -162,12 +168,9 @@ func TestReservedNames(t *testing.T) {
 		t.Fatalf("%d names reserved, want 4", n)
 	}
 
-	// UNSUB releases, and a re-SUB gets the same sid back.
+	// A re-SUB after an UNSUB gets the same sid back.
 	sid := ackedSIDs(a)["A2"]
 	ac.HandleFrame(codec.Binary.AppendUnsub(nil, 2, []string{"A2"}))
-	if n := store.Reserved(); n != 3 {
-		t.Fatalf("%d names reserved after UNSUB A2, want 3", n)
-	}
 	ac.HandleFrame(codec.Binary.AppendSub(nil, 3, []string{"A2"}, nil))
 	waitFor(t, "the re-SUB's ACK", func() bool {
 		a.mu.Lock()
@@ -195,5 +198,59 @@ func TestReservedNames(t *testing.T) {
 	bc.Close(CloseNormal, "")
 	if n := store.Reserved(); n != 0 || store.Len() != 2 {
 		t.Errorf("after both closed: %d names reserved, %d feed symbols (want 0, 2)", n, store.Len())
+	}
+}
+
+// TestHeldNamesAreForgottenOldestFirst: past its bound of names without
+// data, a connection forgets the oldest one it unsubscribed, which the
+// store then releases, and keeps the others' sids.
+func TestHeldNamesAreForgottenOldestFirst(t *testing.T) {
+	store, hub := newBoundedHub(t, Config{MaxReserved: 3})
+	fc := newFakeConn(t, codec.Binary)
+	c := hub.Register(fc, ClientOptions{Format: codec.Binary})
+	c.HandleFrame(codec.Binary.AppendSub(nil, 1, []string{"X1", "X2", "X3"}, nil))
+	waitFor(t, "the first ACK", func() bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return fc.acks == 1
+	})
+	first := ackedSIDs(fc)
+	c.HandleFrame(codec.Binary.AppendUnsub(nil, 2, []string{"X2", "X1", "X3"}))
+	c.HandleFrame(codec.Binary.AppendSub(nil, 3, []string{"X4"}, nil))
+	c.HandleFrame(codec.Binary.AppendSub(nil, 4, []string{"X1", "X3"}, nil))
+	waitFor(t, "three ACKs", func() bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return fc.acks == 3
+	})
+	fc.mu.Lock()
+	errs := fc.errors
+	fc.mu.Unlock()
+	if len(errs) != 0 {
+		t.Fatalf("ERRORs %+v", errs)
+	}
+	// X2, the oldest unsubscribed, was forgotten (and released) for X4;
+	// X1 and X3 kept their sids.
+	if n := store.Reserved(); n != 3 {
+		t.Errorf("%d names reserved, want 3 (X1, X3, X4)", n)
+	}
+	now := ackedSIDs(fc)
+	for _, sym := range []string{"X1", "X3"} {
+		if now[sym] != first[sym] {
+			t.Errorf("%s re-subscribed as sid %d, was %d", sym, now[sym], first[sym])
+		}
+	}
+	// X5 finds the connection's three names all subscribed.
+	c.HandleFrame(codec.Binary.AppendSub(nil, 5, []string{"X5"}, nil))
+	waitFor(t, "the ERROR for X5", func() bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return len(fc.errors) == 1
+	})
+	if e := fc.errors[0]; e.Code != 413 || e.Syms[0] != "X5" {
+		t.Errorf("X5: ERROR %d %q %v, want 413", e.Code, e.Text, e.Syms)
+	}
+	if n := store.Reserved(); n != 3 {
+		t.Errorf("%d names reserved, want 3", n)
 	}
 }

@@ -81,8 +81,4 @@ type subscription struct {
 	// (Client.park).
 	parked  bool
 	removed bool
-	// reserved: the subscription holds a reservation of sym, a name the
-	// feed had sent no data for (snapshot.Store.Reserve), to release
-	// when it ends.
-	reserved bool
 }

@@ -60,7 +60,7 @@ func newCollector(s *Server) *collector {
 		lag:                d("ingest_lag_records", "Records behind the end of the log, by partition.", "partition"),
 		lagSecs:            d("ingest_lag_seconds", "Age of the last record read when behind, by partition.", "partition"),
 		symbols:            d("symbols", "Symbols of the feed in the snapshot store."),
-		reserved:           d("reserved_symbols", "Symbols without data yet (never sent by the feed) that clients hold subscribed."),
+		reserved:           d("reserved_symbols", "Symbols without data yet (never sent by the feed) that clients hold: subscribed, or unsubscribed and kept for a re-SUB."),
 		live:               d("feed_live", "1 when the feed is live: ingest reads every partition and is not catching up after an outage or a rebuild."),
 		outages:            d("feed_outages_total", "Times the feed went stale (the brokers stopped answering)."),
 		outageSecs:         d("feed_last_outage_seconds", "How long the last outage lasted, until the brokers answered again; 0 before the first."),

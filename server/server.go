@@ -83,9 +83,9 @@ type Config struct {
 	// room in it.
 	MaxSymbols int
 	// MaxReserved bounds the symbols without data (names the feed has not
-	// sent) that all clients together may hold subscribed (default
-	// 100,000); past it a SUB of a new one is refused with 503. Each client
-	// is bounded too, by Fanout.MaxReserved.
+	// sent) that all clients together may hold (default 100,000); past it
+	// a SUB of a new one is refused with 503. Each client is bounded too,
+	// by Fanout.MaxReserved.
 	MaxReserved int
 	// Limits bounds connections and requests per connection.
 	Limits Limits

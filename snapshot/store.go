@@ -50,7 +50,7 @@ type Symbol struct {
 	// ID is the symbol's numeric id; the protocol uses it as the sid. A
 	// feed symbol keeps its id for the store's life; a reserved one keeps
 	// it when the feed's first record makes it a feed symbol, and gives it
-	// up some time after its last subscriber left (see Store.Release).
+	// up when its last holder releases it (see Store.Release).
 	ID uint32
 	// Name is the symbol itself.
 	Name string
@@ -86,13 +86,6 @@ func (fullError) Reason() string { return "symbol_table_full" }
 // its maximum of reserved names (WithMaxReserved).
 var ErrReservedFull = errors.New("snapshot: too many reserved symbols")
 
-// keptReleased is how many released reserved names (no subscriber left)
-// the store keeps, most recent first, so that a client that unsubscribes
-// a name without data and subscribes it again gets the same sid back, as
-// the protocol promises (docs/PROTOCOL.md §6.2 states this bound). Past it
-// the oldest is forgotten and its id reused.
-const keptReleased = 4096
-
 const shardCount = 64
 
 type shard struct {
@@ -100,20 +93,19 @@ type shard struct {
 	syms atomic.Pointer[map[string]*Symbol] // replaced, never mutated
 }
 
-// reservation is a name subscribed before the feed sent data for it.
+// reservation is a name held by subscribers before the feed sent data
+// for it.
 type reservation struct {
 	sym  *Symbol
 	refs int // Reserve calls not yet Released
-	// prev and next link the released reservations (refs 0), newest first.
-	prev, next *reservation
 }
 
 // Store holds every symbol's state. The zero value is not usable: call New.
 //
 // Only the feed creates the store's symbols (Apply, Restore). A client
 // that subscribes a name the feed never sent gets a reserved symbol, kept
-// apart in a bounded table and released when its last subscriber leaves,
-// so that subscriptions never grow the feed's table nor take its room.
+// apart in a bounded table until its last holder releases it, so that
+// subscriptions never grow the feed's table nor take its room.
 type Store struct {
 	seed     maphash.Seed
 	shards   [shardCount]shard
@@ -126,11 +118,8 @@ type Store struct {
 	// Lock order: a shard's mu, then mu.
 	mu       sync.Mutex
 	nextID   uint32
-	freeIDs  []uint32 // ids of forgotten reservations, for reuse
+	freeIDs  []uint32 // ids of released reservations, for reuse
 	reserved map[string]*reservation
-	live     int         // reservations with refs > 0
-	released reservation // sentinel of the list of released reservations
-	nRel     int         // its length
 }
 
 // Option configures a Store.
@@ -146,15 +135,15 @@ func WithObserver(fn func(Change)) Option { return func(s *Store) { s.onChange =
 // end. Reserved names do not count.
 func WithMaxSymbols(n int) Option { return func(s *Store) { s.max = n } }
 
-// WithMaxReserved bounds the number of reserved names that subscribers
-// hold at once (0 means no bound), so that clients subscribing made-up
-// names cannot grow memory without end.
+// WithMaxReserved bounds the number of reserved names held at once (0
+// means no bound), so that clients subscribing made-up names cannot grow
+// memory without end. Ids are reused once released, so the ids in use
+// never pass the feed's symbols plus this bound.
 func WithMaxReserved(n int) Option { return func(s *Store) { s.maxRes = n } }
 
 // New returns an empty store.
 func New(opts ...Option) *Store {
 	s := &Store{seed: maphash.MakeSeed(), nextID: 1, reserved: map[string]*reservation{}}
-	s.released.prev, s.released.next = &s.released, &s.released
 	for i := range s.shards {
 		m := map[string]*Symbol{}
 		s.shards[i].syms.Store(&m)
@@ -179,20 +168,20 @@ func (s *Store) Lookup(name []byte) *Symbol {
 // Len returns the number of the feed's symbols.
 func (s *Store) Len() int { return len(*s.feed.Load()) }
 
-// Reserved returns the number of reserved names that subscribers hold.
+// Reserved returns the number of reserved names held.
 func (s *Store) Reserved() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.live
+	return len(s.reserved)
 }
 
-// Reserve returns the symbol a new subscriber of name follows: the feed's
+// Reserve returns the symbol a new holder of name follows: the feed's
 // symbol when there is one (reserved false), else the name's reserved
-// symbol (reserved true), which has no data (seq 0) until the feed's first
-// record for the name turns it, same pointer and id, into the feed's
-// symbol. Every Reserve that returns reserved true must be matched by one
-// Release. It returns ErrReservedFull when the name would be one reserved
-// name too many.
+// symbol (reserved true), shared by all its holders, which has no data
+// (seq 0) until the feed's first record for the name turns it, same
+// pointer and id, into the feed's symbol. Every Reserve that returns
+// reserved true must be matched by one Release. It returns ErrReservedFull
+// when the name would be one reserved name too many.
 func (s *Store) Reserve(name []byte) (sym *Symbol, reserved bool, err error) {
 	if sym := s.Lookup(name); sym != nil {
 		return sym, false, nil
@@ -206,61 +195,36 @@ func (s *Store) Reserve(name []byte) (sym *Symbol, reserved bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.reserved[string(name)]; r != nil {
-		if r.refs == 0 {
-			if s.maxRes > 0 && s.live >= s.maxRes {
-				return nil, false, ErrReservedFull
-			}
-			s.unlinkReleased(r)
-			s.live++
-		}
 		r.refs++
 		return r.sym, true, nil
 	}
-	if s.maxRes > 0 && s.live >= s.maxRes {
+	if s.maxRes > 0 && len(s.reserved) >= s.maxRes {
 		return nil, false, ErrReservedFull
 	}
 	sym = &Symbol{ID: s.newID(), Name: string(name)}
 	sym.state.Store(emptyState)
 	s.reserved[sym.Name] = &reservation{sym: sym, refs: 1}
-	s.live++
 	return sym, true, nil
 }
 
-// Release undoes one Reserve that returned sym with reserved true. A name
-// released by all its subscribers is kept for a while (so that a new SUB
-// gets the same id back) and then forgotten; a symbol the feed has taken
-// over meanwhile is left alone.
+// Release undoes one Reserve that returned sym with reserved true. The
+// last release forgets the name and frees its id for reuse; a symbol the
+// feed has taken over meanwhile is left alone.
 func (s *Store) Release(sym *Symbol) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.reserved[sym.Name]
-	if r == nil || r.sym != sym || r.refs == 0 {
+	if r == nil || r.sym != sym {
 		return
 	}
 	if r.refs--; r.refs > 0 {
 		return
 	}
-	s.live--
-	// Newest first: the oldest released name is the one forgotten.
-	r.prev, r.next = &s.released, s.released.next
-	r.prev.next, r.next.prev = r, r
-	s.nRel++
-	if s.nRel > keptReleased {
-		old := s.released.prev
-		s.unlinkReleased(old)
-		delete(s.reserved, old.sym.Name)
-		s.freeIDs = append(s.freeIDs, old.sym.ID)
-	}
+	delete(s.reserved, sym.Name)
+	s.freeIDs = append(s.freeIDs, sym.ID)
 }
 
-// unlinkReleased takes r off the list of released reservations. s.mu is held.
-func (s *Store) unlinkReleased(r *reservation) {
-	r.prev.next, r.next.prev = r.next, r.prev
-	r.prev, r.next = nil, nil
-	s.nRel--
-}
-
-// newID returns an unused id: a forgotten reservation's, or a new one.
+// newID returns an unused id: a released reservation's, or a new one.
 // s.mu is held.
 func (s *Store) newID() uint32 {
 	if n := len(s.freeIDs); n > 0 {
@@ -298,11 +262,6 @@ func (s *Store) feedSymbol(name []byte) (*Symbol, error) {
 	if r := s.reserved[string(name)]; r != nil {
 		sym = r.sym
 		delete(s.reserved, sym.Name)
-		if r.refs > 0 {
-			s.live--
-		} else {
-			s.unlinkReleased(r)
-		}
 	} else {
 		sym = &Symbol{ID: s.newID(), Name: string(name)}
 		sym.state.Store(emptyState)
