@@ -254,3 +254,46 @@ func TestHeldNamesAreForgottenOldestFirst(t *testing.T) {
 		t.Errorf("%d names reserved, want 3", n)
 	}
 }
+
+// TestSIDsSurviveOthersChurn: a connection's symbols without data keep
+// their sids across its UNSUB and re-SUB however many names other
+// connections churn meanwhile, and none of its sids comes to name another
+// symbol, as the contract promises for the life of the connection.
+func TestSIDsSurviveOthersChurn(t *testing.T) {
+	store, hub := newBoundedHub(t, Config{})
+	quiet := newFakeConn(t, codec.Binary)
+	qc := hub.Register(quiet, ClientOptions{Format: codec.Binary})
+	qc.HandleFrame(codec.Binary.AppendSub(nil, 1, []string{"IPO1", "IPO2"}, nil))
+	qc.HandleFrame(codec.Binary.AppendUnsub(nil, 2, []string{"IPO1", "IPO2"}))
+	waitFor(t, "the ACK", func() bool { return len(ackedSIDs(quiet)) == 2 })
+	before := ackedSIDs(quiet)
+
+	churner := hub.Register(newFakeConn(t, codec.Binary), ClientOptions{Format: codec.Binary})
+	for round := range 10 {
+		names := madeUp(fmt.Sprintf("C%dX", round), 1000)
+		churner.HandleFrame(codec.Binary.AppendSub(nil, uint64(round), names, nil))
+		churner.HandleFrame(codec.Binary.AppendUnsub(nil, uint64(round), names))
+	}
+	churner.Close(CloseNormal, "")
+
+	qc.HandleFrame(codec.Binary.AppendSub(nil, 3, []string{"IPO2", "NEW"}, nil))
+	store.Apply(quote("IPO2", 9))
+	waitFor(t, "IPO2's DELTA", func() bool {
+		quiet.mu.Lock()
+		defer quiet.mu.Unlock()
+		return quiet.seq["IPO2"] == 1
+	})
+	after := ackedSIDs(quiet)
+	if after["IPO2"] != before["IPO2"] {
+		t.Errorf("IPO2 re-subscribed as sid %d after 10 000 names of churn, was %d", after["IPO2"], before["IPO2"])
+	}
+	if after["NEW"] == before["IPO1"] || after["NEW"] == before["IPO2"] {
+		t.Errorf("NEW got sid %d, which already names IPO1 (%d) or IPO2 (%d) on this connection",
+			after["NEW"], before["IPO1"], before["IPO2"])
+	}
+	quiet.mu.Lock()
+	defer quiet.mu.Unlock()
+	if len(quiet.violation) > 0 {
+		t.Errorf("violations: %v", quiet.violation)
+	}
+}
