@@ -5,6 +5,10 @@
 // serialized by the symbol's lock) and any number of readers. A symbol's
 // state is an immutable *State replaced atomically on each change, so a
 // reader never blocks the writer and always sees a consistent version.
+//
+// Only the feed creates symbols. Names that subscribers ask for before the
+// feed has sent them are reserved in a separate, bounded table (Reserve,
+// Release) until the feed's first record takes them over.
 package snapshot
 
 import (
