@@ -83,13 +83,18 @@ func TestHTTPIdleTimeout(t *testing.T) {
 }
 
 // TestHTTPConnectionLimit checks the bound on plain HTTP connections: over
-// it a connection gets 503 (and past a quarter more is closed at once),
-// a new connection takes the place of the one idle the longest, and a
-// WebSocket gives its slot back at the upgrade.
+// it a connection waits for a slot, then gets 503 (and past a quarter more
+// is closed at once), a new connection takes the place of the one idle the
+// longest, and a WebSocket gives its slot back at the upgrade.
 func TestHTTPConnectionLimit(t *testing.T) {
 	const max = 4
-	s := startServer(t, Config{Symbols: 5, Rate: 50, Limits: Limits{MaxHTTPConnections: max}})
+	s := startServer(t, Config{Symbols: 5, Rate: 50, HandshakeTimeout: 10 * time.Second, Limits: Limits{MaxHTTPConnections: max}})
 	waitUntil(t, 5*time.Second, "the readiness probe's connection closed", func() bool { return s.httpConns.count() == 0 })
+	// Half the handshake timeout by default; shorter here, so that the silent
+	// connections holding the slots outlive every wait of the test.
+	s.httpConns.mu.Lock()
+	s.httpConns.wait = 300 * time.Millisecond
+	s.httpConns.mu.Unlock()
 
 	// Connections that send nothing are not idle: they hold their slots.
 	var silent []*keepAlive
@@ -98,9 +103,13 @@ func TestHTTPConnectionLimit(t *testing.T) {
 	}
 	waitUntil(t, 5*time.Second, "the silent connections admitted", func() bool { return s.httpConns.count() == max })
 	over := dialKeepAlive(t, s.Addr())
+	start := time.Now()
 	resp, body := over.get(t, "/healthz")
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "too many connections") || !resp.Close {
 		t.Errorf("over the bound: %s %q close=%v, want 503 too many connections and Connection: close", resp.Status, body, resp.Close)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("refused after %v, without waiting for a slot", waited)
 	}
 	if !over.closedBy(5 * time.Second) {
 		t.Error("the refused connection stays open after its 503")
@@ -110,7 +119,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 	var cut bool
 	for range max {
 		c := dialKeepAlive(t, s.Addr())
-		if c.closedBy(200 * time.Millisecond) {
+		if c.closedBy(time.Second) {
 			cut = true
 			break
 		}
@@ -119,6 +128,20 @@ func TestHTTPConnectionLimit(t *testing.T) {
 	if !cut {
 		t.Errorf("%d silent connections over the bound of %d all kept open", max, max)
 	}
+
+	// A connection over the bound waits: a slot given back in time serves it.
+	s.httpConns.mu.Lock()
+	s.httpConns.wait = 5 * time.Second
+	s.httpConns.mu.Unlock()
+	waiting := dialKeepAlive(t, s.Addr())
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		silent[0].conn.Close()
+	}()
+	if resp, _ := waiting.get(t, "/healthz"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a connection waiting for a slot that came free: %s, want 200", resp.Status)
+	}
+	waiting.conn.Close()
 	for _, c := range silent {
 		c.conn.Close()
 	}
@@ -130,6 +153,12 @@ func TestHTTPConnectionLimit(t *testing.T) {
 	for i := range idle {
 		idle[i] = dialKeepAlive(t, s.Addr())
 		idle[i].get(t, "/healthz")
+		// The server marks a connection idle after the client has its response.
+		waitUntil(t, 5*time.Second, "the connection idle", func() bool {
+			s.httpConns.mu.Lock()
+			defer s.httpConns.mu.Unlock()
+			return s.httpConns.idle.Len() == i+1
+		})
 	}
 	fresh := dialKeepAlive(t, s.Addr())
 	if resp, _ := fresh.get(t, "/healthz"); resp.StatusCode != http.StatusOK {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -45,7 +46,8 @@ type Limits struct {
 	// MaxHTTPConnections bounds the connections that speak plain HTTP
 	// (default 1000): every connection until a WebSocket upgrade takes it
 	// over. At the bound a new connection takes the place of the keep-alive
-	// connection idle the longest, or, when none is idle, gets HTTP 503.
+	// connection idle the longest; when none is idle it waits for a slot
+	// (up to half the handshake timeout), then gets HTTP 503.
 	MaxHTTPConnections int
 }
 
@@ -266,25 +268,34 @@ func (l *requestLimiter) admit() (ok, flood bool) {
 // connection until a WebSocket upgrade hijacks it (the guard counts it from
 // then on). Idle keep-alive connections cost a file descriptor each for as
 // long as the client keeps them, so at the bound a new connection takes the
-// place of the connection idle the longest; when none is idle the new one
-// is answered 503 and closed, and past a quarter more than the bound it is
-// closed at once. An idle connection closed to make room may have been
-// about to carry a request: clients retry those.
+// place of the connection idle the longest. When none is idle, the accept
+// loop waits for a slot, up to half the handshake timeout (the longest a
+// connection may hold one before its request is whole), while newer
+// connections wait in the kernel's listen queue: in a reconnect storm the
+// upgrades give their slots back within milliseconds. A connection that
+// still finds none is answered 503, and past a quarter more than the bound
+// closed at once. An idle connection closed to make room may have been about
+// to carry a request: clients retry those.
 type httpConns struct {
 	max   int
 	guard *guard
 	log   *slog.Logger
+	freed chan struct{} // a slot was given back or a connection went idle
+	done  chan struct{} // closed at shutdown: waiting is over
 
 	mu       sync.Mutex
+	wait     time.Duration              // for a slot, at most
 	open     map[net.Conn]*list.Element // admitted; the element while idle
 	idle     list.List                  // of net.Conn, the longest idle first
 	refusing map[net.Conn]struct{}      // answered 503
+	stopped  bool
 }
 
 type refusedConnKey struct{}
 
-func newHTTPConns(max int, g *guard, log *slog.Logger) *httpConns {
-	return &httpConns{max: max, guard: g, log: log, open: map[net.Conn]*list.Element{}, refusing: map[net.Conn]struct{}{}}
+func newHTTPConns(max int, wait time.Duration, g *guard, log *slog.Logger) *httpConns {
+	return &httpConns{max: max, wait: wait, guard: g, log: log, freed: make(chan struct{}, 1), done: make(chan struct{}),
+		open: map[net.Conn]*list.Element{}, refusing: map[net.Conn]struct{}{}}
 }
 
 // admit is http.Server's ConnContext: it runs in the accept loop for each
@@ -292,12 +303,17 @@ func newHTTPConns(max int, g *guard, log *slog.Logger) *httpConns {
 func (h *httpConns) admit(ctx context.Context, c net.Conn) context.Context {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.open) >= h.max {
+	deadline := time.Now().Add(h.wait)
+	for len(h.open) >= h.max {
 		if e := h.idle.Front(); e != nil {
 			oldest := h.idle.Remove(e).(net.Conn)
 			delete(h.open, oldest)
 			closeSocket(oldest)
 			h.guard.count(closedHTTPIdle)
+			continue
+		}
+		if !h.waitForSlot(deadline) {
+			break
 		}
 	}
 	if len(h.open) < h.max {
@@ -314,6 +330,45 @@ func (h *httpConns) admit(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
+// waitForSlot waits, with h.mu released, until a slot may be free; false
+// when the deadline passed or the server is shutting down.
+func (h *httpConns) waitForSlot(deadline time.Time) bool {
+	wait := time.Until(deadline)
+	if wait <= 0 || h.stopped {
+		return false
+	}
+	h.mu.Unlock()
+	defer h.mu.Lock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-h.freed:
+		return true
+	case <-t.C:
+		return false
+	case <-h.done:
+		return false
+	}
+}
+
+// stop ends any wait for a slot: the server is shutting down.
+func (h *httpConns) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.stopped {
+		h.stopped = true
+		close(h.done)
+	}
+}
+
+// signal wakes the accept loop if it waits for a slot.
+func (h *httpConns) signal() {
+	select {
+	case h.freed <- struct{}{}:
+	default:
+	}
+}
+
 // track is http.Server's ConnState: it keeps the idle list in order and
 // gives a slot back when its connection closes or is hijacked.
 func (h *httpConns) track(c net.Conn, state http.ConnState) {
@@ -324,6 +379,7 @@ func (h *httpConns) track(c net.Conn, state http.ConnState) {
 	case http.StateIdle:
 		if ok && e == nil {
 			h.open[c] = h.idle.PushBack(c)
+			h.signal()
 		}
 	case http.StateActive:
 		if ok && e != nil {
@@ -336,6 +392,7 @@ func (h *httpConns) track(c net.Conn, state http.ConnState) {
 				h.idle.Remove(e)
 			}
 			delete(h.open, c)
+			h.signal()
 		}
 		delete(h.refusing, c)
 	}

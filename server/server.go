@@ -192,7 +192,7 @@ func New(cfg Config) (*Server, error) {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins), publishSeconds: newPublishHistogram()}
-	s.httpConns = newHTTPConns(cfg.Limits.MaxHTTPConnections, s.guard, cfg.Logger)
+	s.httpConns = newHTTPConns(cfg.Limits.MaxHTTPConnections, cfg.HandshakeTimeout/2, s.guard, cfg.Logger)
 	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved), snapshot.WithObserver(func(ch snapshot.Change) {
 		// Timing every change would cost two clock reads and an
 		// observation, about 90 ns, on the ingest path of each record:
@@ -306,6 +306,7 @@ func (s *Server) Run(ctx context.Context) error {
 	cancel()
 	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
+	s.httpConns.stop()
 	_ = srv.Shutdown(shutdown) // hijacked WebSocket connections are closed by the hub
 	s.hub.Close(fanout.CloseGoingAway, "server shutting down")
 	wg.Wait()

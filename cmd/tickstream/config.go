@@ -124,7 +124,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 	fs.Float64Var(&cfg.Limits.RequestRate, "request-rate", 50, "requests per second one connection may sustain (ERROR 429 past it; close 1008 at 10 times that many refused)")
 	fs.IntVar(&cfg.Limits.RequestBurst, "request-burst", 100, "requests one connection may send at once")
 	fs.IntVar(&cfg.Limits.SocketSendBuffer, "socket-send-buffer", server.DefaultSocketSendBuffer, "kernel send buffer (SO_SNDBUF) of each connection in `bytes`, so that a client that does not read is seen as slow; -1 leaves the kernel's autotuning")
-	fs.IntVar(&cfg.Limits.MaxHTTPConnections, "max-http-connections", 1000, "plain HTTP connections (dashboard, REST, metrics, upgrades in progress); past it the longest idle keep-alive one is closed, or HTTP 503")
+	fs.IntVar(&cfg.Limits.MaxHTTPConnections, "max-http-connections", 1000, "plain HTTP connections (dashboard, REST, metrics, upgrades in progress); past it the longest idle keep-alive one is closed, or a new one waits for a slot (half of --handshake-timeout at most), then HTTP 503")
 	fs.StringVar(&e.pprof, "pprof", "", "serve net/http/pprof on this `address` (a separate listener; keep it private); empty: off")
 	fs.DurationVar(&e.shutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM or SIGINT, exit after this long even if shutdown has not finished")
 }
