@@ -231,11 +231,17 @@ func TestStuckClientIsParked(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		return listed() == 0
 	})
+	if n := hub.Stats().Stuck; n != 1 {
+		t.Errorf("Stats.Stuck %d while parked, want 1", n)
+	}
 	for range 2000 {
 		store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
 	}
 	conn.open()
 	waitFor(t, "the subscriptions back on their topics", func() bool { return listed() == len(syms) })
+	if n := hub.Stats().Stuck; n != 0 {
+		t.Errorf("Stats.Stuck %d once unparked, want 0", n)
+	}
 	for range 2000 {
 		store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
 	}

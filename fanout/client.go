@@ -175,6 +175,10 @@ func (c *Client) close(code int, reason string) {
 		return
 	}
 	c.closed = true
+	if c.parked {
+		c.parked = false
+		c.hub.stats.stuck.Add(-1)
+	}
 	c.retireWriter()
 	if c.timer != nil {
 		c.timer.Stop()

@@ -112,12 +112,16 @@ type Stats struct {
 	Errors        map[int]uint64
 	Published     uint64 // changes published
 	WriteErrors   uint64
+	// Stuck counts the clients whose socket has taken nothing for
+	// SoftLag, parked off the publish path now.
+	Stuck int64
 }
 
 type counters struct {
 	clients, subs                            atomic.Int64
 	messages, bytes, frames, conflated, slow atomic.Uint64
 	published, writeErrors, dropped          atomic.Uint64
+	stuck                                    atomic.Int64
 	errMu                                    sync.Mutex
 	errs                                     map[int]uint64
 }
@@ -241,6 +245,7 @@ func (h *Hub) Stats() Stats {
 		SlowCloses:    h.stats.slow.Load(),
 		Published:     h.stats.published.Load(),
 		WriteErrors:   h.stats.writeErrors.Load(),
+		Stuck:         h.stats.stuck.Load(),
 		Errors:        map[int]uint64{},
 	}
 	h.stats.errMu.Lock()

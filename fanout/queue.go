@@ -157,6 +157,7 @@ func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 // changes from. c.mu is held.
 func (c *Client) park() {
 	c.parked = true
+	c.hub.stats.stuck.Add(1)
 	for _, s := range c.subs {
 		if !s.parked && !s.removed && s.sent != nil {
 			s.parked = true
@@ -171,6 +172,7 @@ func (c *Client) park() {
 // a change is either in it or delivered after it. c.mu is held.
 func (c *Client) unpark() {
 	c.parked = false
+	c.hub.stats.stuck.Add(-1)
 	for _, s := range c.subs {
 		if !s.parked {
 			continue

@@ -12,7 +12,7 @@ import (
 type collector struct {
 	s                                                      *Server
 	clients, httpConns, subs, messages, bytes, frames      *prometheus.Desc
-	conflated                                              *prometheus.Desc
+	conflated, stuck                                       *prometheus.Desc
 	dropped                                                *prometheus.Desc
 	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
 	symbols, reserved, live                                *prometheus.Desc
@@ -51,6 +51,7 @@ func newCollector(s *Server) *collector {
 		bytes:              d("bytes_out_total", "Bytes written to clients (before compression)."),
 		frames:             d("frames_out_total", "WebSocket frames written to clients."),
 		conflated:          d("conflated_total", "Updates merged into a later DELTA."),
+		stuck:              d("stuck_connections", "Connections whose socket has taken nothing for --soft-lag (clients that stopped reading), taken off the publish path until it does or --slow-grace closes them."),
 		dropped:            d("dropped_total", "Messages and pending deltas discarded undelivered when their connection closed (slow consumers, failed writes, clients gone)."),
 		slow:               d("slow_consumer_closes_total", "Connections closed with 4008."),
 		errs:               d("protocol_errors_total", "ERROR messages sent, by code.", "code"),
@@ -88,6 +89,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytes, float64(h.Bytes))
 	counter(c.frames, float64(h.Frames))
 	counter(c.conflated, float64(h.Conflated))
+	gauge(c.stuck, float64(h.Stuck))
 	counter(c.dropped, float64(h.Dropped))
 	counter(c.slow, float64(h.SlowCloses))
 	counter(c.published, float64(h.Published))

@@ -186,8 +186,8 @@ func TestDeafClientIsBounded(t *testing.T) {
 // not read: a client that subscribes to every symbol of a 2000 updates/s
 // feed and reads nothing is closed with 4008 within the slow grace (plus a
 // tick) of its capped socket buffer filling, not after its socket's
-// autotuned buffers filled. (Its conflation and parking are the fanout
-// tests'.)
+// autotuned buffers filled; before, it is counted stuck (parked off the
+// publish path).
 func TestDeafClientIsClosed(t *testing.T) {
 	const grace = time.Second
 	s := startServer(t, Config{Symbols: 500, Rate: 2000,
@@ -197,7 +197,11 @@ func TestDeafClientIsClosed(t *testing.T) {
 	c.send(t, codec.Binary, codec.Binary.AppendSub(nil, 1, syms, nil))
 	start := time.Now()
 	peakQueue := 0
+	var stuckAt time.Duration
 	for s.hub.Stats().SlowCloses == 0 {
+		if stuckAt == 0 && s.hub.Stats().Stuck > 0 {
+			stuckAt = time.Since(start)
+		}
 		if time.Since(start) > 15*time.Second {
 			t.Fatalf("not closed 15s after the subscription; slow grace %v; stats %+v; send queue %d",
 				grace, s.hub.Stats(), serverSendQueue(c))
@@ -205,8 +209,15 @@ func TestDeafClientIsClosed(t *testing.T) {
 		peakQueue = max(peakQueue, serverSendQueue(c))
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("closed 4008 after %v (soft lag 200ms, slow grace %v, tick 250ms); peak kernel send queue %d KB",
-		time.Since(start).Round(time.Millisecond), grace, peakQueue>>10)
+	closedAt := time.Since(start)
+	t.Logf("stuck after %v, closed 4008 after %v (soft lag 200ms, slow grace %v, tick 250ms); peak kernel send queue %d KB",
+		stuckAt.Round(time.Millisecond), closedAt.Round(time.Millisecond), grace, peakQueue>>10)
+	if stuckAt == 0 {
+		t.Error("closed without having been counted stuck (tickstream_stuck_connections) first")
+	}
+	if n := s.hub.Stats().Stuck; n != 0 {
+		t.Errorf("%d connections still counted stuck after the close", n)
+	}
 }
 
 // TestFloodCloseFlushesReplies checks issue 10 4c: a client closed with
