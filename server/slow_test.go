@@ -2,8 +2,10 @@ package server
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -253,4 +255,50 @@ func TestFloodCloseFlushesReplies(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests answered before the close", len(answered))
+}
+
+// TestSetSendBuffer checks that the send buffer cap reaches the socket
+// under TLS too (tls.Conn wraps the TCP connection).
+func TestSetSendBuffer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	sndbuf := func() int {
+		var n int
+		rc, err := raw.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.Control(func(fd uintptr) { n, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
+		return n
+	}
+	for _, tc := range []struct {
+		name string
+		conn net.Conn
+		size int
+	}{
+		{"tcp", raw, 16 << 10},
+		{"tls", tls.Client(raw, &tls.Config{InsecureSkipVerify: true}), 24 << 10},
+	} {
+		if err := setSendBuffer(tc.conn, tc.size); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		// Linux doubles the value for its bookkeeping.
+		if got := sndbuf(); got != 2*tc.size {
+			t.Errorf("%s: SO_SNDBUF %d after setting %d, want %d", tc.name, got, tc.size, 2*tc.size)
+		}
+	}
 }
