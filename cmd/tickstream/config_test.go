@@ -96,6 +96,7 @@ func TestServeInvalidSettings(t *testing.T) {
 		{[]string{"--max-connections-per-ip", "-1"}, "--max-connections-per-ip"},
 		{[]string{"--request-rate", "0"}, "--request-rate"},
 		{[]string{"--request-burst", "0"}, "--request-burst"},
+		{[]string{"--socket-send-buffer", "0"}, "--socket-send-buffer"},
 		{[]string{"--shutdown-timeout", "0s"}, "--shutdown-timeout"},
 		{[]string{"--auth", "maybe"}, "--auth"},
 		{[]string{"--auth", "jwt"}, "--auth=jwt"},
@@ -128,7 +129,7 @@ func TestServeHelp(t *testing.T) {
 	}
 	for _, want := range []string{"TICKSTREAM_", "--config", "-auth", "-jwt-secret", "-jwt-public-key", "-allowed-origins", "-listen-cert",
 		"-max-connections", "-max-connections-per-ip", "-request-rate", "-max-subscriptions", "-max-message", "-handshake-timeout",
-		"-idle-timeout", "-http-idle-timeout", "-max-http-connections", "-write-timeout", "-pprof", "-shutdown-timeout", "-log-format", "-tls-ca", "-sasl-mechanism", "tickstream token"} {
+		"-idle-timeout", "-socket-send-buffer", "-http-idle-timeout", "-max-http-connections", "-write-timeout", "-pprof", "-shutdown-timeout", "-log-format", "-tls-ca", "-sasl-mechanism", "tickstream token"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("serve --help does not mention %s", want)
 		}
