@@ -158,15 +158,29 @@ type subState struct {
 // maxHz, field projections and slow readers, and checks every client's
 // view against the store once the feed stops.
 func TestProperty(t *testing.T) {
+	// A small soft limit makes the slow readers conflate.
+	cfg := Config{SoftLimit: 2048, HardLimit: 1 << 20, SlowGrace: time.Minute, MaxFrameSize: 1024}
 	for _, seed := range []uint64{1, 2, 3} {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { runProperty(t, seed) })
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { runProperty(t, seed, cfg, time.Millisecond) })
 	}
 }
 
-func runProperty(t *testing.T, seed uint64) {
+// TestPropertyParking is TestProperty with slow readers whose every frame
+// takes longer than the soft lag: they are parked off the publish path and
+// put back again and again while they subscribe, unsubscribe and SNAP.
+func TestPropertyParking(t *testing.T) {
+	cfg := Config{SoftLimit: 2048, HardLimit: 1 << 20, SoftLag: 10 * time.Millisecond, SlowGrace: time.Minute,
+		MaxFrameSize: 1024, Heartbeat: 50 * time.Millisecond}
+	if stuck := runProperty(t, 4, cfg, 40*time.Millisecond); stuck == 0 {
+		t.Error("no client was ever parked")
+	}
+}
+
+// runProperty runs the property test and returns the most clients it saw
+// parked (Stats.Stuck) at once.
+func runProperty(t *testing.T, seed uint64, cfg Config, slowDelay time.Duration) (maxStuck int64) {
 	r := rand.New(rand.NewPCG(seed, 99))
-	// A small soft limit makes the slow readers conflate.
-	store, hub := newTestHub(t, Config{SoftLimit: 2048, HardLimit: 1 << 20, SlowGrace: time.Minute, MaxFrameSize: 1024})
+	store, hub := newTestHub(t, cfg)
 	syms := make([]string, 20)
 	for i := range syms {
 		syms[i] = fmt.Sprintf("S%02d", i)
@@ -190,7 +204,7 @@ func runProperty(t *testing.T, seed uint64) {
 		}
 		fc := newFakeConn(t, f)
 		if i%3 == 0 {
-			fc.delay = time.Millisecond
+			fc.delay = slowDelay
 		}
 		clients = append(clients, &tclient{conn: fc, client: hub.Register(fc, ClientOptions{Format: f}), subs: map[string]subState{}})
 	}
@@ -250,6 +264,7 @@ func runProperty(t *testing.T, seed uint64) {
 		c.client.HandleFrame(build(c.client.Format(), nil))
 	}
 	for step := 0; step < 400; step++ {
+		maxStuck = max(maxStuck, hub.Stats().Stuck)
 		if step == 200 {
 			if store.Reserved() == 0 {
 				t.Error("no late symbol subscribed before it had data: the test does not exercise reserved names")
@@ -338,9 +353,10 @@ func runProperty(t *testing.T, seed uint64) {
 	if st.Conflated == 0 {
 		t.Error("no update was conflated: the slow readers and maxHz did not exercise conflation")
 	}
-	if st.Clients != 0 || st.Subscriptions != 0 {
-		t.Fatalf("after close: %d clients, %d subscriptions", st.Clients, st.Subscriptions)
+	if st.Clients != 0 || st.Subscriptions != 0 || st.Stuck != 0 {
+		t.Fatalf("after close: %d clients, %d subscriptions, %d stuck", st.Clients, st.Subscriptions, st.Stuck)
 	}
+	return maxStuck
 }
 
 func TestTopicTableGrowsOnlyWhenNeeded(t *testing.T) {
