@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,12 @@ func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
 				// (see docs/BENCHMARKS.md for the trade-off measured).
 				ServerContextTakeover: false,
 				ClientContextTakeover: false,
+				// Each upgrader keeps this many compressors (about 540 KB
+				// each) for all its connections, used under a lock: gws's
+				// default of 32 pinned 52 MB on every node for the three
+				// upgraders, while compressions at once are bounded by the
+				// cores.
+				PoolSize: min(4*runtime.GOMAXPROCS(0), 32),
 			},
 			Logger: gwsLogger{log},
 			Recovery: func(l gws.Logger) {
