@@ -61,7 +61,20 @@ const (
 	EnvTLSDir = "TICKSTREAM_KAFKA_TLS_DIR"
 	// EnvVersion holds the version of the running broker, e.g. "3.9.2".
 	EnvVersion = "TICKSTREAM_KAFKA_VERSION"
+	// EnvClusterBrokers holds the PLAINTEXT addresses of the three brokers
+	// of the test cluster (kafka.sh cluster-up), when it runs instead of
+	// the single broker.
+	EnvClusterBrokers = "TICKSTREAM_KAFKA_CLUSTER_BROKERS"
 )
+
+// ClusterBrokers returns the addresses of the test cluster's three brokers
+// from TICKSTREAM_KAFKA_CLUSTER_BROKERS, with the same skip/fail rule as
+// Brokers. make test-kafka runs the tests named TestKafkaCluster* against
+// the cluster, and the others against the single broker.
+func ClusterBrokers(t testing.TB) []string {
+	t.Helper()
+	return fromEnv(t, EnvClusterBrokers)
+}
 
 // The SCRAM (and PLAIN) credentials that kafka.sh creates when it formats the
 // broker's storage.
@@ -134,9 +147,10 @@ func Version() string {
 }
 
 // CreateTopic creates a topic with a unique name and the given number of
-// partitions (replication factor 1) through brokers, waits until every
-// partition has a leader, and deletes the topic in t.Cleanup. It returns the
-// topic name.
+// partitions through brokers, waits until every partition has a leader, and
+// deletes the topic in t.Cleanup. It returns the topic name. Each partition
+// has a replica on every broker, up to three (one on the single test
+// broker, three on the test cluster).
 func CreateTopic(t testing.TB, brokers []string, partitions int) string {
 	t.Helper()
 	if partitions < 1 {
@@ -151,8 +165,12 @@ func CreateTopic(t testing.TB, brokers []string, partitions int) string {
 
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	if err != nil {
+		t.Fatalf("kafkatest: metadata of Kafka %s: %v", versionOrUnknown(), err)
+	}
 	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: min(3, max(1, len(md.Brokers)))}},
 	})
 	if err == nil {
 		err = res.Errors[topic]
@@ -178,6 +196,34 @@ func CreateTopic(t testing.TB, brokers []string, partitions int) string {
 		t.Fatalf("kafkatest: topic %q on Kafka %s: %v", topic, versionOrUnknown(), err)
 	}
 	return topic
+}
+
+// WaitInSync waits until every replica of every partition of topic is in
+// sync, as a rolling restart must before it stops the next broker.
+func WaitInSync(t testing.TB, brokers []string, topic string) {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: opTimeout, Transport: tr}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil {
+			synced := true
+			for _, p := range md.Topics[0].Partitions {
+				if len(p.Isr) < len(p.Replicas) {
+					synced = false
+				}
+			}
+			if synced {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kafkatest: the replicas of %s not in sync within 2 minutes (last error %v)", topic, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // waitForLeaders polls Metadata until the topic shows the wanted number of

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,17 @@ func StartBroker(t testing.TB) {
 	kafkaSh(t, "start")
 }
 
-func kafkaSh(t testing.TB, cmd string) {
+// RestartClusterBroker stops broker n (1 to 3) of the test cluster
+// gracefully and starts it again (kafka.sh cluster-restart), as a rolling
+// restart does, and waits until it answers.
+func RestartClusterBroker(t testing.TB, n int) {
+	t.Helper()
+	kafkaSh(t, "cluster-restart", strconv.Itoa(n))
+}
+
+// kafkaSh runs kafka.sh with the ports of the broker, or of the cluster,
+// under test.
+func kafkaSh(t testing.TB, args ...string) {
 	t.Helper()
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
@@ -48,21 +59,25 @@ func kafkaSh(t testing.TB, cmd string) {
 	}
 	script := filepath.Join(filepath.Dir(self), "..", "..", "testenv", "kafka", "kafka.sh")
 	env := os.Environ()
-	if p := port(Brokers(t)); p != "" {
-		env = append(env, "KAFKA_PORT="+p)
+	// The cluster's three brokers take the single broker's three ports.
+	ports := []string{"", "", ""}
+	if c := fromEnvQuiet(EnvClusterBrokers); len(c) == 3 {
+		ports = []string{port(c[:1]), port(c[1:2]), port(c[2:])}
+	} else {
+		// kafka.sh start waits for every listener: it must know them all.
+		ports = []string{port(Brokers(t)), port(fromEnvQuiet(EnvSASLBrokers)), port(fromEnvQuiet(EnvSSLBrokers))}
 	}
-	if p := port(fromEnvQuiet(EnvSASLBrokers)); p != "" {
-		env = append(env, "KAFKA_SASL_PORT="+p)
-	}
-	// kafka.sh start waits for every listener: it must know the SSL port.
-	if p := port(fromEnvQuiet(EnvSSLBrokers)); p != "" {
-		env = append(env, "KAFKA_SSL_PORT="+p)
+	for i, name := range []string{"KAFKA_PORT", "KAFKA_SASL_PORT", "KAFKA_SSL_PORT"} {
+		if ports[i] != "" {
+			env = append(env, name+"="+ports[i])
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := exec.CommandContext(ctx, script, cmd)
+	c := exec.CommandContext(ctx, script, args...)
 	c.Env = env
 	out, err := c.CombinedOutput()
+	cmd := strings.Join(args, " ")
 	if err != nil {
 		t.Fatalf("kafkatest: kafka.sh %s (Kafka %s): %v\n%s", cmd, versionOrUnknown(), err, out)
 	}

@@ -6,10 +6,13 @@
 #   make kafka-up   [KAFKA_VERSION=4.4.0] [KAFKA_PORT=9092] [KAFKA_SASL_PORT=9094] [KAFKA_SSL_PORT=9095]
 #   make kafka-down [KAFKA_PORT=9092]
 #   make kafka-status / kafka-logs
-#   make test-kafka [KAFKA_VERSIONS="3.9.2 4.4.0"] [KAFKA_GO_PKGS=./...]
+#   make test-kafka [KAFKA_VERSIONS="3.9.2 4.4.0"] [KAFKA_GO_PKGS=./...] [KAFKA_CLUSTER_VERSIONS=4.4.0]
 #
 # test-kafka brings each broker version up in turn, runs the kafka-tagged Go
-# tests against it, and always brings it down; it fails if any version failed.
+# tests against it, and always brings it down; for the versions in
+# KAFKA_CLUSTER_VERSIONS (default: the newest; empty for none) it then brings a
+# 3-broker cluster up on the same ports (kafka.sh cluster-up) and runs the tests
+# named TestKafkaCluster* against it. It fails if any version failed.
 
 # Including this file must not change the includer's default goal.
 KAFKA_MK_SAVED_DEFAULT_GOAL := $(.DEFAULT_GOAL)
@@ -29,6 +32,8 @@ KAFKA_GO ?= go
 # -p 1: the packages share one broker, and outage tests stop it.
 KAFKA_GO_TEST_FLAGS ?= -race -count=1 -p 1 -tags kafka -timeout 15m
 KAFKA_GO_PKGS ?= ./...
+KAFKA_CLUSTER_VERSIONS ?= $(lastword $(KAFKA_VERSIONS))
+KAFKA_CLUSTER_RUN := TestKafkaCluster
 
 KAFKA_SH_ENV = KAFKA_PORT=$(KAFKA_PORT) KAFKA_SASL_PORT=$(KAFKA_SASL_PORT) KAFKA_SSL_PORT=$(KAFKA_SSL_PORT)
 
@@ -52,7 +57,7 @@ kafka-logs:
 # broker, also on failure or interrupt.
 test-kafka:
 	@failed=""; \
-	trap '$(KAFKA_SH_ENV) $(KAFKA_SH) down >/dev/null 2>&1 || true' EXIT; \
+	trap '$(KAFKA_SH_ENV) $(KAFKA_SH) down >/dev/null 2>&1 || true; $(KAFKA_SH_ENV) $(KAFKA_SH) cluster-down >/dev/null 2>&1 || true' EXIT; \
 	trap 'stop=1' INT TERM; stop=""; \
 	for v in $(KAFKA_VERSIONS); do \
 		[ -z "$$stop" ] || exit 130; \
@@ -66,7 +71,7 @@ test-kafka:
 				TICKSTREAM_KAFKA_SSL_BROKERS=127.0.0.1:$(KAFKA_SSL_PORT) \
 				TICKSTREAM_KAFKA_TLS_DIR=$$($(KAFKA_SH_ENV) $(KAFKA_SH) tls-dir) \
 				TICKSTREAM_KAFKA_VERSION=$$v \
-				$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) $(KAFKA_GO_PKGS) ); then :; else \
+				$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) -skip '$(KAFKA_CLUSTER_RUN)' $(KAFKA_GO_PKGS) ); then :; else \
 				failed="$$failed $$v"; \
 				echo "=== test-kafka: tests FAILED against Kafka $$v; broker log tail:"; \
 				$(KAFKA_SH_ENV) $(KAFKA_SH) logs $$v 2>/dev/null | tail -n 40; \
@@ -78,6 +83,23 @@ test-kafka:
 		$(KAFKA_SH_ENV) $(KAFKA_SH) down || failed="$$failed $$v(down)"; \
 		t3=$$(date +%s); \
 		echo "=== test-kafka: Kafka $$v: up $$((t1-t0))s, test $$((t2-t1))s, down $$((t3-t2))s"; \
+		if [ -z "$$stop" ] && echo " $(KAFKA_CLUSTER_VERSIONS) " | grep -q " $$v "; then \
+			echo "=== test-kafka: Apache Kafka $$v, 3-broker cluster (127.0.0.1:$(KAFKA_PORT), :$(KAFKA_SASL_PORT), :$(KAFKA_SSL_PORT))"; \
+			if $(KAFKA_SH_ENV) $(KAFKA_SH) cluster-up $$v; then \
+				t4=$$(date +%s); \
+				if ( cd $(KAFKA_REPO_ROOT) && \
+					TICKSTREAM_KAFKA_CLUSTER_BROKERS=127.0.0.1:$(KAFKA_PORT),127.0.0.1:$(KAFKA_SASL_PORT),127.0.0.1:$(KAFKA_SSL_PORT) \
+					TICKSTREAM_KAFKA_VERSION=$$v \
+					$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) -run '$(KAFKA_CLUSTER_RUN)' $(KAFKA_GO_PKGS) ); then :; else \
+					failed="$$failed $$v(cluster)"; \
+				fi; \
+				t5=$$(date +%s); \
+				echo "=== test-kafka: Kafka $$v cluster: up $$((t4-t3))s, test $$((t5-t4))s"; \
+			else \
+				failed="$$failed $$v(cluster-up)"; \
+			fi; \
+			$(KAFKA_SH_ENV) $(KAFKA_SH) cluster-down || failed="$$failed $$v(cluster-down)"; \
+		fi; \
 	done; \
 	[ -z "$$stop" ] || exit 130; \
 	if [ -n "$$failed" ]; then echo "=== test-kafka: FAILED for:$$failed"; exit 1; fi; \
