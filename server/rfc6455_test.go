@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lxzan/gws"
+
 	"github.com/tickstream/tickstream/codec"
 )
 
@@ -79,8 +81,9 @@ type rawWS struct {
 	br   *bufio.Reader
 }
 
-// dialRawWS upgrades a TCP connection to /ws with the given subprotocol.
-func dialRawWS(t *testing.T, addr, protocol string) *rawWS {
+// dialRawWS upgrades a TCP connection to /ws with the given subprotocol and
+// extensions ("" for none).
+func dialRawWS(t *testing.T, addr, protocol string, extensions ...string) *rawWS {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -91,6 +94,9 @@ func dialRawWS(t *testing.T, addr, protocol string) *rawWS {
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	if protocol != "" {
 		req += "Sec-WebSocket-Protocol: " + protocol + "\r\n"
+	}
+	for _, e := range extensions {
+		req += "Sec-WebSocket-Extensions: " + e + "\r\n"
 	}
 	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
 		t.Fatal(err)
@@ -198,11 +204,12 @@ func describeClose(p []byte) string {
 // frames, UTF-8 and the closing handshake. The answer to each is a close
 // code (0 is a close frame with no code), or a pong.
 func TestRFC6455(t *testing.T) {
-	s := startServer(t, Config{Symbols: 5, Rate: 50})
+	s := startServer(t, Config{Symbols: 5, Rate: 50, Compression: true})
 	invalidUTF8 := "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"
 	cases := []struct {
 		name     string
 		protocol string // subprotocol offered; "" for none (binary)
+		deflate  bool   // permessage-deflate negotiated
 		frames   []frame
 		want     int // close code the server answers with
 	}{
@@ -217,6 +224,14 @@ func TestRFC6455(t *testing.T) {
 		{name: "RSV2 on a binary frame", frames: []frame{{fin: true, rsv: 0x20, opcode: 0x2, payload: []byte{0x90}}}, want: 1002},
 		{name: "RSV3 on a ping", frames: []frame{{fin: true, rsv: 0x10, opcode: 0x9}}, want: 1002},
 		{name: "RSV1 and RSV3 on a close", frames: []frame{{fin: true, rsv: 0x50, opcode: 0x8}}, want: 1002},
+		// With permessage-deflate RSV1 marks a compressed message (RFC 7692);
+		// gws then checked no reserved bit at all.
+		{name: "deflate: RSV2 on a binary frame", deflate: true, frames: []frame{{fin: true, rsv: 0x20, opcode: 0x2, payload: []byte{0x90}}}, want: 1002},
+		{name: "deflate: RSV3 on a binary frame", deflate: true, frames: []frame{{fin: true, rsv: 0x10, opcode: 0x2, payload: []byte{0x90}}}, want: 1002},
+		{name: "deflate: RSV1 on a ping", deflate: true, frames: []frame{{fin: true, rsv: 0x40, opcode: 0x9}}, want: 1002},
+		{name: "deflate: RSV1 on a close", deflate: true, frames: []frame{{fin: true, rsv: 0x40, opcode: 0x8, payload: []byte{0x03, 0xe8}}}, want: 1002},
+		{name: "deflate: RSV1 on a continuation frame", deflate: true, frames: []frame{{opcode: 0x2, payload: []byte{0x93}}, {fin: true, rsv: 0x40, opcode: 0x0, payload: []byte{0x04}}}, want: 1002},
+		{name: "deflate: 64-bit length with the most significant bit set", deflate: true, frames: []frame{{fin: true, opcode: 0x2, length64: 1 << 63, payload: []byte{1}}}, want: 1002},
 		// Opcodes (group 4).
 		{name: "reserved data opcode 3", frames: []frame{{fin: true, opcode: 0x3}}, want: 1002},
 		{name: "reserved data opcode 7 with payload", frames: []frame{{fin: true, opcode: 0x7, payload: []byte("reserved")}}, want: 1002},
@@ -246,6 +261,7 @@ func TestRFC6455(t *testing.T) {
 		cases = append(cases, struct {
 			name     string
 			protocol string
+			deflate  bool
 			frames   []frame
 			want     int
 		}{name: fmt.Sprintf("invalid close code %d", code), frames: []frame{closeCode(code, "")}, want: 1002})
@@ -257,6 +273,7 @@ func TestRFC6455(t *testing.T) {
 		cases = append(cases, struct {
 			name     string
 			protocol string
+			deflate  bool
 			frames   []frame
 			want     int
 		}{name: fmt.Sprintf("valid close code %d", code), frames: []frame{closeCode(code, "bye")}, want: 1000})
@@ -265,13 +282,18 @@ func TestRFC6455(t *testing.T) {
 		cases = append(cases, struct {
 			name     string
 			protocol string
+			deflate  bool
 			frames   []frame
 			want     int
 		}{name: fmt.Sprintf("valid close code %d is echoed", code), frames: []frame{closeCode(code, "bye")}, want: int(code)})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRawWS(t, s.Addr(), tc.protocol)
+			var ext []string
+			if tc.deflate {
+				ext = append(ext, "permessage-deflate")
+			}
+			c := dialRawWS(t, s.Addr(), tc.protocol, ext...)
 			c.until(t, byteIf(tc.protocol == codec.SubprotocolJSON, 0x1, 0x2)) // HELLO
 			c.write(t, tc.frames...)
 			if got := c.closed(t); got != tc.want {
@@ -327,5 +349,40 @@ func TestRFC6455Pings(t *testing.T) {
 	c.write(t, closeCode(1000, ""))
 	if got := c.closed(t); got != 1000 {
 		t.Errorf("close %d, want 1000", got)
+	}
+}
+
+// TestFrameGuardDeflate checks that the frame guard lets compressed
+// messages through: its rule for permessage-deflate must be gws's, or every
+// browser's compressed request would fail the connection.
+func TestFrameGuardDeflate(t *testing.T) {
+	s := startServer(t, Config{Symbols: 5, Rate: 50, Compression: true})
+	rc := &wireConn{t: t, format: codec.Binary, closed: make(chan struct{})}
+	ws, resp, err := gws.NewClient(rc, &gws.ClientOption{
+		Addr:              "ws://" + s.Addr() + "/ws",
+		RequestHeader:     http.Header{"Sec-WebSocket-Protocol": {codec.SubprotocolBinary}},
+		PermessageDeflate: gws.PermessageDeflate{Enabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+		t.Fatalf("permessage-deflate not negotiated: %q", ext)
+	}
+	rc.ws = ws
+	go ws.ReadLoop()
+	defer func() {
+		_ = ws.WriteClose(1000, nil)
+		<-rc.closed
+	}()
+	// Over gws's threshold of 512 bytes: sent compressed, with RSV1.
+	syms := make([]string, 120)
+	for i := range syms {
+		syms[i] = fmt.Sprintf("SYM%04d", i)
+	}
+	rc.send(codec.Binary.AppendSub(nil, 7, syms, nil))
+	ack, _ := rc.waitMsg("ACK 7", 0, func(m *codec.Message) bool { return m.Op == codec.OpAck && m.ID == 7 })
+	if len(ack.Acks) != len(syms) {
+		t.Errorf("ACK of %d symbols, want %d", len(ack.Acks), len(syms))
 	}
 }

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,9 +37,8 @@ func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
 		return &gws.ServerOption{
 			SubProtocols:       protos,
 			ReadMaxPayloadSize: cfg.MaxMessageSize,
-			// Client messages are small; gws's default of 4 KiB per
-			// connection is most of an idle connection's read side.
-			ReadBufferSize:   1024,
+			// The size of the reader upgrade gives each connection.
+			ReadBufferSize:   wsReadBuffer,
 			HandshakeTimeout: cfg.HandshakeTimeout,
 			// RFC 6455 §8.1: a text message or a close reason that is not
 			// UTF-8 fails the connection with 1007 (gws answers 1000 to
@@ -177,7 +179,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	socket, err := up.Upgrade(w, r)
+	socket, err := s.upgrade(up, w, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -238,11 +240,46 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go s.readLoop(socket)
 }
 
+// wsReadBuffer is the read buffer of a WebSocket connection: client
+// messages are small, and gws's default of 4 KiB per connection is most of
+// an idle connection's read side.
+const wsReadBuffer = 1024
+
+// upgrade hijacks the connection and hands it to gws with its reads going
+// through a frameGuard.
+func (s *Server) upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, error) {
+	netConn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	var src io.Reader = netConn
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes that came with the request, from a client that did not wait
+		// for the 101 (gws's own Upgrade drops them).
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), netConn)
+	}
+	// gws's own rule for permessage-deflate (TestFrameGuardDeflate pins it).
+	deflate := s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	guard := &frameGuard{src: src, deflate: deflate}
+	socket, err := up.UpgradeFromConn(netConn, bufio.NewReaderSize(guard, wsReadBuffer), r)
+	if err != nil {
+		return nil, err
+	}
+	guard.fail = func(reason string) {
+		s.log.Debug("websocket: malformed frame", "remote", r.RemoteAddr, "reason", reason)
+		_ = socket.SetDeadline(time.Now().Add(time.Second))
+		_ = socket.WriteClose(closeProtocolError, []byte(reason))
+	}
+	return socket, nil
+}
+
 // readLoop runs the connection's gws read loop. gws v1.8.9 panics on a
 // frame whose 64-bit length has its top bit set (RFC 6455 §5.2 wants it 0;
 // the length turns negative and slices with it), in the reader, where its
 // Recovery option does not reach: one such frame would end the process.
-// The panic is caught here and fails the connection with 1002.
+// frameGuard fails such a frame before gws reads it; a panic of gws's
+// reader is still caught here, and fails the connection with 1002.
 func (s *Server) readLoop(socket *gws.Conn) {
 	defer func() {
 		if e := recover(); e != nil {
