@@ -224,20 +224,19 @@ func (r *runner) onClose(s *session, code int, reason string) {
 	r.closes[code]++
 	r.mu.Unlock()
 	if !s.ours.Load() {
-		kind := fmt.Sprintf("closed by server: %d", code)
-		if name := closeNames[code]; name != "" {
-			kind += " " + name
-		}
+		kind := fmt.Sprintf("closed by server: %d %s", code, closeName(code))
 		r.countError(kind)
 		r.log.Debug("bench: connection closed", "conn", s.slot.idx, "code", code, "reason", reason)
 	}
 }
 
-// closeNames names the close codes of the protocol.
-var closeNames = map[int]string{
-	1000: "normal", 1001: "going away", 1006: "dropped", 1008: "policy", 1009: "message too big",
-	1011: "internal error", client.CloseTimeout: "heartbeat timeout", 4001: "not authenticated",
-	4003: "not entitled", 4008: "slow consumer", 4029: "too many connections",
+// closeName names a close code: the protocol's names, and the Go client's
+// own code for a heartbeat that stopped.
+func closeName(code int) string {
+	if code == client.CloseTimeout {
+		return "heartbeat timeout"
+	}
+	return codec.CloseCode(code).String()
 }
 
 func (r *runner) countError(kind string) {

@@ -23,7 +23,7 @@ func (d *discardConn) WriteFrame(p []byte) error {
 	return nil
 }
 
-func (d *discardConn) Close(int, string) {}
+func (d *discardConn) Close(codec.CloseCode, string) {}
 
 // changeChain hands out changes of one symbol whose states follow each
 // other, as the store would produce them, so that a benchmark can call
@@ -71,7 +71,7 @@ func BenchmarkPublish(b *testing.B) {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			store := snapshot.New()
 			hub := NewHub(store, Config{Heartbeat: time.Hour})
-			defer hub.Close(CloseGoingAway, "")
+			defer hub.Close(codec.CloseGoingAway, "")
 			u := &codec.Update{Sym: []byte("AAPL")}
 			u.Set(codec.FieldTS, 1)
 			u.Set(codec.FieldBid, 100)
@@ -110,7 +110,7 @@ func BenchmarkPublishBesideStuck(b *testing.B) {
 		b.Run(fmt.Sprintf("stuck=%d", n), func(b *testing.B) {
 			store := snapshot.New()
 			hub := NewHub(store, Config{Heartbeat: 40 * time.Millisecond, SoftLag: 10 * time.Millisecond, SlowGrace: time.Hour})
-			defer hub.Close(CloseGoingAway, "")
+			defer hub.Close(codec.CloseGoingAway, "")
 			u := &codec.Update{Sym: []byte("AAPL")}
 			u.Set(codec.FieldTS, 1)
 			u.Set(codec.FieldBid, 100)
@@ -127,7 +127,7 @@ func BenchmarkPublishBesideStuck(b *testing.B) {
 			}
 			defer func() {
 				for _, sc := range stuck {
-					sc.Close(CloseGoingAway, "")
+					sc.Close(codec.CloseGoingAway, "")
 				}
 			}()
 			chain := newChangeChain(store.Lookup([]byte("AAPL")))
@@ -172,7 +172,7 @@ func BenchmarkDeliver(b *testing.B) {
 			var hub *Hub
 			store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
 			hub = NewHub(store, Config{Heartbeat: time.Hour, FlushDelay: tc.flush})
-			defer hub.Close(CloseGoingAway, "")
+			defer hub.Close(codec.CloseGoingAway, "")
 			market := sim.NewMarket(sim.Config{Symbols: tc.symbols, Seed: 1})
 			now := time.Now()
 			var u codec.Update

@@ -36,12 +36,12 @@ func (g *gatedConn) WriteFrame(p []byte) error {
 	}
 }
 
-func (g *gatedConn) Close(code int, reason string) {
+func (g *gatedConn) Close(code codec.CloseCode, reason string) {
 	g.fakeConn.Close(code, reason)
 	g.closeOnce.Do(func() { close(g.closing) })
 }
 
-func (g *gatedConn) closeCode() int {
+func (g *gatedConn) closeCode() codec.CloseCode {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.closed
@@ -147,8 +147,8 @@ func TestRepliesOverHardLimit(t *testing.T) {
 		t.Errorf("backlog reached %d bytes, over the hard limit %d and one message", peak, hard)
 	}
 	waitFor(t, "the close", func() bool { return conn.closeCode() != 0 })
-	if code := conn.closeCode(); code != CloseSlowConsumer {
-		t.Fatalf("closed with %d, want %d", code, CloseSlowConsumer)
+	if code := conn.closeCode(); code != codec.CloseSlowConsumer {
+		t.Fatalf("closed with %d, want %d", code, codec.CloseSlowConsumer)
 	}
 	if st := hub.Stats(); st.SlowCloses != 1 || st.Dropped == 0 {
 		t.Errorf("stats %+v: want one slow close and dropped messages", st)

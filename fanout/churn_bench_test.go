@@ -26,7 +26,7 @@ func BenchmarkSubUnsubChurn(b *testing.B) {
 	var hub *Hub
 	store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
 	hub = NewHub(store, Config{Heartbeat: time.Hour})
-	defer hub.Close(CloseGoingAway, "")
+	defer hub.Close(codec.CloseGoingAway, "")
 	for i := range 500 {
 		store.Apply(quote(fmt.Sprintf("FEED%d", i), 1))
 	}

@@ -20,7 +20,7 @@ type Transport interface {
 	WriteFrame(p []byte) error
 	// Close closes the connection with a WebSocket close code and reason,
 	// unblocking a WriteFrame in progress. It may be called more than once.
-	Close(code int, reason string)
+	Close(code codec.CloseCode, reason string)
 }
 
 // ClientOptions describe a connecting client.
@@ -41,14 +41,6 @@ type ClientOptions struct {
 	// AUTH without reading it (a node that does not authenticate).
 	Authenticate func(token []byte) (expires time.Time, err error)
 }
-
-// Close codes of the protocol that the engine uses.
-const (
-	CloseNormal       = 1000
-	CloseGoingAway    = 1001
-	CloseInternal     = 1011
-	CloseSlowConsumer = 4008
-)
 
 // Client is one connected client: its protocol session, subscriptions and
 // outbound buffer. Its methods are safe for concurrent use.
@@ -98,7 +90,7 @@ type Client struct {
 	// written (CloseAfterFlush, or a backlog over the hard limit);
 	// closingSince is the hub clock when it began.
 	closing      bool
-	closeCode    int
+	closeCode    codec.CloseCode
 	closeReason  string
 	closingSince int64
 	// parked: the client's socket took nothing for SoftLag and its
@@ -146,14 +138,14 @@ func (c *Client) Format() codec.Format { return c.format }
 
 // Close ends the client's session: its subscriptions are dropped and the
 // transport is closed with code and reason. It is idempotent.
-func (c *Client) Close(code int, reason string) { c.close(code, reason) }
+func (c *Client) Close(code codec.CloseCode, reason string) { c.close(code, reason) }
 
 // CloseAfterFlush ends the client's session as Close does, once the writer
 // has sent what is already queued (the replies the client is owed, such as
 // the ERROR 429s before a flood close). Nothing new is queued or handled
 // meanwhile, and a client whose socket does not take the rest is closed
 // anyway after SlowGrace.
-func (c *Client) CloseAfterFlush(code int, reason string) {
+func (c *Client) CloseAfterFlush(code codec.CloseCode, reason string) {
 	c.mu.Lock()
 	if c.closed || c.closing {
 		c.mu.Unlock()
@@ -168,7 +160,7 @@ func (c *Client) CloseAfterFlush(code int, reason string) {
 	c.close(code, reason) // nothing is queued: a busy writer is the only one with work
 }
 
-func (c *Client) close(code int, reason string) {
+func (c *Client) close(code codec.CloseCode, reason string) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -220,7 +212,7 @@ func (c *Client) close(code int, reason string) {
 	delete(c.hub.clients, c)
 	c.hub.clientsMu.Unlock()
 	c.hub.stats.clients.Add(-1)
-	if code == CloseSlowConsumer {
+	if code == codec.CloseSlowConsumer {
 		c.hub.stats.slow.Add(1)
 	}
 	c.t.Close(code, reason)

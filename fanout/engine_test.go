@@ -23,7 +23,7 @@ type fakeConn struct {
 	delay  time.Duration // per frame: a slow reader
 
 	mu        sync.Mutex
-	closed    int // close code, 0 while open
+	closed    codec.CloseCode // close code, 0 while open
 	msgs      int
 	frames    int
 	hello     bool
@@ -112,7 +112,7 @@ func (c *fakeConn) apply(m *codec.Message) {
 	}
 }
 
-func (c *fakeConn) Close(code int, _ string) {
+func (c *fakeConn) Close(code codec.CloseCode, _ string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed == 0 {
@@ -125,7 +125,7 @@ func newTestHub(t testing.TB, cfg Config) (*snapshot.Store, *Hub) {
 	store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
 	cfg.Heartbeat = max(cfg.Heartbeat, 50*time.Millisecond)
 	hub = NewHub(store, cfg)
-	t.Cleanup(func() { hub.Close(CloseGoingAway, "test over") })
+	t.Cleanup(func() { hub.Close(codec.CloseGoingAway, "test over") })
 	return store, hub
 }
 
@@ -346,7 +346,7 @@ func runProperty(t *testing.T, seed uint64, cfg Config, slowDelay time.Duration)
 			t.Errorf("client %d: unexpected errors %+v", i, c.conn.errors)
 		}
 		c.conn.mu.Unlock()
-		c.client.Close(CloseNormal, "")
+		c.client.Close(codec.CloseNormal, "")
 	}
 	st := hub.Stats()
 	t.Logf("published %d, messages %d, frames %d, conflated %d", st.Published, st.Messages, st.Frames, st.Conflated)
@@ -418,7 +418,7 @@ type stuckConn struct {
 	once    sync.Once
 	closing chan struct{}
 	mu      sync.Mutex
-	code    int
+	code    codec.CloseCode
 }
 
 func newStuckConn() *stuckConn { return &stuckConn{closing: make(chan struct{})} }
@@ -428,7 +428,7 @@ func (s *stuckConn) WriteFrame([]byte) error {
 	return fmt.Errorf("connection closed")
 }
 
-func (s *stuckConn) Close(code int, _ string) {
+func (s *stuckConn) Close(code codec.CloseCode, _ string) {
 	s.mu.Lock()
 	if s.code == 0 {
 		s.code = code
@@ -437,7 +437,7 @@ func (s *stuckConn) Close(code int, _ string) {
 	s.once.Do(func() { close(s.closing) })
 }
 
-func (s *stuckConn) closeCode() int {
+func (s *stuckConn) closeCode() codec.CloseCode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.code
@@ -480,8 +480,8 @@ func TestSlowConsumer(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			if code := stuck.closeCode(); code != CloseSlowConsumer {
-				t.Fatalf("closed with %d, want %d", code, CloseSlowConsumer)
+			if code := stuck.closeCode(); code != codec.CloseSlowConsumer {
+				t.Fatalf("closed with %d, want %d", code, codec.CloseSlowConsumer)
 			}
 			st := hub.Stats()
 			if st.SlowCloses != 1 || st.Dropped == 0 {

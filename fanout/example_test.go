@@ -21,7 +21,7 @@ func (p printConn) WriteFrame(frame []byte) error {
 	return nil
 }
 
-func (p printConn) Close(int, string) {}
+func (p printConn) Close(codec.CloseCode, string) {}
 
 // A hub connected to a store: a client subscribes and gets HELLO, the ACK,
 // the SNAPSHOT, and then a DELTA of only what each update changed.
@@ -50,7 +50,7 @@ func Example() {
 	store.Apply(u)
 	fmt.Println(<-conn.msgs)
 
-	hub.Close(fanout.CloseGoingAway, "example over")
+	hub.Close(codec.CloseGoingAway, "example over")
 	// Output:
 	// [20,1,"example",3600000,["ts","bid","bidSize","ask","askSize","last","lastSize","volume","open","high","low","prevClose"]]
 	// [21,7,[["AAPL",1]]]

@@ -193,7 +193,7 @@ func (h *Hub) Store() *snapshot.Store { return h.store }
 
 // Close stops the heartbeat goroutine and closes every client with code and
 // reason (1001 for a shutdown).
-func (h *Hub) Close(code int, reason string) {
+func (h *Hub) Close(code codec.CloseCode, reason string) {
 	h.stopOnce.Do(func() { close(h.stop) })
 	<-h.done
 	for _, c := range h.clientList() {

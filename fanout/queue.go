@@ -27,9 +27,9 @@ func (c *Client) queue(msg []byte) {
 	}
 	if c.backlog() > c.hub.cfg.HardLimit {
 		c.hub.stats.dropped.Add(1)
-		c.startClosing(CloseSlowConsumer, "slow consumer")
+		c.startClosing(codec.CloseSlowConsumer, "slow consumer")
 		// close takes c.mu, which the caller holds.
-		go c.close(CloseSlowConsumer, "slow consumer")
+		go c.close(codec.CloseSlowConsumer, "slow consumer")
 		return
 	}
 	if len(c.buf) > c.frameStart && len(c.buf)-c.frameStart+len(msg) > c.hub.cfg.MaxFrameSize {
@@ -48,7 +48,7 @@ func (c *Client) queue(msg []byte) {
 // queued, requests are ignored, and the client is closed with code once
 // its writer has sent what is queued, or after SlowGrace whatever
 // happens. c.mu is held.
-func (c *Client) startClosing(code int, reason string) {
+func (c *Client) startClosing(code codec.CloseCode, reason string) {
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
 	c.closingSince = c.hub.clock.Load()
@@ -346,7 +346,7 @@ func (c *Client) writeLoop() {
 			c.mu.Lock()
 			c.wstate = writerNone
 			c.mu.Unlock()
-			c.close(CloseInternal, "write failed")
+			c.close(codec.CloseInternal, "write failed")
 			return
 		}
 	}
@@ -427,6 +427,6 @@ func (c *Client) tick(now time.Time) {
 	}
 	c.mu.Unlock()
 	if slow {
-		c.close(CloseSlowConsumer, "slow consumer")
+		c.close(codec.CloseSlowConsumer, "slow consumer")
 	}
 }

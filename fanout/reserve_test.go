@@ -29,7 +29,7 @@ func newBoundedHub(t *testing.T, cfg Config, opts ...snapshot.Option) (*snapshot
 	var hub *Hub
 	store := snapshot.New(append(opts, snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))...)
 	hub = NewHub(store, cfg)
-	t.Cleanup(func() { hub.Close(CloseGoingAway, "test over") })
+	t.Cleanup(func() { hub.Close(codec.CloseGoingAway, "test over") })
 	return store, hub
 }
 
@@ -129,7 +129,7 @@ func TestChurnLeavesTheStoreAlone(t *testing.T) {
 	if n := store.Reserved(); n != 1000 {
 		t.Errorf("%d names reserved after the churn, want the churner's last 1000", n)
 	}
-	churner.Close(CloseNormal, "")
+	churner.Close(codec.CloseNormal, "")
 	if n := store.Reserved(); n != 0 {
 		t.Errorf("%d names still reserved after the churner closed", n)
 	}
@@ -191,11 +191,11 @@ func TestReservedNames(t *testing.T) {
 	}
 
 	// Close releases the rest; A1, held by both, only at the second.
-	ac.Close(CloseNormal, "")
+	ac.Close(codec.CloseNormal, "")
 	if n := store.Reserved(); n != 2 {
 		t.Errorf("%d names reserved after A closed, want 2 (A1, B1)", n)
 	}
-	bc.Close(CloseNormal, "")
+	bc.Close(codec.CloseNormal, "")
 	if n := store.Reserved(); n != 0 || store.Len() != 2 {
 		t.Errorf("after both closed: %d names reserved, %d feed symbols (want 0, 2)", n, store.Len())
 	}
@@ -274,7 +274,7 @@ func TestSIDsSurviveOthersChurn(t *testing.T) {
 		churner.HandleFrame(codec.Binary.AppendSub(nil, uint64(round), names, nil))
 		churner.HandleFrame(codec.Binary.AppendUnsub(nil, uint64(round), names))
 	}
-	churner.Close(CloseNormal, "")
+	churner.Close(codec.CloseNormal, "")
 
 	qc.HandleFrame(codec.Binary.AppendSub(nil, 3, []string{"IPO2", "NEW"}, nil))
 	store.Apply(quote("IPO2", 9))

@@ -80,14 +80,6 @@ func (l *Limits) setDefaults() {
 	}
 }
 
-// Close codes the edge uses beyond the engine's.
-const (
-	closeProtocolError    = 1002
-	closePolicy           = 1008
-	closeNotAuthenticated = 4001
-	closeTooMany          = 4029
-)
-
 // Reasons a connection is refused (at the upgrade, or at accept for plain
 // HTTP) or closed by a policy, the label values of the metrics.
 const (

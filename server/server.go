@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/ingest"
@@ -211,7 +212,7 @@ func New(cfg Config) (*Server, error) {
 	if len(brokers) == 0 {
 		b, err := embedded.Start(cfg.Topic, cfg.Partitions)
 		if err != nil {
-			s.hub.Close(fanout.CloseGoingAway, "")
+			s.hub.Close(codec.CloseGoingAway, "")
 			return nil, err
 		}
 		s.broker = b
@@ -238,7 +239,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) closeEarly() {
-	s.hub.Close(fanout.CloseGoingAway, "")
+	s.hub.Close(codec.CloseGoingAway, "")
 	if s.broker != nil {
 		s.broker.Close()
 	}
@@ -308,7 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer done()
 	s.httpConns.stop()
 	_ = srv.Shutdown(shutdown) // hijacked WebSocket connections are closed by the hub
-	s.hub.Close(fanout.CloseGoingAway, "server shutting down")
+	s.hub.Close(codec.CloseGoingAway, "server shutting down")
 	wg.Wait()
 	if s.broker != nil {
 		s.broker.Close()

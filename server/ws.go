@@ -187,14 +187,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ip := s.guard.clientIP(r)
 	switch {
 	case !s.guard.originAllowed(r):
-		s.refuse(socket, refusedOrigin, closePolicy, "origin not allowed", ip)
+		s.refuse(socket, refusedOrigin, codec.ClosePolicy, "origin not allowed", ip)
 		return
 	case authErr != nil:
-		s.refuse(socket, refusedAuth, closeNotAuthenticated, authErr.Error(), ip)
+		s.refuse(socket, refusedAuth, codec.CloseNotAuthenticated, authErr.Error(), ip)
 		return
 	}
 	if reason, ok := s.guard.acquire(ip); !ok {
-		s.refuse(socket, reason, closeTooMany, "too many connections", ip)
+		s.refuse(socket, reason, codec.CloseTooManyConnections, "too many connections", ip)
 		return
 	}
 	if size := s.cfg.Limits.SocketSendBuffer; size > 0 {
@@ -215,7 +215,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		if flood {
 			s.guard.count(closedFlood)
 			// The answers already queued (ACKs, ERROR 429s) go first.
-			c.client.CloseAfterFlush(closePolicy, "request flood")
+			c.client.CloseAfterFlush(codec.ClosePolicy, "request flood")
 		}
 		return ok
 	}}
@@ -230,7 +230,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if sess != nil {
 		c.expiry = time.AfterFunc(time.Hour, func() {
 			s.guard.count(closedExpired)
-			c.client.Close(closeNotAuthenticated, "token expired")
+			c.client.Close(codec.CloseNotAuthenticated, "token expired")
 		})
 		c.expireAt(sess.Expires)
 	}
@@ -269,7 +269,7 @@ func (s *Server) upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Reques
 	guard.fail = func(reason string) {
 		s.log.Debug("websocket: malformed frame", "remote", r.RemoteAddr, "reason", reason)
 		_ = socket.SetDeadline(time.Now().Add(time.Second))
-		_ = socket.WriteClose(closeProtocolError, []byte(reason))
+		_ = socket.WriteClose(uint16(codec.CloseProtocolError), []byte(reason))
 	}
 	return socket, nil
 }
@@ -285,8 +285,8 @@ func (s *Server) readLoop(socket *gws.Conn) {
 		if e := recover(); e != nil {
 			s.log.Warn("websocket: malformed frame", "remote", socket.RemoteAddr().String(), "err", fmt.Sprint(e))
 			_ = socket.SetDeadline(time.Now().Add(time.Second))
-			_ = socket.WriteClose(closeProtocolError, []byte("malformed frame"))
-			wsHandler{s}.OnClose(socket, &gws.CloseError{Code: closeProtocolError})
+			_ = socket.WriteClose(uint16(codec.CloseProtocolError), []byte("malformed frame"))
+			wsHandler{s}.OnClose(socket, &gws.CloseError{Code: uint16(codec.CloseProtocolError)})
 		}
 	}()
 	socket.ReadLoop()
@@ -329,7 +329,7 @@ func setSendBuffer(conn net.Conn, size int) error {
 }
 
 // refuse closes a just-upgraded connection with code, before HELLO.
-func (s *Server) refuse(socket *gws.Conn, reason, code int, msg, ip string) {
+func (s *Server) refuse(socket *gws.Conn, reason int, code codec.CloseCode, msg, ip string) {
 	s.guard.count(reason)
 	s.log.Debug("websocket refused", "remote", ip, "reason", refusalNames[reason], "code", code, "detail", msg)
 	_ = socket.SetDeadline(time.Now().Add(time.Second))
@@ -386,7 +386,7 @@ func (c *wsConn) WriteFrame(p []byte) error {
 // (its reader failing the connection with 1002 or 1007, or answering the
 // peer's close) it leaves the socket to that close, whose frame would be
 // lost if the socket were closed here first.
-func (c *wsConn) Close(code int, reason string) {
+func (c *wsConn) Close(code codec.CloseCode, reason string) {
 	c.close.Do(func() {
 		go func() {
 			_ = c.socket.SetDeadline(time.Now().Add(time.Second))
@@ -420,10 +420,10 @@ func (h wsHandler) OnClose(socket *gws.Conn, err error) {
 			c.expiry.Stop()
 		}
 		h.server.guard.release(c.ip)
-		code := fanout.CloseNormal
+		code := codec.CloseNormal
 		var ce *gws.CloseError
 		if errors.As(err, &ce) {
-			code = int(ce.Code)
+			code = codec.CloseCode(ce.Code)
 		}
 		c.client.Close(code, "")
 	}

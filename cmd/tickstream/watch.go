@@ -243,13 +243,14 @@ func permanent(err error) bool {
 			return true
 		}
 	}
-	code := closeCode(err)
-	return code == 1008 || code == 4001 || code == 4003
+	// watch has one token: a close that wants new credentials is as final
+	// as one that wants no retry at all.
+	return codec.CloseCode(closeCode(err)).Reconnect() != codec.ReconnectBackoff
 }
 
 // advise adds to a refusal of the credentials what to do about it.
 func (w *watcher) advise(err error) error {
-	if closeCode(err) != 4001 {
+	if closeCode(err) != int(codec.CloseNotAuthenticated) {
 		return err
 	}
 	if !w.token {

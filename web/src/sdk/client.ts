@@ -18,6 +18,7 @@ import {
   subCommand,
   type Command,
   isValidSymbol,
+  reconnectRule,
   tokenExpiryMs,
   type AckMsg,
   type AuthedMsg,
@@ -236,7 +237,6 @@ interface SubWaiter {
 }
 
 const OPEN = 1;
-const FATAL_CLOSE_CODES = new Set<number>([CloseCode.NOT_ENTITLED, CloseCode.POLICY]);
 
 /** Opens a connection and returns the client. */
 export function connect(url: string, options: ClientOptions = {}): TickstreamClient {
@@ -521,7 +521,9 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     if (code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY && code !== 1005 && code !== 1006) {
       this.emit("error", { kind: "transport", code, message: `connection closed: ${code} ${reason}` });
     }
-    const fatal = FATAL_CLOSE_CODES.has(code) || (code === CloseCode.NOT_AUTHENTICATED && !this.opts.getToken);
+    // "new credentials" is worth a retry only when getToken can bring them.
+    const rule = reconnectRule(code);
+    const fatal = rule === "final" || (rule === "new credentials" && !this.opts.getToken);
     if (fatal || this.opts.reconnect === false) {
       this.phase = "closed";
       this.lastReason = reason;

@@ -50,10 +50,13 @@ export const FIELDS_V1 = [
   "prevClose",
 ] as const;
 
-/** Close codes of the contract. */
+/** Close codes of the contract (PROTOCOL.md §12). */
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  DROPPED: 1006,
+  INVALID_DATA: 1007,
   POLICY: 1008,
   TOO_BIG: 1009,
   INTERNAL: 1011,
@@ -62,6 +65,49 @@ export const CloseCode = {
   SLOW_CONSUMER: 4008,
   TOO_MANY_CONNECTIONS: 4029,
 } as const;
+
+/**
+ * What a client does after a close: reconnect with backoff, reconnect only with new
+ * credentials, or not at all (the same client would be refused again). The server's
+ * codec/close.go holds the same rule; both are tested against PROTOCOL.md §12.
+ */
+export type ReconnectRule = "backoff" | "new credentials" | "final";
+
+const CLOSE_NAMES: Record<number, string> = {
+  1000: "normal",
+  1001: "going away",
+  1002: "protocol error",
+  1006: "dropped",
+  1007: "invalid data",
+  1008: "policy",
+  1009: "message too big",
+  1011: "internal error",
+  4001: "not authenticated",
+  4003: "not entitled",
+  4008: "slow consumer",
+  4029: "too many connections",
+};
+
+/** The name of a close code ("slow consumer"), or "close N" for one the protocol does not define. */
+export function closeName(code: number): string {
+  return CLOSE_NAMES[code] ?? `close ${code}`;
+}
+
+/** The reconnect rule of a close code; a code the protocol does not define is a passing failure. */
+export function reconnectRule(code: number): ReconnectRule {
+  switch (code) {
+    case CloseCode.NOT_AUTHENTICATED:
+      return "new credentials";
+    case CloseCode.PROTOCOL_ERROR:
+    case CloseCode.INVALID_DATA:
+    case CloseCode.POLICY:
+    case CloseCode.TOO_BIG:
+    case CloseCode.NOT_ENTITLED:
+      return "final";
+    default:
+      return "backoff";
+  }
+}
 
 export type FeedState = "live" | "stale" | "recovering";
 
