@@ -169,9 +169,8 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(fmt.Sprintf("clients=%d/syms=%d/%s/flush=%s", tc.clients, tc.syms, tc.format, tc.flush), func(b *testing.B) {
-			var hub *Hub
-			store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
-			hub = NewHub(store, Config{Heartbeat: time.Hour, FlushDelay: tc.flush})
+			store := snapshot.New()
+			hub := NewHub(store, Config{Heartbeat: time.Hour, FlushDelay: tc.flush})
 			defer hub.Close(codec.CloseGoingAway, "")
 			market := sim.NewMarket(sim.Config{Symbols: tc.symbols, Seed: 1})
 			now := time.Now()

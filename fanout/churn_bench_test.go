@@ -23,9 +23,8 @@ import (
 // the last ten rounds, medians.
 func BenchmarkSubUnsubChurn(b *testing.B) {
 	const rounds, perSub = 100, 1000
-	var hub *Hub
-	store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
-	hub = NewHub(store, Config{Heartbeat: time.Hour})
+	store := snapshot.New()
+	hub := NewHub(store, Config{Heartbeat: time.Hour})
 	defer hub.Close(codec.CloseGoingAway, "")
 	for i := range 500 {
 		store.Apply(quote(fmt.Sprintf("FEED%d", i), 1))

@@ -121,10 +121,9 @@ func (c *fakeConn) Close(code codec.CloseCode, _ string) {
 }
 
 func newTestHub(t testing.TB, cfg Config) (*snapshot.Store, *Hub) {
-	var hub *Hub
-	store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
+	store := snapshot.New()
 	cfg.Heartbeat = max(cfg.Heartbeat, 50*time.Millisecond)
-	hub = NewHub(store, cfg)
+	hub := NewHub(store, cfg)
 	t.Cleanup(func() { hub.Close(codec.CloseGoingAway, "test over") })
 	return store, hub
 }

@@ -26,9 +26,8 @@ func (p printConn) Close(codec.CloseCode, string) {}
 // A hub connected to a store: a client subscribes and gets HELLO, the ACK,
 // the SNAPSHOT, and then a DELTA of only what each update changed.
 func Example() {
-	var hub *fanout.Hub
-	store := snapshot.New(snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))
-	hub = fanout.NewHub(store, fanout.Config{ServerID: "example", Heartbeat: time.Hour})
+	store := snapshot.New()
+	hub := fanout.NewHub(store, fanout.Config{ServerID: "example", Heartbeat: time.Hour})
 
 	u := &codec.Update{Sym: []byte("AAPL")}
 	u.Set(codec.FieldTS, 1764072000123456)

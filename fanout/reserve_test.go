@@ -26,9 +26,8 @@ func quote(sym string, bid float64) *codec.Update {
 
 // newBoundedHub is newTestHub with a store bounded as the server's is.
 func newBoundedHub(t *testing.T, cfg Config, opts ...snapshot.Option) (*snapshot.Store, *Hub) {
-	var hub *Hub
-	store := snapshot.New(append(opts, snapshot.WithObserver(func(ch snapshot.Change) { hub.Publish(ch) }))...)
-	hub = NewHub(store, cfg)
+	store := snapshot.New(opts...)
+	hub := NewHub(store, cfg)
 	t.Cleanup(func() { hub.Close(codec.CloseGoingAway, "test over") })
 	return store, hub
 }

@@ -28,8 +28,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.Run(f.name, func(b *testing.B) {
 			msgs := kafkatest.Log(kafkatest.LogConfig{Seed: 41, Records: 1 << 14, Symbols: 1000, Format: f.format})
 			store := snapshot.New()
-			c, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "ticks", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-				func(u *codec.Update) error { _, _, err := store.Apply(u); return err })
+			c, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "ticks", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, store)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -86,18 +86,21 @@ type Config struct {
 	OnStatus func(state, detail string)
 }
 
-// Apply receives each decoded update. It is called from one goroutine per
-// partition, in offset order within the partition; u is reused afterwards.
-// An error refuses the record: it is counted, logged and skipped as an
-// undecodable one is, under the reason its Reason() string method names
-// ("other" without one).
-type Apply func(u *codec.Update) error
+// Applier takes each decoded update: the snapshot store.
+type Applier interface {
+	// Apply is called from one goroutine per partition, in offset order
+	// within the partition; u is reused afterwards. An error refuses the
+	// record: it is counted, logged and skipped as an undecodable one is,
+	// under the reason its Reason() string method names ("other" without
+	// one), as for snapshot.ErrFull (symbol_table_full).
+	Apply(u *codec.Update) error
+}
 
 // Consumer reads every partition of the price topic.
 type Consumer struct {
-	cfg   Config
-	apply Apply
-	log   *slog.Logger
+	cfg Config
+	to  Applier
+	log *slog.Logger
 
 	// startAt is the time a time-based Start looks offsets up by.
 	startAt time.Time
@@ -143,8 +146,8 @@ type partition struct {
 	alive    atomic.Int64 // unix ns of the last sign of a working broker
 }
 
-// New returns a consumer that hands every update of cfg.Topic to apply.
-func New(cfg Config, apply Apply) (*Consumer, error) {
+// New returns a consumer that hands every update of cfg.Topic to to.
+func New(cfg Config, to Applier) (*Consumer, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("ingest: no brokers")
 	}
@@ -173,7 +176,7 @@ func New(cfg Config, apply Apply) (*Consumer, error) {
 	if cfg.Dialer == nil {
 		cfg.Dialer = &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true}
 	}
-	c := &Consumer{cfg: cfg, apply: apply, parts: map[int]*partition{}, startAt: time.Now().Add(ago), metaAlive: time.Now()}
+	c := &Consumer{cfg: cfg, to: to, parts: map[int]*partition{}, startAt: time.Now().Add(ago), metaAlive: time.Now()}
 	c.log = cfg.Logger.With("topic", cfg.Topic)
 	live := codec.StatusLive
 	c.state.Store(&live)
@@ -592,7 +595,7 @@ func (c *Consumer) handle(p *partition, m *kafka.Message, u *codec.Update) {
 	}
 	p.applying.Lock()
 	if err == nil {
-		err = c.apply(u)
+		err = c.to.Apply(u)
 	}
 	p.next.Store(m.Offset + 1)
 	p.applying.Unlock()

@@ -53,7 +53,7 @@ func run(t testing.TB, brokers []string, topic string, cfg Config) *fixture {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.MaxWait = 200 * time.Millisecond
 	cfg.OnStatus = func(state, _ string) { f.status <- state }
-	c, err := New(cfg, func(u *codec.Update) error { _, _, err := f.store.Apply(u); return err })
+	c, err := New(cfg, f.store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestHealth(t *testing.T) {
 			c, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "ticks", StaleAfter: 3 * time.Second,
 				Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 				OnStatus: func(state, detail string) { got = append(got, state); details = append(details, detail) },
-			}, func(*codec.Update) error { return nil })
+			}, snapshot.New())
 			if err != nil {
 				t.Fatal(err)
 			}

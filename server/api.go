@@ -26,7 +26,7 @@ func (s *Server) routes() *http.ServeMux {
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(s), s.publishSeconds, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(s), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if s.cfg.DemoControls && s.broker != nil {
 		mux.HandleFunc("POST /api/v1/demo/feed", s.serveDemoFeed)

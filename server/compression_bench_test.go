@@ -51,22 +51,31 @@ func simFrames(n, perFrame int) [][]byte {
 		market.Initial(now, i, &u)
 		store.Apply(&u)
 	}
+	var enc deltaEncoder
+	store.SetObserver(&enc)
 	frames := make([][]byte, n)
 	for i := range frames {
-		var f []byte
-		for range perFrame {
-			for {
-				now = now.Add(500 * time.Microsecond)
-				market.Next(now, &u)
-				if ch, ok, _ := store.Apply(&u); ok {
-					f = codec.Binary.AppendState(f, codec.OpDelta, ch.Symbol.ID, ch.Next.Seq, ch.Mask, &ch.Next.Values)
-					break
-				}
-			}
+		enc.frame, enc.n = nil, 0
+		for enc.n < perFrame {
+			now = now.Add(500 * time.Microsecond)
+			market.Next(now, &u)
+			store.Apply(&u)
 		}
-		frames[i] = f
+		frames[i] = enc.frame
 	}
 	return frames
+}
+
+// deltaEncoder appends the DELTA of each change the store tells it of to
+// frame.
+type deltaEncoder struct {
+	frame []byte
+	n     int
+}
+
+func (e *deltaEncoder) Publish(ch snapshot.Change) {
+	e.frame = codec.Binary.AppendState(e.frame, codec.OpDelta, ch.Symbol.ID, ch.Next.Seq, ch.Mask, &ch.Next.Values)
+	e.n++
 }
 
 // BenchmarkCompression writes the simulator's realistic stream over a real

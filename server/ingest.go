@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/checkpoint"
-	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/ingest"
 	"github.com/tickstream/tickstream/snapshot"
 )
@@ -65,12 +64,7 @@ func (s *Server) newConsumer(brokers []string) (*ingest.Consumer, error) {
 		cfg.Start = ingest.StartEarliest
 		cfg.Resume = s.restore()
 	}
-	return ingest.New(cfg, func(u *codec.Update) error {
-		// A full store refuses a new symbol of the feed: ingest counts the
-		// record as rejected (symbol_table_full) and logs its offset.
-		_, _, err := s.store.Apply(u)
-		return err
-	})
+	return ingest.New(cfg, s.store)
 }
 
 // restore loads the checkpoint into the store and returns its offsets. A

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tickstream/tickstream/fanout"
 )
 
 // collector reads the engine's and ingest's counters at scrape time, so
@@ -19,20 +21,7 @@ type collector struct {
 	refused                                                *prometheus.Desc
 	checkpointTime, checkpointFailures                     *prometheus.Desc
 	outages, outageSecs, catchUpSecs, lost, recreated      *prometheus.Desc
-}
-
-// publishSample is the share of store changes whose fanout is timed: one
-// in publishSample.
-const publishSample = 16
-
-// newPublishHistogram times the fanout of one store change to every
-// subscriber's buffer, from 1µs to about 1s.
-func newPublishHistogram() prometheus.Histogram {
-	return prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "tickstream_publish_seconds",
-		Help:    "Time to hand one store change to every subscriber's outbound buffer, timed for one change in " + strconv.Itoa(publishSample) + ".",
-		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 11),
-	})
+	publishTime                                            *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -68,8 +57,21 @@ func newCollector(s *Server) *collector {
 		catchUpSecs:        d("ingest_catchup_seconds", "How long ingest took after the last outage, from the brokers answering again to live; 0 before the first."),
 		lost:               d("ingest_records_lost_total", "Records deleted from the log (retention) before ingest read them."),
 		recreated:          d("ingest_log_recreated_total", "Partitions whose log was found to end before ingest's position (topic deleted and recreated): rebuilt from the log's start."),
+		publishTime:        d("publish_seconds", "Time to hand one store change to every subscriber's outbound buffer, timed for one change in "+strconv.Itoa(fanout.PublishSample)+"."),
 		refused:            d("connections_refused_total", "Connections refused (WebSocket at the upgrade, plain HTTP at accept) or closed by a policy, by reason.", "reason"),
 	}
+}
+
+// publishHistogram exports the hub's publish times in seconds, with the
+// cumulative buckets Prometheus wants.
+func publishHistogram(d *prometheus.Desc, h *fanout.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(fanout.PublishBuckets))
+	var below uint64
+	for i, bound := range fanout.PublishBuckets {
+		below += h.Counts[i]
+		buckets[bound.Seconds()] = below
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets)
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -96,6 +98,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for code, n := range h.Errors {
 		counter(c.errs, float64(n), strconv.Itoa(code))
 	}
+	ch <- publishHistogram(c.publishTime, &h.PublishTime)
 	in := c.s.consumer.Stats()
 	counter(c.records, float64(in.Records))
 	for reason, n := range in.Rejected {

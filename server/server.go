@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/fanout"
@@ -167,11 +165,9 @@ type Server struct {
 	upgraders *upgraders
 	guard     *guard
 	httpConns *httpConns
-	// publishSeconds times the fanout of each store change.
-	publishSeconds prometheus.Histogram
-	mux            *http.ServeMux
-	ln             net.Listener
-	started        time.Time
+	mux       *http.ServeMux
+	ln        net.Listener
+	started   time.Time
 }
 
 // New builds a server: it starts the embedded broker when no brokers are
@@ -192,21 +188,9 @@ func New(cfg Config) (*Server, error) {
 		// HTTP/1.1 only: a WebSocket upgrade needs it.
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins), publishSeconds: newPublishHistogram()}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins)}
 	s.httpConns = newHTTPConns(cfg.Limits.MaxHTTPConnections, cfg.HandshakeTimeout/2, s.guard, cfg.Logger)
-	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved), snapshot.WithObserver(func(ch snapshot.Change) {
-		// Timing every change would cost two clock reads and an
-		// observation, about 90 ns, on the ingest path of each record:
-		// the symbol's own seq picks one change in publishSample without
-		// a counter shared by the partitions.
-		if ch.Next.Seq%publishSample != 0 {
-			s.hub.Publish(ch)
-			return
-		}
-		start := time.Now()
-		s.hub.Publish(ch)
-		s.publishSeconds.Observe(time.Since(start).Seconds())
-	}))
+	s.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved))
 	s.hub = fanout.NewHub(s.store, cfg.Fanout)
 	brokers := cfg.Brokers
 	if len(brokers) == 0 {

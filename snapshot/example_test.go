@@ -7,11 +7,19 @@ import (
 	"github.com/tickstream/tickstream/snapshot"
 )
 
+// printer is an observer that prints each change.
+type printer struct{}
+
+func (printer) Publish(ch snapshot.Change) {
+	fmt.Printf("seq %d, changed bid %v ask %v\n", ch.Next.Seq, ch.Mask.Has(codec.FieldBid), ch.Mask.Has(codec.FieldAsk))
+}
+
 // Applying updates: each one that changes something moves the symbol's seq
-// by one and reports exactly the fields that changed; one that changes
-// nothing is not a change at all.
+// by one and tells the observer exactly the fields that changed; one that
+// changes nothing is not a change at all.
 func ExampleStore_Apply() {
 	store := snapshot.New()
+	store.SetObserver(printer{})
 	quote := func(bid, ask float64) *codec.Update {
 		u := &codec.Update{Sym: []byte("AAPL")}
 		u.Set(codec.FieldBid, bid)
@@ -19,18 +27,12 @@ func ExampleStore_Apply() {
 		return u
 	}
 	for _, u := range []*codec.Update{quote(187.23, 187.25), quote(187.24, 187.25), quote(187.24, 187.25)} {
-		ch, changed, _ := store.Apply(u)
-		if !changed {
-			fmt.Println("no change")
-			continue
-		}
-		fmt.Printf("seq %d, changed bid %v ask %v\n", ch.Next.Seq, ch.Mask.Has(codec.FieldBid), ch.Mask.Has(codec.FieldAsk))
+		store.Apply(u)
 	}
 	st := store.Lookup([]byte("AAPL")).Load()
 	fmt.Println("state:", st.Seq, st.Values[codec.FieldBid], st.Values[codec.FieldAsk])
 	// Output:
 	// seq 1, changed bid true ask true
 	// seq 2, changed bid true ask false
-	// no change
 	// state: 2 187.24 187.25
 }

@@ -114,7 +114,7 @@ type Store struct {
 	seed     maphash.Seed
 	shards   [shardCount]shard
 	feed     atomic.Pointer[[]*Symbol] // the feed's symbols, in creation order
-	onChange func(Change)
+	observer Observer
 	max      int
 	maxRes   int
 
@@ -129,10 +129,17 @@ type Store struct {
 // Option configures a Store.
 type Option func(*Store)
 
-// WithObserver has the store call fn with every change, in seq order per
-// symbol, while the symbol's writer lock is held. fn must not block: it is
-// how the fanout engine hears of changes.
-func WithObserver(fn func(Change)) Option { return func(s *Store) { s.onChange = fn } }
+// Observer hears of every change of the store: the fanout engine.
+type Observer interface {
+	// Publish is called with every change, in seq order per symbol, while
+	// the symbol's writer lock is held: it must not block.
+	Publish(Change)
+}
+
+// SetObserver makes o the store's observer, replacing any other. The
+// store reads it without a lock on every change: set it before the first
+// Apply (fanout.NewHub does, for the store it serves).
+func (s *Store) SetObserver(o Observer) { s.observer = o }
 
 // WithMaxSymbols bounds the number of the feed's symbols (0 means no
 // bound), so that a feed of ever new names cannot grow the store without
@@ -287,19 +294,19 @@ func (s *Store) feedSymbol(name []byte) (*Symbol, error) {
 
 // Apply applies an update of the feed: fields it carries take their new
 // value, the others keep theirs. When any value changed, the symbol's seq
-// grows by one and Apply returns the change and true; an update that
-// changes nothing returns false and leaves seq as it was (and creates no
-// symbol). It returns ErrFull, and changes nothing, when the symbol is new
-// and the store is full.
-func (s *Store) Apply(u *codec.Update) (Change, bool, error) {
+// grows by one and the observer is told of the change; an update that
+// changes nothing leaves seq as it was (and creates no symbol). It returns
+// ErrFull, and changes nothing, when the symbol is new and the store is
+// full. Ingest hands it the update of every record.
+func (s *Store) Apply(u *codec.Update) error {
 	sym := s.Lookup(u.Sym)
 	if sym == nil {
 		if u.Mask == 0 {
-			return Change{}, false, nil
+			return nil
 		}
 		var err error
 		if sym, err = s.feedSymbol(u.Sym); err != nil {
-			return Change{}, false, err
+			return err
 		}
 	}
 	sym.mu.Lock()
@@ -312,7 +319,7 @@ func (s *Store) Apply(u *codec.Update) (Change, bool, error) {
 		}
 	}
 	if changed == 0 {
-		return Change{}, false, nil
+		return nil
 	}
 	next := &State{Seq: prev.Seq + 1, Mask: prev.Mask | u.Mask, Values: prev.Values}
 	for f := 0; f < codec.NumFields; f++ {
@@ -321,11 +328,10 @@ func (s *Store) Apply(u *codec.Update) (Change, bool, error) {
 		}
 	}
 	sym.state.Store(next)
-	ch := Change{Symbol: sym, Prev: prev, Next: next, Mask: changed}
-	if s.onChange != nil {
-		s.onChange(ch)
+	if s.observer != nil {
+		s.observer.Publish(Change{Symbol: sym, Prev: prev, Next: next, Mask: changed})
 	}
-	return ch, true, nil
+	return nil
 }
 
 // Restore sets a feed symbol's state as it was saved (a warm restart),

@@ -37,12 +37,18 @@ func TestApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var seen []Change
-			s := New(WithObserver(func(c Change) { seen = append(seen, c) }))
+			var seen changes
+			s := New()
+			s.SetObserver(&seen)
 			for i, u := range tt.updates {
-				ch, ok, err := s.Apply(u)
-				if err != nil {
+				before := len(seen)
+				if err := s.Apply(u); err != nil {
 					t.Fatalf("update %d: %v", i, err)
+				}
+				var ch Change
+				ok := len(seen) > before
+				if ok {
+					ch = seen[len(seen)-1]
 				}
 				if ok != (tt.changed[i] != 0) || ch.Mask != tt.changed[i] {
 					t.Fatalf("update %d: changed %b ok %v, want %b", i, ch.Mask, ok, tt.changed[i])
@@ -72,21 +78,26 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// changes records what the store tells its observer.
+type changes []Change
+
+func (c *changes) Publish(ch Change) { *c = append(*c, ch) }
+
 func TestFeedBound(t *testing.T) {
 	s := New(WithMaxSymbols(3))
 	for _, n := range []string{"MSFT", "AAPL", "AMD"} {
-		if _, _, err := s.Apply(update(n, codec.FieldBid, 1)); err != nil {
+		if err := s.Apply(update(n, codec.FieldBid, 1)); err != nil {
 			t.Fatalf("%s: %v", n, err)
 		}
 	}
-	if _, _, err := s.Apply(update("NEW", codec.FieldBid, 1)); !errors.Is(err, ErrFull) {
+	if err := s.Apply(update("NEW", codec.FieldBid, 1)); !errors.Is(err, ErrFull) {
 		t.Fatalf("a fourth symbol: err %v, want ErrFull", err)
 	}
 	if err := s.Restore([]byte("NEW"), State{Seq: 1}); !errors.Is(err, ErrFull) {
 		t.Fatalf("restoring a fourth symbol: err %v, want ErrFull", err)
 	}
-	if _, changed, err := s.Apply(update("AAPL", codec.FieldBid, 2)); !changed || err != nil {
-		t.Fatalf("a known symbol of a full store: changed %v, err %v", changed, err)
+	if err := s.Apply(update("AAPL", codec.FieldBid, 2)); err != nil || s.Lookup([]byte("AAPL")).Load().Seq != 2 {
+		t.Fatalf("a known symbol of a full store: err %v", err)
 	}
 	if s.Len() != 3 || s.Lookup([]byte("NEW")) != nil {
 		t.Fatalf("store grew past its bound: %d symbols", s.Len())
@@ -129,8 +140,8 @@ func TestReserve(t *testing.T) {
 	}
 
 	// The feed takes A over: same symbol, same id, and its room is freed.
-	if _, changed, err := s.Apply(update("A", codec.FieldBid, 5)); !changed || err != nil {
-		t.Fatalf("first record of A: changed %v err %v", changed, err)
+	if err := s.Apply(update("A", codec.FieldBid, 5)); err != nil {
+		t.Fatalf("first record of A: %v", err)
 	}
 	if s.Lookup([]byte("A")) != a || a.Load().Seq != 1 || s.Len() != 2 || s.Reserved() != 2 {
 		t.Fatalf("A not taken over in place: Len %d Reserved %d seq %d", s.Len(), s.Reserved(), a.Load().Seq)
@@ -139,7 +150,7 @@ func TestReserve(t *testing.T) {
 	s.Release(a)
 	// The feed is full now: a reserved name's first record is refused and
 	// the name stays reserved.
-	if _, _, err := s.Apply(update("B", codec.FieldBid, 1)); !errors.Is(err, ErrFull) {
+	if err := s.Apply(update("B", codec.FieldBid, 1)); !errors.Is(err, ErrFull) {
 		t.Fatalf("B into a full feed: %v", err)
 	}
 
