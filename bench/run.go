@@ -2,9 +2,9 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -19,8 +19,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
-	"github.com/tickstream/tickstream/server"
 	"github.com/tickstream/tickstream/sim"
 )
 
@@ -642,13 +642,11 @@ const snapshotBatch = 500
 
 // serverState reads the server's state of every subscribed symbol from its
 // REST API.
-func (r *runner) serverState(ctx context.Context) (map[string]server.SymbolSnapshot, error) {
-	u, err := url.Parse(r.cfg.URL)
+func (r *runner) serverState(ctx context.Context) (map[string]client.SymbolSnapshot, error) {
+	base, err := client.RESTBase(r.cfg.URL)
 	if err != nil {
 		return nil, err
 	}
-	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
-	u.Path, u.RawQuery = "/api/v1/snapshot", ""
 	seen := map[string]bool{}
 	var syms []string
 	for _, sl := range r.slots {
@@ -661,32 +659,15 @@ func (r *runner) serverState(ctx context.Context) (map[string]server.SymbolSnaps
 	}
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
-	out := make(map[string]server.SymbolSnapshot, len(syms))
+	out := make(map[string]client.SymbolSnapshot, len(syms))
 	for len(syms) > 0 {
 		n := min(len(syms), snapshotBatch)
-		q := url.Values{"symbols": {strings.Join(syms[:n], ",")}}
+		body, err := client.FetchSnapshot(ctx, hc, base, syms[:n])
+		if err != nil {
+			return nil, fmt.Errorf("bench: server state: %w", err)
+		}
 		syms = syms[n:]
-		u.RawQuery = q.Encode()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return nil, fmt.Errorf("bench: server state: %w", err)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("bench: server state: %w", err)
-		}
-		var body server.SnapshotResponse
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("bench: server state: GET %s: HTTP %d", u.Path, resp.StatusCode)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("bench: server state: %w", err)
-		}
-		for k, v := range body.Snapshots {
-			out[k] = v
-		}
+		maps.Copy(out, body.Snapshots)
 	}
 	return out, nil
 }

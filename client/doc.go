@@ -8,6 +8,10 @@
 // read goroutine feeds a Book; the connection's requests ([Conn.Subscribe],
 // [Conn.Unsubscribe], [Conn.Snap], [Conn.Ping]) tell the Book what to expect.
 //
+// The bodies of the REST API ([SnapshotResponse], [SymbolsResponse],
+// [ReadyResponse]) are defined here too, and the server encodes these very
+// types; [FetchSnapshot] reads a server's state for comparison with a Book's.
+//
 // The client is built for three users at once: the `tickstream watch`
 // terminal table, the load benchmark that holds thousands of connections in
 // one process (one goroutine per connection, a Book that allocates nothing

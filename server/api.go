@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 )
 
@@ -50,17 +51,6 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-// SymbolSnapshot is one symbol's state in GET /api/v1/snapshot.
-type SymbolSnapshot struct {
-	Seq   uint64             `json:"seq"`
-	State map[string]float64 `json:"state"`
-}
-
-// SnapshotResponse is the body of GET /api/v1/snapshot.
-type SnapshotResponse struct {
-	Snapshots map[string]SymbolSnapshot `json:"snapshots"`
-}
-
 func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	var names []string
 	if raw := r.URL.Query().Get("symbols"); raw != "" {
@@ -83,9 +73,9 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		names, _ = s.store.Names("", 0)
 		names = grantOf(r).filter(names)
 	}
-	resp := SnapshotResponse{Snapshots: make(map[string]SymbolSnapshot, len(names))}
+	resp := client.SnapshotResponse{Snapshots: make(map[string]client.SymbolSnapshot, len(names))}
 	for _, n := range names {
-		snap := SymbolSnapshot{State: map[string]float64{}}
+		snap := client.SymbolSnapshot{State: map[string]float64{}}
 		if sym := s.store.Lookup([]byte(n)); sym != nil {
 			st := sym.Load()
 			snap.Seq = st.Seq
@@ -98,12 +88,6 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		resp.Snapshots[n] = snap
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// SymbolsResponse is the body of GET /api/v1/symbols.
-type SymbolsResponse struct {
-	Symbols []string `json:"symbols"`
-	Total   int      `json:"total"`
 }
 
 func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +117,7 @@ func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
 	if names == nil {
 		names = []string{}
 	}
-	writeJSON(w, http.StatusOK, SymbolsResponse{Symbols: names, Total: total})
+	writeJSON(w, http.StatusOK, client.SymbolsResponse{Symbols: names, Total: total})
 }
 
 // sortByActivity orders names by the updates the node has applied to each
@@ -149,37 +133,20 @@ func (s *Server) sortByActivity(names []string) {
 	sort.SliceStable(names, func(i, j int) bool { return seq[names[i]] > seq[names[j]] })
 }
 
-// ReadyResponse is the body of GET /readyz.
-type ReadyResponse struct {
-	Ready      bool           `json:"ready"`
-	CaughtUp   bool           `json:"caughtUp"`
-	Live       bool           `json:"live"`
-	Status     string         `json:"status"`
-	Detail     string         `json:"detail,omitempty"`
-	Partitions []PartitionLag `json:"partitions"`
-}
-
-// PartitionLag is one partition's ingest progress in GET /readyz.
-type PartitionLag struct {
-	Partition  int     `json:"partition"`
-	Offset     int64   `json:"offset"`
-	End        int64   `json:"end"`
-	Lag        int64   `json:"lag"`
-	LagSeconds float64 `json:"lagSeconds"`
-}
-
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	state, detail := s.hub.Status()
-	resp := ReadyResponse{
+	resp := client.ReadyResponse{
 		CaughtUp:   s.consumer.Ready(),
 		Live:       s.consumer.Live(),
 		Status:     state,
 		Detail:     detail,
-		Partitions: []PartitionLag{},
+		Partitions: []client.PartitionLag{},
 	}
 	resp.Ready = resp.CaughtUp && resp.Live
 	for _, p := range s.consumer.Stats().Partitions {
-		resp.Partitions = append(resp.Partitions, PartitionLag{p.Partition, p.Next, p.End, p.Lag, p.LagSeconds})
+		resp.Partitions = append(resp.Partitions, client.PartitionLag{
+			Partition: p.Partition, Offset: p.Next, End: p.End, Lag: p.Lag, LagSeconds: p.LagSeconds,
+		})
 	}
 	code := http.StatusOK
 	if !resp.Ready {

@@ -87,7 +87,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 	started := time.Now()
 	base := "http://" + s.Addr()
-	var syms SymbolsResponse
+	var syms client.SymbolsResponse
 	waitUntil(t, 10*time.Second, "the simulator's symbols", func() bool {
 		getJSON(t, base+"/api/v1/symbols?limit=1000", &syms)
 		return len(syms.Symbols) == 60
@@ -187,9 +187,9 @@ func TestEndToEnd(t *testing.T) {
 
 	// Once the simulator has stopped and ingest has applied everything,
 	// the store no longer moves: every client must converge to it.
-	var last SnapshotResponse
+	var last client.SnapshotResponse
 	waitUntil(t, 20*time.Second, "the feed to stop", func() bool {
-		var now SnapshotResponse
+		var now client.SnapshotResponse
 		getJSON(t, base+"/api/v1/snapshot", &now)
 		stable := time.Since(started) > simFor && fmt.Sprint(now) == fmt.Sprint(last)
 		last = now

@@ -27,7 +27,7 @@ import (
 // served fetches every symbol's state from a node's REST API.
 func served(t *testing.T, base string) map[string]snapshot.State {
 	t.Helper()
-	var resp SnapshotResponse
+	var resp client.SnapshotResponse
 	getJSON(t, base+"/api/v1/snapshot", &resp)
 	out := make(map[string]snapshot.State, len(resp.Snapshots))
 	for name, s := range resp.Snapshots {
@@ -46,8 +46,8 @@ func served(t *testing.T, base string) map[string]snapshot.State {
 }
 
 // readiness returns a node's /readyz status code and body.
-func readiness(base string) (int, ReadyResponse, error) {
-	var r ReadyResponse
+func readiness(base string) (int, client.ReadyResponse, error) {
+	var r client.ReadyResponse
 	resp, err := http.Get(base + "/readyz")
 	if err != nil {
 		return 0, r, err

@@ -17,6 +17,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/tickstream/tickstream/client"
 )
 
 // TestOpenAPI validates the node's real responses against
@@ -135,16 +137,16 @@ func trim(b []byte) string {
 func TestSymbolsByActivity(t *testing.T) {
 	s := startServer(t, Config{Symbols: 40, Rate: 2000, SimDuration: time.Second})
 	base := "http://" + s.Addr()
-	var seqs map[string]SymbolSnapshot
+	var seqs map[string]client.SymbolSnapshot
 	waitUntil(t, 20*time.Second, "the feed to stop", func() bool {
-		var a, b SnapshotResponse
+		var a, b client.SnapshotResponse
 		getJSON(t, base+"/api/v1/snapshot", &a)
 		time.Sleep(300 * time.Millisecond)
 		getJSON(t, base+"/api/v1/snapshot", &b)
 		seqs = b.Snapshots
 		return len(b.Snapshots) == 40 && reflect.DeepEqual(a, b)
 	})
-	var got SymbolsResponse
+	var got client.SymbolsResponse
 	getJSON(t, base+"/api/v1/symbols?order=active&limit=10", &got)
 	if got.Total != 40 || len(got.Symbols) != 10 {
 		t.Fatalf("order=active&limit=10: %d of %d symbols, want 10 of 40", len(got.Symbols), got.Total)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/ingest"
 	"github.com/tickstream/tickstream/internal/kafkatest"
@@ -49,7 +50,7 @@ func TestScaleOut(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	snapshot := func(s *Server) SnapshotResponse {
+	snapshot := func(s *Server) client.SnapshotResponse {
 		resp, err := http.Get("http://" + s.Addr() + "/api/v1/snapshot")
 		if err != nil {
 			t.Fatal(err)
@@ -59,7 +60,7 @@ func TestScaleOut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out SnapshotResponse
+		var out client.SnapshotResponse
 		if err := json.Unmarshal(body, &out); err != nil {
 			t.Fatal(err)
 		}

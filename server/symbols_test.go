@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 )
@@ -46,9 +47,9 @@ func TestSubscriptionsDoNotFillTheFeed(t *testing.T) {
 	if n := s.store.Len(); n != 10 {
 		t.Errorf("subscriptions grew the feed's table to %d symbols", n)
 	}
-	var syms SymbolsResponse
+	var syms client.SymbolsResponse
 	getJSON(t, "http://"+s.Addr()+"/api/v1/symbols?prefix=ZZ", &syms)
-	var snap SnapshotResponse
+	var snap client.SnapshotResponse
 	getJSON(t, "http://"+s.Addr()+"/api/v1/snapshot", &snap)
 	if syms.Total != 0 || len(snap.Snapshots) != 10 {
 		t.Errorf("REST lists names without data: symbols %v, snapshot of %d symbols", syms.Symbols, len(snap.Snapshots))
