@@ -22,6 +22,7 @@ import (
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/node"
 	"github.com/tickstream/tickstream/server"
 )
 
@@ -33,20 +34,27 @@ var quiet = slog.New(slog.DiscardHandler)
 // 127.0.0.1, and returns the server's WebSocket URL and the broker.
 func testServer(t *testing.T) (string, []string) {
 	t.Helper()
-	return testServerWith(t, server.Config{})
+	return testServerWith(t, server.Config{}, node.Config{})
 }
 
-// testServerWith is testServer with cfg's settings.
-func testServerWith(t *testing.T, cfg server.Config) (string, []string) {
+// testServerWith is testServer with the edge's settings cfg and the
+// node's ncfg.
+func testServerWith(t *testing.T, cfg server.Config, ncfg node.Config) (string, []string) {
 	t.Helper()
 	b, err := embedded.Start("ticks", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	cfg.Listen, cfg.Brokers, cfg.Logger = "127.0.0.1:0", b.Addrs(), quiet
-	srv, err := server.New(cfg)
+	cfg.Listen, cfg.Logger = "127.0.0.1:0", quiet
+	ncfg.Brokers, ncfg.Logger = b.Addrs(), quiet
+	n, err := node.New(ncfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(n, cfg)
+	if err != nil {
+		n.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -171,10 +179,8 @@ func TestRunCountsEveryDelivery(t *testing.T) {
 // its metrics) while the measured connections pass, and the server's
 // publish time is read from its metrics.
 func TestRunSlowConns(t *testing.T) {
-	url, brokers := testServerWith(t, server.Config{
-		Limits: server.Limits{SocketSendBuffer: 4096},
-		Fanout: fanout.Config{SoftLag: 100 * time.Millisecond, SlowGrace: 300 * time.Millisecond, Heartbeat: 200 * time.Millisecond},
-	})
+	url, brokers := testServerWith(t, server.Config{Limits: server.Limits{SocketSendBuffer: 4096}},
+		node.Config{Fanout: fanout.Config{SoftLag: 100 * time.Millisecond, SlowGrace: 300 * time.Millisecond, Heartbeat: 200 * time.Millisecond}})
 	cfg := shortConfig(url, brokers)
 	cfg.Rate, cfg.Duration = 2000, 2*time.Second
 	cfg.SlowConns = 3

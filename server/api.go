@@ -29,7 +29,7 @@ func (s *Server) routes() *http.ServeMux {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if s.cfg.DemoControls && s.broker != nil {
+	if s.cfg.DemoFeed != nil {
 		mux.HandleFunc("POST /api/v1/demo/feed", s.serveDemoFeed)
 	}
 	if s.cfg.Web != nil {
@@ -70,13 +70,13 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	} else {
-		names, _ = s.store.Names("", 0)
+		names, _ = s.node.Store().Names("", 0)
 		names = grantOf(r).filter(names)
 	}
 	resp := client.SnapshotResponse{Snapshots: make(map[string]client.SymbolSnapshot, len(names))}
 	for _, n := range names {
 		snap := client.SymbolSnapshot{State: map[string]float64{}}
-		if sym := s.store.Lookup([]byte(n)); sym != nil {
+		if sym := s.node.Store().Lookup([]byte(n)); sym != nil {
 			st := sym.Load()
 			snap.Seq = st.Seq
 			for f := 0; f < codec.NumFields; f++ {
@@ -108,7 +108,7 @@ func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
 	}
 	// The limit applies to what the client may see (every symbol when
 	// authentication is off).
-	all, _ := s.store.Names(q.Get("prefix"), 0)
+	all, _ := s.node.Store().Names(q.Get("prefix"), 0)
 	all = grantOf(r).filter(all)
 	if order == "active" {
 		s.sortByActivity(all)
@@ -126,7 +126,7 @@ func (s *Server) serveSymbols(w http.ResponseWriter, r *http.Request) {
 func (s *Server) sortByActivity(names []string) {
 	seq := make(map[string]uint64, len(names))
 	for _, n := range names {
-		if sym := s.store.Lookup([]byte(n)); sym != nil {
+		if sym := s.node.Store().Lookup([]byte(n)); sym != nil {
 			seq[n] = sym.Load().Seq
 		}
 	}
@@ -134,16 +134,16 @@ func (s *Server) sortByActivity(names []string) {
 }
 
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
-	state, detail := s.hub.Status()
+	state, detail := s.node.Hub().Status()
 	resp := client.ReadyResponse{
-		CaughtUp:   s.consumer.Ready(),
-		Live:       s.consumer.Live(),
+		CaughtUp:   s.node.Ingest().Ready(),
+		Live:       s.node.Ingest().Live(),
 		Status:     state,
 		Detail:     detail,
 		Partitions: []client.PartitionLag{},
 	}
 	resp.Ready = resp.CaughtUp && resp.Live
-	for _, p := range s.consumer.Stats().Partitions {
+	for _, p := range s.node.Ingest().Stats().Partitions {
 		resp.Partitions = append(resp.Partitions, client.PartitionLag{
 			Partition: p.Partition, Offset: p.Next, End: p.End, Lag: p.Lag, LagSeconds: p.LagSeconds,
 		})
@@ -158,15 +158,15 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) serveDemoFeed(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Query().Get("state") {
 	case "down":
-		s.broker.SetDown(true)
+		s.cfg.DemoFeed.SetDown(true)
 	case "up":
-		s.broker.SetDown(false)
+		s.cfg.DemoFeed.SetDown(false)
 	default:
 		writeError(w, http.StatusBadRequest, "state: want down or up")
 		return
 	}
-	s.log.Warn("demo: embedded broker outage switch", "down", s.broker.Down())
-	writeJSON(w, http.StatusOK, map[string]bool{"down": s.broker.Down()})
+	s.log.Warn("demo: embedded broker outage switch", "down", s.cfg.DemoFeed.Down())
+	writeJSON(w, http.StatusOK, map[string]bool{"down": s.cfg.DemoFeed.Down()})
 }
 
 func serveIndex(w http.ResponseWriter, _ *http.Request) {

@@ -1,10 +1,7 @@
 package server
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"runtime"
@@ -74,26 +71,15 @@ func dialChurn(b *testing.B, addr, query string) (*churnClient, *gws.Conn) {
 // during it. The server, broker and clients share this process.
 func BenchmarkSubUnsubChurnWire(b *testing.B) {
 	const rounds, perSub = 100, 1000
-	s, err := New(Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Limits: Limits{RequestRate: 10000, RequestBurst: 10000}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	s := startNode(b, setup{Config: Config{Limits: Limits{RequestRate: 10000, RequestBurst: 10000}}}).Server
 	deadline := time.Now().Add(30 * time.Second)
-	for !s.consumer.Ready() || s.store.Len() < 500 {
+	for !s.node.Ingest().Ready() || s.node.Store().Len() < 500 {
 		if time.Now().After(deadline) {
-			b.Fatalf("server not ready: %d symbols", s.store.Len())
+			b.Fatalf("server not ready: %d symbols", s.node.Store().Len())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	names, _ := s.store.Names("", 20)
+	names, _ := s.node.Store().Names("", 20)
 	bystander, bws := dialChurn(b, s.Addr(), "?symbols="+strings.Join(names, ","))
 	defer bws.WriteClose(1000, nil)
 	churner, cws := dialChurn(b, s.Addr(), "")
@@ -151,7 +137,7 @@ func BenchmarkSubUnsubChurnWire(b *testing.B) {
 	}
 	b.ReportMetric(median(acks[:10]), "ack-first-ms")
 	b.ReportMetric(median(acks[len(acks)-10:]), "ack-last-ms")
-	b.ReportMetric(float64(s.store.Len()), "symbols")
+	b.ReportMetric(float64(s.node.Store().Len()), "symbols")
 	b.ReportMetric(float64(heapInUse()-heap0)/(1<<20), "heap-growth-MB")
 	if r := processRSS(); r > 0 {
 		b.ReportMetric(float64(r-rss0)/(1<<20), "rss-growth-MB")

@@ -16,17 +16,20 @@ import (
 
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, kafkatest.LeakIgnores...)
 }
 
-// startServer runs a server with the embedded broker on a loopback port
-// until the test ends, and waits until it is ready.
-func startServer(t *testing.T, cfg Config) *Server {
+// startServer runs a node and its edge (over the demo feed unless
+// cfg.Node has brokers) on a loopback port until the test ends, and waits
+// until it is ready.
+func startServer(t *testing.T, cfg setup) *Server {
 	t.Helper()
 	s := startNode(t, cfg).Server
 	waitUntil(t, 20*time.Second, "server ready", func() bool {
@@ -79,12 +82,7 @@ type e2eClient struct {
 // ordering violation on the way.
 func TestEndToEnd(t *testing.T) {
 	const simFor = 4 * time.Second
-	s := startServer(t, Config{
-		Symbols:     60,
-		Rate:        3000,
-		SimDuration: simFor,
-		Fanout:      fanout.Config{SoftLimit: 8 << 10, HardLimit: 8 << 20, SlowGrace: time.Minute, Heartbeat: 500 * time.Millisecond},
-	})
+	s := startServer(t, setup{Node: node.Config{Fanout: fanout.Config{SoftLimit: 8 << 10, HardLimit: 8 << 20, SlowGrace: time.Minute, Heartbeat: 500 * time.Millisecond}}, Demo: demo.Config{Symbols: 60, Rate: 3000, Duration: simFor}})
 	started := time.Now()
 	base := "http://" + s.Addr()
 	var syms client.SymbolsResponse
@@ -239,7 +237,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("client %d: stats count %d violations", i, st.Violations)
 		}
 	}
-	st := s.Hub().Stats()
+	st := s.node.Hub().Stats()
 	t.Logf("published %d changes, %d messages in %d frames (%d bytes), %d conflated", st.Published, st.Messages, st.Frames, st.Bytes, st.Conflated)
 	if st.Conflated == 0 {
 		t.Error("no conflation happened: the slow readers and maxHz went untested")

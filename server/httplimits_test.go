@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 )
 
 // keepAlive is a plain HTTP/1.1 client connection that sends requests one
@@ -64,7 +65,7 @@ func (k *keepAlive) closedBy(d time.Duration) bool {
 // a file descriptor of the process.
 func TestHTTPIdleTimeout(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	s := startServer(t, Config{Symbols: 5, Rate: 50, HTTPIdleTimeout: idle})
+	s := startServer(t, setup{Config: Config{HTTPIdleTimeout: idle}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	conns := make([]*keepAlive, 200)
 	for i := range conns {
 		conns[i] = dialKeepAlive(t, s.Addr())
@@ -88,7 +89,7 @@ func TestHTTPIdleTimeout(t *testing.T) {
 // longest, and a WebSocket gives its slot back at the upgrade.
 func TestHTTPConnectionLimit(t *testing.T) {
 	const max = 4
-	s := startServer(t, Config{Symbols: 5, Rate: 50, HandshakeTimeout: 10 * time.Second, Limits: Limits{MaxHTTPConnections: max}})
+	s := startServer(t, setup{Config: Config{HandshakeTimeout: 10 * time.Second, Limits: Limits{MaxHTTPConnections: max}}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	waitUntil(t, 5*time.Second, "the readiness probe's connection closed", func() bool { return s.httpConns.count() == 0 })
 	// Half the handshake timeout by default; shorter here, so that the silent
 	// connections holding the slots outlive every wait of the test.
@@ -206,7 +207,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 // answers to pings aside).
 func TestHTTPTimeoutsSpareWebSockets(t *testing.T) {
 	const timeout = 150 * time.Millisecond
-	s := startServer(t, Config{Symbols: 5, Rate: 200, HandshakeTimeout: timeout, WriteTimeout: timeout, HTTPIdleTimeout: timeout})
+	s := startServer(t, setup{Config: Config{HandshakeTimeout: timeout, WriteTimeout: timeout, HTTPIdleTimeout: timeout}, Demo: demo.Config{Symbols: 5, Rate: 200}})
 	c, _, err := dialRaw(t, "ws://"+s.Addr()+"/ws?symbols=AAPL,MSFT,NVDA,AMZN,GOOG", nil, nil, false)
 	if err != nil {
 		t.Fatal(err)
@@ -246,8 +247,8 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // cut off.
 func TestSlowHTTPResponse(t *testing.T) {
 	const timeout = time.Second
-	s := startServer(t, Config{Symbols: 5000, Rate: 20000, WriteTimeout: timeout})
-	waitUntil(t, 30*time.Second, "every symbol in the store", func() bool { return s.Store().Len() == 5000 })
+	s := startServer(t, setup{Config: Config{WriteTimeout: timeout}, Demo: demo.Config{Symbols: 5000, Rate: 20000}})
+	waitUntil(t, 30*time.Second, "every symbol in the store", func() bool { return s.node.Store().Len() == 5000 })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -18,25 +18,51 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tickstream/tickstream/checkpoint"
+	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 )
 
-// node is a server over an external broker that a test stops and restarts.
-type node struct {
+// setup is what a test sets of a node, its edge and the demo feed.
+type setup struct {
+	// Config is the edge's; its Logger is the node's too unless Node has
+	// one.
+	Config
+	// Node is the node's; without Brokers it consumes a demo feed made
+	// with Demo and run until the test ends, as serve does.
+	Node node.Config
+	Demo demo.Config
+}
+
+// testNode is a running node and its edge that a test stops and restarts.
+type testNode struct {
 	*Server
 	stop func()
 }
 
-// startNode runs a server until stop is called or the test ends.
-func startNode(t *testing.T, cfg Config) *node {
+// startNode runs a node and its edge until stop is called or the test
+// ends.
+func startNode(t testing.TB, cfg setup) *testNode {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s, err := New(cfg)
+	if cfg.Node.Logger == nil {
+		cfg.Node.Logger = cfg.Logger
+	}
+	if len(cfg.Node.Brokers) == 0 {
+		cfg.Demo.Topic = cfg.Node.Topic
+		cfg.Node.Brokers = startFeed(t, cfg.Demo).Brokers()
+	}
+	n, err := node.New(cfg.Node)
 	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(n, cfg.Config)
+	if err != nil {
+		n.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,17 +83,38 @@ func startNode(t *testing.T, cfg Config) *node {
 		})
 	}
 	t.Cleanup(stop)
-	return &node{s, stop}
+	return &testNode{s, stop}
+}
+
+// startFeed runs the demo feed until the test ends, after the node that
+// consumes it has stopped (cleanups run last-registered first).
+func startFeed(t testing.TB, cfg demo.Config) *demo.Feed {
+	t.Helper()
+	f, err := demo.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fed := make(chan error, 1)
+	go func() { fed <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-fed; err != nil {
+			t.Errorf("demo feed: %v", err)
+		}
+		f.Close()
+	})
+	return f
 }
 
 // waitRead waits until the node's ingest has read n records, applied or not.
-func (n *node) waitRead(t *testing.T, want uint64) {
+func (n *testNode) waitRead(t *testing.T, want uint64) {
 	t.Helper()
 	waitUntil(t, 30*time.Second, "records read", func() bool { return n.read() >= want })
 }
 
-func (n *node) read() uint64 {
-	st := n.consumer.Stats()
+func (n *testNode) read() uint64 {
+	st := n.node.Ingest().Stats()
 	got := st.Records
 	for _, k := range st.Rejected {
 		got += k
@@ -75,10 +122,10 @@ func (n *node) read() uint64 {
 	return got
 }
 
-func (n *node) check(t *testing.T, log []kafka.Message) {
+func (n *testNode) check(t *testing.T, log []kafka.Message) {
 	t.Helper()
 	want, _ := kafkatest.Replay(log)
-	if d := kafkatest.DiffStates(kafkatest.States(n.store), want); d != "" {
+	if d := kafkatest.DiffStates(kafkatest.States(n.node.Store()), want); d != "" {
 		t.Fatal(d)
 	}
 }
@@ -111,7 +158,7 @@ func TestWarmRestart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := testBroker(t, 4)
 			file := filepath.Join(t.TempDir(), "node.ckpt")
-			cfg := Config{Brokers: b.Addrs(), Checkpoint: file, CheckpointInterval: 20 * time.Millisecond}
+			cfg := setup{Node: node.Config{Brokers: b.Addrs(), Checkpoint: file, CheckpointInterval: 20 * time.Millisecond}}
 			a := startNode(t, cfg)
 			crash := filepath.Join(t.TempDir(), "crash.ckpt")
 			for i := 0; i < len(first); i += 1000 {
@@ -231,7 +278,7 @@ func TestRefusedCheckpoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs syncBuffer
-			n := startNode(t, Config{Brokers: b.Addrs(), Checkpoint: file, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			n := startNode(t, setup{Config: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Node: node.Config{Brokers: b.Addrs(), Checkpoint: file}})
 			n.waitRead(t, uint64(len(log)))
 			n.check(t, log)
 			if out := logs.String(); !strings.Contains(out, "checkpoint refused") || !strings.Contains(out, tt.reason) {

@@ -21,6 +21,7 @@ import (
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 	"github.com/tickstream/tickstream/snapshot"
 )
 
@@ -78,7 +79,7 @@ func TestKafkaSnapshotEqualsLog(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, 6)
 	log := kafkatest.Log(kafkatest.LogConfig{Seed: 31, Records: 120_000, Symbols: 1000, JSONEvery: 5, BadEvery: 1009})
-	n := startNode(t, Config{Brokers: brokers, Topic: topic})
+	n := startNode(t, setup{Node: node.Config{Brokers: brokers, Topic: topic}})
 	kafkatest.Produce(t, brokers, topic, nil, log)
 	base := "http://" + n.Addr()
 	waitUntil(t, 2*time.Minute, "every record read", func() bool { return consumed(base) == int64(len(log)) })
@@ -86,7 +87,7 @@ func TestKafkaSnapshotEqualsLog(t *testing.T) {
 	if d := kafkatest.DiffStates(served(t, base), want); d != "" {
 		t.Fatal(d)
 	}
-	if got := n.consumer.Stats().Rejected; len(got) != len(rejected) {
+	if got := n.node.Ingest().Stats().Rejected; len(got) != len(rejected) {
 		t.Fatalf("rejected %v, want %v", got, rejected)
 	}
 }
@@ -215,7 +216,7 @@ func TestKafkaBrokerOutage(t *testing.T) {
 	topic := kafkatest.CreateTopic(t, brokers, 3)
 	log := kafkatest.Log(kafkatest.LogConfig{Seed: 33, Records: 10_000, Symbols: 100})
 	first, second := log[:5000], log[5000:]
-	n := startNode(t, Config{Brokers: brokers, Topic: topic})
+	n := startNode(t, setup{Node: node.Config{Brokers: brokers, Topic: topic}})
 	base := "http://" + n.Addr()
 	kafkatest.Produce(t, brokers, topic, nil, first)
 	waitUntil(t, time.Minute, "the first half read", func() bool { return consumed(base) == int64(len(first)) })

@@ -18,6 +18,7 @@ import (
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 )
 
 // admin returns a client of the test broker whose connections are closed
@@ -62,7 +63,7 @@ func TestKafkaCheckpointBehindRetention(t *testing.T) {
 	log := kafkatest.Log(kafkatest.LogConfig{Seed: 37, Records: 6000, Symbols: 60})
 	before, deleted, after := log[:2000], log[2000:4000], log[4000:]
 	ckpt := filepath.Join(t.TempDir(), "node.ckpt")
-	cfg := Config{Brokers: brokers, Topic: topic, Checkpoint: ckpt, CheckpointInterval: 100 * time.Millisecond}
+	cfg := setup{Node: node.Config{Brokers: brokers, Topic: topic, Checkpoint: ckpt, CheckpointInterval: 100 * time.Millisecond}}
 
 	first := startNode(t, cfg)
 	kafkatest.Produce(t, brokers, topic, nil, before)
@@ -146,7 +147,7 @@ func TestKafkaCheckpointBehindRetention(t *testing.T) {
 	if !strings.Contains(out, "topic="+topic) || !strings.Contains(out, "log_start=") {
 		t.Errorf("the loss is not logged with its topic and offsets:\n%s", out)
 	}
-	if got, want := second.consumer.Stats().Lost, uint64(len(deleted)); got != want {
+	if got, want := second.node.Ingest().Stats().Lost, uint64(len(deleted)); got != want {
 		t.Errorf("%d records counted as lost, want %d", got, want)
 	}
 	if m := scrape(t, base); !strings.Contains(m, fmt.Sprintf("\ntickstream_ingest_records_lost_total %d\n", len(deleted))) {
@@ -169,7 +170,7 @@ func TestKafkaTopicRecreated(t *testing.T) {
 	old := kafkatest.Log(kafkatest.LogConfig{Seed: 38, Records: 8000, Symbols: 40})
 	fresh := kafkatest.Log(kafkatest.LogConfig{Seed: 39, Records: 2000, Symbols: 40})
 	var logs syncBuffer
-	n := startNode(t, Config{Brokers: brokers, Topic: topic, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	n := startNode(t, setup{Config: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Node: node.Config{Brokers: brokers, Topic: topic}})
 	base := "http://" + n.Addr()
 	kafkatest.Produce(t, brokers, topic, nil, old)
 	waitUntil(t, time.Minute, "the old log read", func() bool { return consumed(base) == int64(len(old)) })
@@ -230,7 +231,7 @@ func TestKafkaTopicRecreated(t *testing.T) {
 	if got := statuses.String(); !strings.Contains(got, codec.StatusRecovering+";") || !strings.HasSuffix(got, codec.StatusLive+";") {
 		t.Errorf("the client saw STATUS %q, want recovering then live", got)
 	}
-	if got := n.consumer.Stats().Recreated; got == 0 {
+	if got := n.node.Ingest().Stats().Recreated; got == 0 {
 		t.Error("no partition counted as recreated")
 	}
 	if !strings.Contains(logs.String(), "the topic was deleted and recreated") {

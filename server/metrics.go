@@ -83,7 +83,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
 	}
-	h := c.s.hub.Stats()
+	h := c.s.node.Hub().Stats()
 	gauge(c.clients, float64(h.Clients))
 	gauge(c.httpConns, float64(c.s.httpConns.count()))
 	gauge(c.subs, float64(h.Subscriptions))
@@ -99,7 +99,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.errs, float64(n), strconv.Itoa(code))
 	}
 	ch <- publishHistogram(c.publishTime, &h.PublishTime)
-	in := c.s.consumer.Stats()
+	in := c.s.node.Ingest().Stats()
 	counter(c.records, float64(in.Records))
 	for reason, n := range in.Rejected {
 		counter(c.rejected, float64(n), reason)
@@ -116,14 +116,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, name := range refusalNames {
 		counter(c.refused, float64(c.s.guard.refused[reason].Load()), name)
 	}
-	gauge(c.symbols, float64(c.s.store.Len()))
-	gauge(c.reserved, float64(c.s.store.Reserved()))
-	if c.s.cfg.Checkpoint != "" {
-		gauge(c.checkpointTime, float64(c.s.ckpt.lastSaved.Load())/1e9)
-		counter(c.checkpointFailures, float64(c.s.ckpt.failures.Load()))
+	gauge(c.symbols, float64(c.s.node.Store().Len()))
+	gauge(c.reserved, float64(c.s.node.Store().Reserved()))
+	if c.s.node.Config().Checkpoint != "" {
+		ck := c.s.node.CheckpointStats()
+		saved := 0.0
+		if !ck.LastSaved.IsZero() {
+			saved = float64(ck.LastSaved.UnixNano()) / 1e9
+		}
+		gauge(c.checkpointTime, saved)
+		counter(c.checkpointFailures, float64(ck.Failures))
 	}
 	live := 0.0
-	if c.s.consumer.Live() {
+	if c.s.node.Ingest().Live() {
 		live = 1
 	}
 	gauge(c.live, live)

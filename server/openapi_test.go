@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/tickstream/tickstream/demo"
+
 	"bytes"
 	"cmp"
 	"io"
@@ -41,12 +43,12 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	open := startServer(t, Config{Symbols: 30, Rate: 500})
+	open := startServer(t, setup{Demo: demo.Config{Symbols: 30, Rate: 500}})
 	auth, err := NewAuthenticator(AuthConfig{Secret: []byte(testSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := startServer(t, Config{Symbols: 30, Rate: 500, Auth: auth})
+	closed := startServer(t, setup{Config: Config{Auth: auth}, Demo: demo.Config{Symbols: 30, Rate: 500}})
 	grant := token(t, []string{"AAPL", "MSFT"}, time.Now().Add(time.Hour), nil)
 
 	cases := []struct {
@@ -135,7 +137,7 @@ func trim(b []byte) string {
 // TestSymbolsByActivity checks order=active against the seq of each
 // symbol, once the feed has stopped: the most updated first, ties by name.
 func TestSymbolsByActivity(t *testing.T) {
-	s := startServer(t, Config{Symbols: 40, Rate: 2000, SimDuration: time.Second})
+	s := startServer(t, setup{Demo: demo.Config{Symbols: 40, Rate: 2000, Duration: time.Second}})
 	base := "http://" + s.Addr()
 	var seqs map[string]client.SymbolSnapshot
 	waitUntil(t, 20*time.Second, "the feed to stop", func() bool {

@@ -18,6 +18,7 @@ import (
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 )
 
 // outageWatcher is a client that records the STATUS states it receives
@@ -82,7 +83,7 @@ func TestKafkaBrokerKilled(t *testing.T) {
 	topic := kafkatest.CreateTopic(t, brokers, parts)
 	log := kafkatest.Log(kafkatest.LogConfig{Seed: 36, Records: 25_000, Symbols: symbols})
 	var logs syncBuffer
-	n := startNode(t, Config{Brokers: brokers, Topic: topic, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	n := startNode(t, setup{Config: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Node: node.Config{Brokers: brokers, Topic: topic}})
 	defer func() {
 		if t.Failed() {
 			t.Logf("node log:\n%s", logs.String())

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
@@ -131,7 +132,7 @@ func (rc *wireConn) pingPong(id uint64) {
 // checks the documented answer: an ERROR 400 with the request's id where
 // it can be read, the session going on, and a bystander still served.
 func TestBadClientInput(t *testing.T) {
-	s := startServer(t, Config{Symbols: 50, Rate: 500, MaxMessageSize: 1024})
+	s := startServer(t, setup{Config: Config{MaxMessageSize: 1024}, Demo: demo.Config{Symbols: 50, Rate: 500}})
 	bystander := dialWire(t, s.Addr(), "?symbols=AAPL", codec.Binary)
 	bystander.waitMsg("bystander SNAPSHOT", 0, func(m *codec.Message) bool { return m.Op == codec.OpSnapshot })
 
@@ -204,7 +205,7 @@ func TestBadClientInput(t *testing.T) {
 // TestHandshake checks the subprotocol choice and the subscription at
 // connect, as an HTTP client sees the upgrade.
 func TestHandshake(t *testing.T) {
-	s := startServer(t, Config{Symbols: 20, Rate: 200, Compression: true})
+	s := startServer(t, setup{Config: Config{Compression: true}, Demo: demo.Config{Symbols: 20, Rate: 200}})
 	cases := []struct {
 		name       string
 		query      string
@@ -302,18 +303,18 @@ func TestHandshake(t *testing.T) {
 // topic once the simulator has stopped: each is counted and skipped, the
 // store is unchanged, and a good record behind them is applied.
 func TestBadRecords(t *testing.T) {
-	s := startServer(t, Config{Symbols: 10, Rate: 1000, SimDuration: 500 * time.Millisecond, Partitions: 1})
+	s := startServer(t, setup{Demo: demo.Config{Symbols: 10, Rate: 1000, Duration: 500 * time.Millisecond, Partitions: 1}})
 	waitUntil(t, 20*time.Second, "simulator done", func() bool {
-		a := s.consumer.Stats().Records
+		a := s.node.Ingest().Stats().Records
 		time.Sleep(300 * time.Millisecond)
-		return a > 0 && s.consumer.Stats().Records == a
+		return a > 0 && s.node.Ingest().Stats().Records == a
 	})
-	aapl := s.store.Lookup([]byte("AAPL"))
+	aapl := s.node.Store().Lookup([]byte("AAPL"))
 	if aapl == nil {
 		t.Fatal("AAPL not in the store")
 	}
 	before := *aapl.Load()
-	rejectedBefore := s.consumer.Stats().Rejected
+	rejectedBefore := s.node.Ingest().Stats().Rejected
 
 	bad := []kafka.Message{
 		{Key: []byte("AAPL"), Value: []byte("\xc1\xc1")},
@@ -324,9 +325,9 @@ func TestBadRecords(t *testing.T) {
 		{Key: []byte("AAPL"), Value: []byte(`{"bid":-1e400}`)},
 	}
 	good := kafka.Message{Key: []byte("ZZGOOD"), Value: []byte(`{"bid":12.5,"ts":1}`)}
-	kafkatest.Produce(t, s.Brokers(), "ticks", nil, append(bad, good))
+	kafkatest.Produce(t, s.node.Config().Brokers, "ticks", nil, append(bad, good))
 	waitUntil(t, 20*time.Second, "the good record behind the bad ones", func() bool {
-		sym := s.store.Lookup([]byte("ZZGOOD"))
+		sym := s.node.Store().Lookup([]byte("ZZGOOD"))
 		return sym != nil && sym.Load().Seq == 1
 	})
 	after := *aapl.Load()
@@ -334,10 +335,10 @@ func TestBadRecords(t *testing.T) {
 		t.Errorf("AAPL changed by bad records: seq %d → %d", before.Seq, after.Seq)
 	}
 	var skipped uint64
-	for reason, n := range s.consumer.Stats().Rejected {
+	for reason, n := range s.node.Ingest().Stats().Rejected {
 		skipped += n - rejectedBefore[reason]
 	}
 	if skipped != uint64(len(bad)) {
-		t.Errorf("%d records counted as rejected, want %d (%v)", skipped, len(bad), s.consumer.Stats().Rejected)
+		t.Errorf("%d records counted as rejected, want %d (%v)", skipped, len(bad), s.node.Ingest().Stats().Rejected)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 )
 
 // TestTokenRenewal holds AUTH to PROTOCOL.md §5.5: a token renewed in-band
@@ -20,7 +21,7 @@ func TestTokenRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, Config{Symbols: 10, Rate: 500, Auth: auth})
+	s := startServer(t, setup{Config: Config{Auth: auth}, Demo: demo.Config{Symbols: 10, Rate: 500}})
 	aud := func(c *Claims) { c.Audience = jwt.ClaimStrings{"dash"} }
 	// exp has a resolution of one second: 2s is always in the future.
 	firstExp := time.Now().Add(2 * time.Second)
@@ -99,7 +100,7 @@ func TestTokenRenewal(t *testing.T) {
 // TestAuthWithoutAuthentication: a node that does not authenticate
 // answers AUTH with AUTHED and expiry 0.
 func TestAuthWithoutAuthentication(t *testing.T) {
-	s := startServer(t, Config{Symbols: 5, Rate: 50})
+	s := startServer(t, setup{Demo: demo.Config{Symbols: 5, Rate: 50}})
 	c, _, err := dialRaw(t, "ws://"+s.Addr()+"/ws", nil, nil, false)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 )
 
 // frame is one WebSocket frame as a client puts it on the wire, with every
@@ -204,7 +205,7 @@ func describeClose(p []byte) string {
 // frames, UTF-8 and the closing handshake. The answer to each is a close
 // code (0 is a close frame with no code), or a pong.
 func TestRFC6455(t *testing.T) {
-	s := startServer(t, Config{Symbols: 5, Rate: 50, Compression: true})
+	s := startServer(t, setup{Config: Config{Compression: true}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	invalidUTF8 := "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"
 	cases := []struct {
 		name     string
@@ -315,7 +316,7 @@ func byteIf(cond bool, a, b byte) byte {
 // fragments of a message, and 125 bytes sent one byte at a time), an
 // unsolicited pong is ignored.
 func TestRFC6455Pings(t *testing.T) {
-	s := startServer(t, Config{Symbols: 5, Rate: 50})
+	s := startServer(t, setup{Demo: demo.Config{Symbols: 5, Rate: 50}})
 	c := dialRawWS(t, s.Addr(), codec.SubprotocolJSON)
 	c.until(t, 0x1)
 	for _, p := range [][]byte{nil, []byte("hello"), {0x00, 0xff, 0xfe, 0xfd, 0xfc}, bytes.Repeat([]byte{0xfe}, 125)} {
@@ -356,7 +357,7 @@ func TestRFC6455Pings(t *testing.T) {
 // messages through: its rule for permessage-deflate must be gws's, or every
 // browser's compressed request would fail the connection.
 func TestFrameGuardDeflate(t *testing.T) {
-	s := startServer(t, Config{Symbols: 5, Rate: 50, Compression: true})
+	s := startServer(t, setup{Config: Config{Compression: true}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	rc := &wireConn{t: t, format: codec.Binary, closed: make(chan struct{})}
 	ws, resp, err := gws.NewClient(rc, &gws.ClientOption{
 		Addr:              "ws://" + s.Addr() + "/ws",

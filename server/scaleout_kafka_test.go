@@ -16,6 +16,7 @@ import (
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/ingest"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 )
 
 // TestScaleOut runs two nodes on loopback against one real Kafka topic, one
@@ -34,18 +35,18 @@ func TestScaleOut(t *testing.T) {
 	half := len(log) / 2
 	kafkatest.Produce(t, brokers, topic, nil, log[:half])
 
-	node := func(id string) *Server {
-		return startServer(t, Config{Brokers: brokers, Topic: topic, Start: ingest.StartEarliest, Fanout: fanout.Config{ServerID: id}})
+	start := func(id string) *Server {
+		return startServer(t, setup{Node: node.Config{Brokers: brokers, Topic: topic, Start: ingest.StartEarliest, Fanout: fanout.Config{ServerID: id}}})
 	}
-	a, b := node("node-a"), node("node-b")
+	a, b := start("node-a"), start("node-b")
 	kafkatest.Produce(t, brokers, topic, nil, log[half:])
 
 	for _, n := range []*Server{a, b} {
 		var diff string
 		deadline := time.Now().Add(60 * time.Second)
-		for diff = kafkatest.DiffStates(kafkatest.States(n.Store()), want); diff != ""; diff = kafkatest.DiffStates(kafkatest.States(n.Store()), want) {
+		for diff = kafkatest.DiffStates(kafkatest.States(n.node.Store()), want); diff != ""; diff = kafkatest.DiffStates(kafkatest.States(n.node.Store()), want) {
 			if time.Now().After(deadline) {
-				t.Fatalf("node %s did not converge within 60s:\n%s", n.Hub().Config().ServerID, diff)
+				t.Fatalf("node %s did not converge within 60s:\n%s", n.node.Hub().Config().ServerID, diff)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -28,7 +27,9 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/node"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef"
@@ -164,7 +165,7 @@ func TestAuthUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, Config{Symbols: 20, Rate: 200, Auth: auth})
+	s := startServer(t, setup{Config: Config{Auth: auth}, Demo: demo.Config{Symbols: 20, Rate: 200}})
 	base := "ws://" + s.Addr() + "/ws"
 	iss := func(c *Claims) { c.Issuer = "tickstream-test" }
 	good := token(t, []string{"AAPL", "M*"}, time.Now().Add(time.Hour), iss)
@@ -241,7 +242,7 @@ func TestEntitlements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, Config{Symbols: 20, Rate: 500, Auth: auth})
+	s := startServer(t, setup{Config: Config{Auth: auth}, Demo: demo.Config{Symbols: 20, Rate: 500}})
 	c, _, err := dialRaw(t, "ws://"+s.Addr()+"/ws?token="+token(t, []string{"MSFT", "A*"}, time.Time{}, nil), nil, nil, false)
 	if err != nil {
 		t.Fatal(err)
@@ -322,7 +323,7 @@ func TestTokenExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, Config{Symbols: 5, Rate: 50, Auth: auth})
+	s := startServer(t, setup{Config: Config{Auth: auth}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	base := "ws://" + s.Addr() + "/ws?symbols=AAPL&token="
 	// exp has a resolution of one second: 2s is always in the future.
 	expiring, _, err := dialRaw(t, base+token(t, []string{"*"}, time.Now().Add(2*time.Second), nil), nil, nil, false)
@@ -347,7 +348,7 @@ func TestTokenExpiry(t *testing.T) {
 // TestOrigins checks the browser origin allow-list: disallowed origins
 // are closed with 1008.
 func TestOrigins(t *testing.T) {
-	s := startServer(t, Config{Symbols: 5, Rate: 50, AllowedOrigins: []string{"https://app.example.com", "https://*.trading.example"}})
+	s := startServer(t, setup{Config: Config{AllowedOrigins: []string{"https://app.example.com", "https://*.trading.example"}}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	tests := []struct {
 		origin string
 		ok     bool
@@ -388,7 +389,7 @@ func TestOrigins(t *testing.T) {
 // (4029), and that a closed connection gives its slot back. The client IP
 // comes from X-Forwarded-For so that one loopback address plays several.
 func TestConnectionLimits(t *testing.T) {
-	s := startServer(t, Config{Symbols: 5, Rate: 50, Limits: Limits{MaxConnections: 3, MaxConnectionsPerIP: 2, ClientIPHeader: "X-Forwarded-For"}})
+	s := startServer(t, setup{Config: Config{Limits: Limits{MaxConnections: 3, MaxConnectionsPerIP: 2, ClientIPHeader: "X-Forwarded-For"}}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	dial := func(ip string) *rawConn {
 		t.Helper()
 		c, _, err := dialRaw(t, "ws://"+s.Addr()+"/ws", http.Header{"X-Forwarded-For": {"203.0.113.9, " + ip}}, nil, false)
@@ -412,7 +413,7 @@ func TestConnectionLimits(t *testing.T) {
 	refused(dial("10.0.0.3")) // total
 	_ = a1.ws.WriteClose(1000, nil)
 	<-a1.done
-	waitUntil(t, 10*time.Second, "the slot released", func() bool { return s.Hub().Stats().Clients == 2 })
+	waitUntil(t, 10*time.Second, "the slot released", func() bool { return s.node.Hub().Stats().Clients == 2 })
 	open(dial("10.0.0.1"))
 
 	resp, err := http.Get("http://" + s.Addr() + "/metrics")
@@ -437,9 +438,7 @@ func TestConnectionLimits(t *testing.T) {
 // each request over it, carrying its id), the close of a flooding client
 // (1008), the inbound message size (1009) and the subscription limit (413).
 func TestRequestLimits(t *testing.T) {
-	s := startServer(t, Config{Symbols: 10, Rate: 50, MaxMessageSize: 256,
-		Limits: Limits{RequestRate: 1, RequestBurst: 4},
-		Fanout: fanout.Config{MaxSubscriptions: 2}})
+	s := startServer(t, setup{Config: Config{MaxMessageSize: 256, Limits: Limits{RequestRate: 1, RequestBurst: 4}}, Node: node.Config{Fanout: fanout.Config{MaxSubscriptions: 2}}, Demo: demo.Config{Symbols: 10, Rate: 50}})
 	url := "ws://" + s.Addr() + "/ws"
 	pings := func(from, n int) []byte {
 		var b []byte
@@ -521,8 +520,7 @@ func TestRequestLimits(t *testing.T) {
 // that never finishes its upgrade request is cut off.
 func TestTimeouts(t *testing.T) {
 	const idle = 400 * time.Millisecond
-	s := startServer(t, Config{Symbols: 5, Rate: 50, IdleTimeout: idle, HandshakeTimeout: 300 * time.Millisecond,
-		Fanout: fanout.Config{Heartbeat: 100 * time.Millisecond}})
+	s := startServer(t, setup{Config: Config{IdleTimeout: idle, HandshakeTimeout: 300 * time.Millisecond}, Node: node.Config{Fanout: fanout.Config{Heartbeat: 100 * time.Millisecond}}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	url := "ws://" + s.Addr() + "/ws"
 	silent, _, err := dialRaw(t, url, nil, nil, true)
 	if err != nil {
@@ -598,21 +596,7 @@ func writeCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // TestTLS serves wss from certificate files.
 func TestTLS(t *testing.T) {
 	certFile, keyFile, pool := writeCert(t)
-	cfg := Config{Symbols: 5, Rate: 50, TLSCertFile: certFile, TLSKeyFile: keyFile, Listen: "127.0.0.1:0",
-		Logger: slogDiscard()}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	s := startNode(t, setup{Config: Config{TLSCertFile: certFile, TLSKeyFile: keyFile}, Demo: demo.Config{Symbols: 5, Rate: 50}}).Server
 	c, _, err := dialRaw(t, "wss://"+s.Addr()+"/ws", nil, &tls.Config{RootCAs: pool}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -622,7 +606,7 @@ func TestTLS(t *testing.T) {
 		t.Error("a plain-text upgrade on the TLS listener succeeded")
 	}
 
-	if _, err := New(Config{TLSCertFile: certFile, TLSKeyFile: filepath.Join(t.TempDir(), "missing.pem"), Listen: "127.0.0.1:0", Logger: slogDiscard()}); err == nil {
+	if _, err := New(s.Node(), Config{TLSCertFile: certFile, TLSKeyFile: filepath.Join(t.TempDir(), "missing.pem"), Listen: "127.0.0.1:0", Logger: slogDiscard()}); err == nil {
 		t.Error("New with a missing key file succeeded")
 	}
 }

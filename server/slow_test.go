@@ -19,7 +19,9 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/node"
 )
 
 // deafConn is a WebSocket client that sends requests and never reads: a
@@ -120,7 +122,7 @@ func allSymbols(t *testing.T, s *Server, n int) []string {
 	t.Helper()
 	var syms []string
 	waitUntil(t, 20*time.Second, "every symbol fed", func() bool {
-		syms, _ = s.store.Names("", n)
+		syms, _ = s.node.Store().Names("", n)
 		return len(syms) == n
 	})
 	return syms
@@ -147,9 +149,7 @@ func TestDeafClientIsBounded(t *testing.T) {
 		sndbuf = 32 << 10
 	)
 	// A slow feed: the embedded broker keeps every record in the heap.
-	s := startServer(t, Config{Symbols: 500, Rate: 100,
-		Limits: Limits{RequestRate: 50, SocketSendBuffer: sndbuf},
-		Fanout: fanout.Config{SoftLimit: 256 << 10, HardLimit: hard, SlowGrace: 3 * time.Second}})
+	s := startServer(t, setup{Config: Config{Limits: Limits{RequestRate: 50, SocketSendBuffer: sndbuf}}, Node: node.Config{Fanout: fanout.Config{SoftLimit: 256 << 10, HardLimit: hard, SlowGrace: 3 * time.Second}}, Demo: demo.Config{Symbols: 500, Rate: 100}})
 	syms := allSymbols(t, s, 500)
 	base := liveHeap()
 	c := dialDeaf(t, s.Addr(), codec.JSON)
@@ -158,7 +158,7 @@ func TestDeafClientIsBounded(t *testing.T) {
 	var peakHeap int64
 	peakQueue := 0
 	start := time.Now()
-	for i := 0; s.hub.Stats().SlowCloses == 0; i++ {
+	for i := 0; s.node.Hub().Stats().SlowCloses == 0; i++ {
 		if time.Since(start) > 30*time.Second {
 			t.Fatal("not closed within 30s")
 		}
@@ -192,21 +192,20 @@ func TestDeafClientIsBounded(t *testing.T) {
 // publish path).
 func TestDeafClientIsClosed(t *testing.T) {
 	const grace = time.Second
-	s := startServer(t, Config{Symbols: 500, Rate: 2000,
-		Fanout: fanout.Config{SoftLag: 200 * time.Millisecond, SlowGrace: grace, Heartbeat: time.Second}})
+	s := startServer(t, setup{Node: node.Config{Fanout: fanout.Config{SoftLag: 200 * time.Millisecond, SlowGrace: grace, Heartbeat: time.Second}}, Demo: demo.Config{Symbols: 500, Rate: 2000}})
 	syms := allSymbols(t, s, 500)
 	c := dialDeaf(t, s.Addr(), codec.Binary)
 	c.send(t, codec.Binary, codec.Binary.AppendSub(nil, 1, syms, nil))
 	start := time.Now()
 	peakQueue := 0
 	var stuckAt time.Duration
-	for s.hub.Stats().SlowCloses == 0 {
-		if stuckAt == 0 && s.hub.Stats().Stuck > 0 {
+	for s.node.Hub().Stats().SlowCloses == 0 {
+		if stuckAt == 0 && s.node.Hub().Stats().Stuck > 0 {
 			stuckAt = time.Since(start)
 		}
 		if time.Since(start) > 15*time.Second {
 			t.Fatalf("not closed 15s after the subscription; slow grace %v; stats %+v; send queue %d",
-				grace, s.hub.Stats(), serverSendQueue(c))
+				grace, s.node.Hub().Stats(), serverSendQueue(c))
 		}
 		peakQueue = max(peakQueue, serverSendQueue(c))
 		time.Sleep(10 * time.Millisecond)
@@ -217,7 +216,7 @@ func TestDeafClientIsClosed(t *testing.T) {
 	if stuckAt == 0 {
 		t.Error("closed without having been counted stuck (tickstream_stuck_connections) first")
 	}
-	if n := s.hub.Stats().Stuck; n != 0 {
+	if n := s.node.Hub().Stats().Stuck; n != 0 {
 		t.Errorf("%d connections still counted stuck after the close", n)
 	}
 }
@@ -227,7 +226,7 @@ func TestDeafClientIsClosed(t *testing.T) {
 // close (its PONGs and ERROR 429s), then the close. The whole flood is one
 // frame, so that the close comes while those answers are still queued.
 func TestFloodCloseFlushesReplies(t *testing.T) {
-	s := startServer(t, Config{Symbols: 10, Rate: 50, Limits: Limits{RequestRate: 1, RequestBurst: 4}})
+	s := startServer(t, setup{Config: Config{Limits: Limits{RequestRate: 1, RequestBurst: 4}}, Demo: demo.Config{Symbols: 10, Rate: 50}})
 	c, _, err := dialRaw(t, "ws://"+s.Addr()+"/ws", nil, nil, false)
 	if err != nil {
 		t.Fatal(err)

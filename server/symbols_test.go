@@ -12,7 +12,9 @@ import (
 
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 )
 
 // TestSubscriptionsDoNotFillTheFeed is issue 10 over the wire: a client's
@@ -23,9 +25,8 @@ import (
 // with its partition and offset, and exported.
 func TestSubscriptionsDoNotFillTheFeed(t *testing.T) {
 	logs := &syncBuffer{}
-	s := startServer(t, Config{Symbols: 10, Rate: 1000, SimDuration: 500 * time.Millisecond, Partitions: 1,
-		MaxSymbols: 12, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	waitUntil(t, 20*time.Second, "the simulator's 10 symbols", func() bool { return s.store.Len() == 10 })
+	s := startServer(t, setup{Config: Config{Logger: slog.New(slog.NewTextHandler(logs, nil))}, Node: node.Config{MaxSymbols: 12}, Demo: demo.Config{Symbols: 10, Rate: 1000, Duration: 500 * time.Millisecond, Partitions: 1}})
+	waitUntil(t, 20*time.Second, "the simulator's 10 symbols", func() bool { return s.node.Store().Len() == 10 })
 
 	madeUp := []string{"ZZLATE"}
 	for i := range 14 {
@@ -44,7 +45,7 @@ func TestSubscriptionsDoNotFillTheFeed(t *testing.T) {
 		}
 	}
 	hog.mu.Unlock()
-	if n := s.store.Len(); n != 10 {
+	if n := s.node.Store().Len(); n != 10 {
 		t.Errorf("subscriptions grew the feed's table to %d symbols", n)
 	}
 	var syms client.SymbolsResponse
@@ -58,7 +59,7 @@ func TestSubscriptionsDoNotFillTheFeed(t *testing.T) {
 	// The feed's new symbols get in up to --max-symbols; past it a record
 	// is dropped, counted, logged and exported.
 	sid := ack.Acks[slices.IndexFunc(ack.Acks, func(a codec.SymbolID) bool { return a.Sym == "ZZLATE" })].SID
-	kafkatest.Produce(t, s.Brokers(), "ticks", nil, []kafka.Message{
+	kafkatest.Produce(t, s.node.Config().Brokers, "ticks", nil, []kafka.Message{
 		{Key: []byte("ZZLATE"), Value: []byte(`{"bid":7.5,"ts":1}`)},
 		{Key: []byte("ZZNEW"), Value: []byte(`{"bid":1,"ts":1}`)},
 		{Key: []byte("ZZOVER"), Value: []byte(`{"bid":1,"ts":1}`)},
@@ -68,11 +69,11 @@ func TestSubscriptionsDoNotFillTheFeed(t *testing.T) {
 		t.Errorf("DELTA sid %d seq %d bid %v, want sid %d seq 1 bid 7.5", delta.SID, delta.Seq, delta.Values[codec.FieldBid], sid)
 	}
 	waitUntil(t, 20*time.Second, "the record past --max-symbols counted", func() bool {
-		return s.consumer.Stats().Rejected["symbol_table_full"] == 1
+		return s.node.Ingest().Stats().Rejected["symbol_table_full"] == 1
 	})
-	if s.store.Lookup([]byte("ZZNEW")) == nil || s.store.Lookup([]byte("ZZOVER")) != nil || s.store.Len() != 12 {
-		t.Errorf("feed's table: %d symbols, ZZNEW %v, ZZOVER %v", s.store.Len(),
-			s.store.Lookup([]byte("ZZNEW")) != nil, s.store.Lookup([]byte("ZZOVER")) != nil)
+	if s.node.Store().Lookup([]byte("ZZNEW")) == nil || s.node.Store().Lookup([]byte("ZZOVER")) != nil || s.node.Store().Len() != 12 {
+		t.Errorf("feed's table: %d symbols, ZZNEW %v, ZZOVER %v", s.node.Store().Len(),
+			s.node.Store().Lookup([]byte("ZZNEW")) != nil, s.node.Store().Lookup([]byte("ZZOVER")) != nil)
 	}
 	if v := metric(t, s, `tickstream_ingest_rejected_total{reason="symbol_table_full"}`); v != 1 {
 		t.Errorf("tickstream_ingest_rejected_total{reason=\"symbol_table_full\"} %v, want 1", v)

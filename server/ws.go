@@ -226,7 +226,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		copts.Entitled = func(sym string) bool { return c.grant.Load().Allows(sym) }
 		copts.Authenticate = c.renewToken
 	}
-	c.client = s.hub.Register(c, copts)
+	c.client = s.node.Hub().Register(c, copts)
 	if sess != nil {
 		c.expiry = time.AfterFunc(time.Hour, func() {
 			s.guard.count(closedExpired)

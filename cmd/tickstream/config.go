@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/server"
 )
 
@@ -132,7 +133,8 @@ func (e *edgeFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 // apply completes cfg from the flags: it loads the token key and enforces
 // that a node reading a real Kafka authenticates its clients unless told
 // otherwise.
-func (e *edgeFlags) apply(cfg *server.Config, log *slog.Logger) error {
+func (e *edgeFlags) apply(sc *serveConfig, log *slog.Logger) error {
+	cfg := &sc.edge
 	if e.origins != "" {
 		for _, o := range strings.Split(e.origins, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -146,7 +148,7 @@ func (e *edgeFlags) apply(cfg *server.Config, log *slog.Logger) error {
 	hasKey := e.jwtSecret != "" || e.jwtPublicKey != ""
 	switch e.auth {
 	case "":
-		if !hasKey && len(cfg.Brokers) > 0 {
+		if !hasKey && len(sc.node.Brokers) > 0 {
 			return errors.New("--auth: a node reading Kafka (--brokers) authenticates its clients: set --jwt-secret or --jwt-public-key, or --auth=none to serve every symbol to anyone")
 		}
 	case "jwt":
@@ -229,12 +231,13 @@ func startPprof(addr string, log *slog.Logger) (func(), error) {
 	return func() { _ = srv.Close() }, nil
 }
 
-// runBounded runs srv until ctx ends and returns an error if its shutdown
-// then takes longer than timeout, so that a stuck shutdown cannot keep an
+// runBounded runs srv, and the simulator of feed unless it is nil, until
+// ctx ends or either fails, and returns an error if the shutdown then takes
+// longer than timeout, so that a stuck shutdown cannot keep an
 // orchestrator's SIGTERM waiting until SIGKILL.
-func runBounded(ctx context.Context, srv *server.Server, timeout time.Duration) error {
+func runBounded(ctx context.Context, srv *server.Server, feed *demo.Feed, timeout time.Duration) error {
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- runFed(ctx, srv, feed) }()
 	select {
 	case err := <-done:
 		return err
@@ -246,4 +249,26 @@ func runBounded(ctx context.Context, srv *server.Server, timeout time.Duration) 
 	case <-time.After(timeout):
 		return fmt.Errorf("shutdown did not finish within --shutdown-timeout %v", timeout)
 	}
+}
+
+// runFed runs srv and the simulator of feed (when not nil) until ctx ends
+// or either fails; the simulator stops first, its broker is closed by the
+// caller.
+func runFed(ctx context.Context, srv *server.Server, feed *demo.Feed) error {
+	if feed == nil {
+		return srv.Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fed := make(chan error, 1)
+	go func() {
+		err := feed.Run(ctx)
+		if err != nil {
+			cancel()
+		}
+		fed <- err
+	}()
+	err := srv.Run(ctx)
+	cancel()
+	return errors.Join(err, <-fed)
 }

@@ -1,0 +1,165 @@
+// Package node is one tickstream node without its edge: it owns the
+// snapshot store, the fanout hub, the Kafka consumer and the checkpointer,
+// and wires them into a one-way pipeline — ingest hands each record's
+// update to the store (ingest.Applier), the store tells the hub of each
+// change (snapshot.Observer), the hub writes to its clients' transports.
+// Package server serves a node over HTTP and WebSocket.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/ingest"
+	"github.com/tickstream/tickstream/snapshot"
+)
+
+// StartCheckpoint is the start position that resumes from the checkpoint
+// file, and starts cold from the earliest offset when there is none or it
+// is refused.
+const StartCheckpoint = "checkpoint"
+
+// ValidStart reports whether start is a start position Config accepts.
+func ValidStart(start string) error {
+	if start == StartCheckpoint {
+		return nil
+	}
+	_, err := ingest.ParseStart(start)
+	return err
+}
+
+// Config configures a Node. Brokers are required; zero values of the
+// others take the defaults noted.
+type Config struct {
+	// Brokers are the Kafka brokers to consume.
+	Brokers []string
+	// Topic is the price topic (default "ticks").
+	Topic string
+	// Start is where partitions start: StartCheckpoint (the default:
+	// resume from Checkpoint when it holds a valid checkpoint, else from
+	// the earliest offset), ingest.StartEarliest, ingest.StartLatest or a
+	// negative duration such as "-1h" (see ingest.ParseStart).
+	Start string
+	// Checkpoint is the file the store and the partition offsets are
+	// saved to every CheckpointInterval (default 10s) and on shutdown;
+	// empty saves nothing.
+	Checkpoint         string
+	CheckpointInterval time.Duration
+	// Kafka holds the TLS and SASL settings of the brokers.
+	Kafka ingest.Security
+	// MaxSymbols bounds the feed's symbol table (default 1,000,000): the
+	// records of a new symbol past it are counted (ingest rejected, reason
+	// symbol_table_full), logged and skipped. Subscriptions never take
+	// room in it.
+	MaxSymbols int
+	// MaxReserved bounds the symbols without data (names the feed has not
+	// sent) that all clients together may hold (default 100,000); past it
+	// a SUB of a new one is refused with 503. Each client is bounded too,
+	// by Fanout.MaxReserved.
+	MaxReserved int
+	// Fanout tunes the engine (limits, heartbeat, server id).
+	Fanout fanout.Config
+	// Logger receives the node's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = "ticks"
+	}
+	if c.Start == "" {
+		c.Start = StartCheckpoint
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = 10 * time.Second
+	}
+	if c.MaxSymbols <= 0 {
+		c.MaxSymbols = 1_000_000
+	}
+	if c.MaxReserved <= 0 {
+		c.MaxReserved = 100_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Node is a running pipeline: Kafka → ingest → store → hub.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *snapshot.Store
+	hub      *fanout.Hub
+	consumer *ingest.Consumer
+	ckpt     checkpointStats
+}
+
+// New builds a node: the store, the hub as its observer, the store
+// restored from the checkpoint when Start is StartCheckpoint, and the
+// consumer that feeds the store. Run consumes; Close closes the clients.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("node: no brokers")
+	}
+	if err := ValidStart(cfg.Start); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	dialer, err := cfg.Kafka.Dialer(5 * time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	n.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved))
+	n.hub = fanout.NewHub(n.store, cfg.Fanout)
+	icfg := ingest.Config{
+		Brokers:  cfg.Brokers,
+		Topic:    cfg.Topic,
+		Start:    cfg.Start,
+		Dialer:   dialer,
+		Logger:   cfg.Logger,
+		OnStatus: n.hub.SetStatus,
+	}
+	if cfg.Start == StartCheckpoint {
+		icfg.Start = ingest.StartEarliest
+		icfg.Resume = n.restore()
+	}
+	if n.consumer, err = ingest.New(icfg, n.store); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Config returns the node's configuration with its defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// Store returns the node's snapshot store.
+func (n *Node) Store() *snapshot.Store { return n.store }
+
+// Hub returns the node's fanout engine.
+func (n *Node) Hub() *fanout.Hub { return n.hub }
+
+// Ingest returns the node's Kafka consumer.
+func (n *Node) Ingest() *ingest.Consumer { return n.consumer }
+
+// Run consumes until ctx ends and, when a checkpoint file is configured,
+// saves a checkpoint every interval and a last one once ingest has
+// stopped. The hub goes on serving what the store holds until Close.
+func (n *Node) Run(ctx context.Context) error {
+	if n.cfg.Checkpoint == "" {
+		return n.consumer.Run(ctx)
+	}
+	return n.runCheckpointed(ctx)
+}
+
+// Close stops the hub's heartbeats and closes every client with 1001.
+// Call it once the edge has stopped accepting connections.
+func (n *Node) Close() {
+	n.hub.Close(codec.CloseGoingAway, "server shutting down")
+}

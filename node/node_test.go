@@ -1,0 +1,85 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tickstream/tickstream/embedded"
+	"github.com/tickstream/tickstream/internal/kafkatest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, kafkatest.LeakIgnores...)
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func TestNewRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no brokers", Config{}, "no brokers"},
+		{"bad start", Config{Brokers: []string{"127.0.0.1:1"}, Start: "yesterday"}, "start position"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Logger = quiet
+			if n, err := New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+				if n != nil {
+					n.Close()
+				}
+				t.Fatalf("New: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPipeline follows a known log from the broker through ingest and the
+// store to the hub: the node's store ends equal to the log's replay, and
+// the hub heard of every change the store made.
+func TestPipeline(t *testing.T) {
+	b, err := embedded.Start("ticks", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	log := kafkatest.Log(kafkatest.LogConfig{Seed: 5, Records: 3000, Symbols: 40, JSONEvery: 3, BadEvery: 50})
+	want, _ := kafkatest.Replay(log)
+	kafkatest.Produce(t, b.Addrs(), "ticks", nil, log)
+
+	n, err := New(Config{Brokers: b.Addrs(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for kafkatest.DiffStates(kafkatest.States(n.Store()), want) != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store did not reach the log's state:\n%s", kafkatest.DiffStates(kafkatest.States(n.Store()), want))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var changes uint64
+	for _, st := range want {
+		changes += st.Seq
+	}
+	if got := n.Hub().Stats().Published; got != changes {
+		t.Errorf("the hub heard of %d changes, the store made %d", got, changes)
+	}
+}
