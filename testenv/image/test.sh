@@ -48,8 +48,11 @@ mnt=$(podman image mount "$image")
 files=$(cd "$mnt" && find . -type f | sort | tr '\n' ' ')
 [ "$files" = "./usr/local/bin/tickstream " ] || die "the image holds $files, want only ./usr/local/bin/tickstream"
 bin="$mnt/usr/local/bin/tickstream"
-go version -m "$bin" | grep -q 'CGO_ENABLED=0' || die "the binary was built with cgo: it needs a libc the image does not have"
-go version -m "$bin" | grep -q -- '-trimpath=true' || die "the binary was not built with -trimpath"
+# Each output is read whole before it is searched: with pipefail, grep -q leaving early would
+# fail the writer with SIGPIPE and the check with it.
+info=$(go version -m "$bin")
+grep -q 'CGO_ENABLED=0' <<<"$info" || die "the binary was built with cgo: it needs a libc the image does not have"
+grep -q -- '-trimpath=true' <<<"$info" || die "the binary was not built with -trimpath"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log "serving the demo from the image's binary as uid 65532 on 127.0.0.1:$port"
@@ -61,8 +64,11 @@ for _ in $(seq 1 150); do
 	sleep 0.2
 done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ] || { tail -n 20 "$tmp/serve.log" >&2; die "/readyz is not 200 after 30 s"; }
-curl -sf "http://127.0.0.1:$port/api/v1/symbols?limit=1" | grep -q '"total"' || die "/api/v1/symbols does not answer"
+symbols=$(curl -sf "http://127.0.0.1:$port/api/v1/symbols?limit=1") || die "/api/v1/symbols does not answer"
+grep -q '"total"' <<<"$symbols" || die "/api/v1/symbols answers $symbols"
 [ -f web/dist/app/index.html ] || die "web/dist/app is not built: run make web first (make test-image does)"
-curl -sf "http://127.0.0.1:$port/" | grep -qi '<script' || die "the dashboard is not embedded in the image's binary"
-"$bin" --version 2>&1 | grep -q "$version" || die "--version prints $("$bin" --version 2>&1 | head -n 1), want $version (the build argument)"
+index=$(curl -sf "http://127.0.0.1:$port/") || die "/ does not answer"
+grep -qi '<script' <<<"$index" || die "the dashboard is not embedded in the image's binary"
+printed=$("$bin" --version 2>&1)
+grep -q "$version" <<<"$printed" || die "--version prints $printed, want $version (the build argument)"
 log "ok: $image is $(podman image inspect "$image" --format '{{.Size}}') bytes, runs as 65532, serves the demo"
