@@ -47,6 +47,8 @@
 #   KAFKA_WORK_DIR         cache/state dir                 (default <this dir>/.work)
 #   JAVA                   java binary                     (default: java on PATH)
 set -euo pipefail
+# Under pipefail, `cmd | grep -q` fails when grep quits at its first match and cmd then dies of
+# SIGPIPE: this script counts with `grep -c … >/dev/null` instead, which reads all its input.
 
 # The defaults: the newest 3.9.x and the newest 4.x on Maven Central when this
 # was written (checked with Maven's version-range resolution against
@@ -139,7 +141,7 @@ running_pid() {
 	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
 	kill -0 "$pid" 2>/dev/null || return 1
 	# Guard against a recycled pid: it must be a java running our config.
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$RUN/server.properties" || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -cF -- "$RUN/server.properties" >/dev/null || return 1
 	printf '%s\n' "$pid"
 }
 
@@ -360,7 +362,7 @@ launch() {
 	printf '%s\n' "$pid" >"$RUN/pid"
 
 	local deadline=$((SECONDS + START_TIMEOUT))
-	until tail -c +$((from + 1)) "$logfile" | grep -q 'Kafka Server started' && api_versions_ok "$PORT" && port_open "$SASL_PORT" && port_open "$SSL_PORT"; do
+	until tail -c +$((from + 1)) "$logfile" | grep -c 'Kafka Server started' >/dev/null && api_versions_ok "$PORT" && port_open "$SASL_PORT" && port_open "$SSL_PORT"; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "broker exited during startup; last log lines:"
 			tail -n 60 "$logfile" >&2
@@ -493,7 +495,7 @@ cluster_pid() { # node id -> its pid, if it runs
 	[[ -f "$dir/pid" ]] || return 1
 	pid=$(<"$dir/pid")
 	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/server.properties" || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -cF -- "$dir/server.properties" >/dev/null || return 1
 	printf '%s\n' "$pid"
 }
 
@@ -562,7 +564,7 @@ cluster_launch() {
 			port_open "$CONTROLLER_PORT" && break
 		else
 			port=$(cluster_node_port "$id")
-			tail -c +$((from + 1)) "$logfile" | grep -q 'Kafka Server started' && api_versions_ok "$port" && break
+			tail -c +$((from + 1)) "$logfile" | grep -c 'Kafka Server started' >/dev/null && api_versions_ok "$port" && break
 		fi
 		if ! kill -0 "$pid" 2>/dev/null; then
 			tail -n 60 "$logfile" >&2
