@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/embedded"
+	"github.com/tickstream/tickstream/internal/config"
 	"github.com/tickstream/tickstream/sim"
 )
 
-// Config configures a Feed. Zero values take the defaults noted.
+// Config configures a Feed. Zero values take the defaults noted
+// (DefaultConfig).
 type Config struct {
 	// Topic is the price topic (default "ticks").
 	Topic string
@@ -23,26 +25,30 @@ type Config struct {
 	Symbols int
 	// Rate is the simulator's updates per second (default 2000).
 	Rate float64
-	// Seed of the simulated market.
+	// Seed of the simulated market (default 1).
 	Seed int64
 	// Duration stops the simulator after this long (0: never); the broker
 	// goes on serving the log.
 	Duration time.Duration
 }
 
-func (c *Config) setDefaults() {
-	if c.Topic == "" {
-		c.Topic = "ticks"
-	}
-	if c.Partitions <= 0 {
-		c.Partitions = 4
-	}
-	if c.Symbols <= 0 {
-		c.Symbols = 500
-	}
-	if c.Rate <= 0 {
-		c.Rate = 2000
-	}
+// DefaultConfig returns the feed's default settings, those a zero field
+// of Config takes.
+func DefaultConfig() Config {
+	return Config{Topic: "ticks", Partitions: 4, Symbols: 500, Rate: 2000, Seed: 1}
+}
+
+// Validate reports the first setting out of range, as a
+// config.FieldError naming it. It checks the values as given: Start fills
+// the zero fields from DefaultConfig first.
+func (c Config) Validate() error {
+	return config.First(
+		config.Check(c.Topic != "", "Topic", c.Topic, "a topic name"),
+		config.Check(c.Partitions >= 1 && c.Partitions <= 1024, "Partitions", c.Partitions, "1 to 1024"),
+		config.Check(c.Symbols >= 1 && c.Symbols <= 1_000_000, "Symbols", c.Symbols, "1 to 1000000"),
+		config.Check(c.Rate > 0, "Rate", c.Rate, "more than 0"),
+		config.Check(c.Duration >= 0, "Duration", c.Duration, "0 or more"),
+	)
 }
 
 // Feed is a running embedded broker with its topic; Run feeds it.
@@ -51,9 +57,14 @@ type Feed struct {
 	broker *embedded.Broker
 }
 
-// Start starts the broker on a loopback port with the topic created.
+// Start starts the broker on a loopback port with the topic created. Zero
+// fields of cfg take their DefaultConfig value; Start refuses a Config
+// that Validate refuses then.
 func Start(cfg Config) (*Feed, error) {
-	cfg.setDefaults()
+	config.FillZero(&cfg, DefaultConfig())
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
 	b, err := embedded.Start(cfg.Topic, cfg.Partitions)
 	if err != nil {
 		return nil, err

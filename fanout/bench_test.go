@@ -70,8 +70,7 @@ func BenchmarkPublish(b *testing.B) {
 	for _, n := range []int{1, 10, 100, 1000, 10000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			store := snapshot.New()
-			hub := NewHub(store, Config{Heartbeat: time.Hour})
-			defer hub.Close(codec.CloseGoingAway, "")
+			hub := startHub(b, store, Config{Heartbeat: time.Hour})
 			u := &codec.Update{Sym: []byte("AAPL")}
 			u.Set(codec.FieldTS, 1)
 			u.Set(codec.FieldBid, 100)
@@ -109,8 +108,7 @@ func BenchmarkPublishBesideStuck(b *testing.B) {
 	for _, n := range []int{0, 400} {
 		b.Run(fmt.Sprintf("stuck=%d", n), func(b *testing.B) {
 			store := snapshot.New()
-			hub := NewHub(store, Config{Heartbeat: 40 * time.Millisecond, SoftLag: 10 * time.Millisecond, SlowGrace: time.Hour})
-			defer hub.Close(codec.CloseGoingAway, "")
+			hub := startHub(b, store, Config{Heartbeat: 40 * time.Millisecond, SoftLag: 10 * time.Millisecond, SlowGrace: time.Hour})
 			u := &codec.Update{Sym: []byte("AAPL")}
 			u.Set(codec.FieldTS, 1)
 			u.Set(codec.FieldBid, 100)
@@ -170,8 +168,7 @@ func BenchmarkDeliver(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(fmt.Sprintf("clients=%d/syms=%d/%s/flush=%s", tc.clients, tc.syms, tc.format, tc.flush), func(b *testing.B) {
 			store := snapshot.New()
-			hub := NewHub(store, Config{Heartbeat: time.Hour, FlushDelay: tc.flush})
-			defer hub.Close(codec.CloseGoingAway, "")
+			hub := startHub(b, store, Config{Heartbeat: time.Hour, FlushDelay: tc.flush})
 			market := sim.NewMarket(sim.Config{Symbols: tc.symbols, Seed: 1})
 			now := time.Now()
 			var u codec.Update

@@ -24,8 +24,7 @@ import (
 func BenchmarkSubUnsubChurn(b *testing.B) {
 	const rounds, perSub = 100, 1000
 	store := snapshot.New()
-	hub := NewHub(store, Config{Heartbeat: time.Hour})
-	defer hub.Close(codec.CloseGoingAway, "")
+	hub := startHub(b, store, Config{Heartbeat: time.Hour})
 	for i := range 500 {
 		store.Apply(quote(fmt.Sprintf("FEED%d", i), 1))
 	}

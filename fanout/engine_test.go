@@ -123,9 +123,18 @@ func (c *fakeConn) Close(code codec.CloseCode, _ string) {
 func newTestHub(t testing.TB, cfg Config) (*snapshot.Store, *Hub) {
 	store := snapshot.New()
 	cfg.Heartbeat = max(cfg.Heartbeat, 50*time.Millisecond)
-	hub := NewHub(store, cfg)
+	return store, startHub(t, store, cfg)
+}
+
+// startHub returns a hub over store that is closed when the test ends.
+func startHub(t testing.TB, store *snapshot.Store, cfg Config) *Hub {
+	t.Helper()
+	hub, err := NewHub(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { hub.Close(codec.CloseGoingAway, "test over") })
-	return store, hub
+	return hub
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {

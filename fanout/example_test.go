@@ -27,7 +27,11 @@ func (p printConn) Close(codec.CloseCode, string) {}
 // the SNAPSHOT, and then a DELTA of only what each update changed.
 func Example() {
 	store := snapshot.New()
-	hub := fanout.NewHub(store, fanout.Config{ServerID: "example", Heartbeat: time.Hour})
+	hub, err := fanout.NewHub(store, fanout.Config{ServerID: "example", Heartbeat: time.Hour})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	u := &codec.Update{Sym: []byte("AAPL")}
 	u.Set(codec.FieldTS, 1764072000123456)

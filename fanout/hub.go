@@ -12,16 +12,18 @@
 package fanout
 
 import (
-	"log/slog"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/config"
 	"github.com/tickstream/tickstream/snapshot"
 )
 
-// Config tunes the engine. Zero values take the defaults noted.
+// Config tunes the engine. Zero values take the defaults noted
+// (DefaultConfig).
 type Config struct {
 	// ServerID names this node in HELLO (default "tickstream").
 	ServerID string
@@ -59,44 +61,39 @@ type Config struct {
 	// that more messages share a frame (default 0: write at once; messages
 	// that arrive during a write share the next frame anyway).
 	FlushDelay time.Duration
-	// Logger receives the engine's logs (default slog.Default()).
-	Logger *slog.Logger
 }
 
-func (c *Config) setDefaults() {
-	if c.ServerID == "" {
-		c.ServerID = "tickstream"
+// DefaultConfig returns the engine's default settings, those a zero field
+// of Config takes.
+func DefaultConfig() Config {
+	return Config{
+		ServerID:         "tickstream",
+		Heartbeat:        5 * time.Second,
+		SoftLimit:        256 << 10,
+		SoftLag:          time.Second,
+		HardLimit:        4 << 20,
+		SlowGrace:        5 * time.Second,
+		MaxSubscriptions: 5000,
+		MaxReserved:      1000,
+		MaxFrameSize:     64 << 10,
 	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 5 * time.Second
-	}
-	if c.SoftLimit <= 0 {
-		c.SoftLimit = 256 << 10
-	}
-	if c.HardLimit <= 0 {
-		c.HardLimit = 4 << 20
-	}
-	if c.SoftLag <= 0 {
-		c.SoftLag = time.Second
-	}
-	if c.HardLimit < c.SoftLimit {
-		c.HardLimit = c.SoftLimit
-	}
-	if c.SlowGrace <= 0 {
-		c.SlowGrace = 5 * time.Second
-	}
-	if c.MaxSubscriptions <= 0 {
-		c.MaxSubscriptions = 5000
-	}
-	if c.MaxReserved <= 0 {
-		c.MaxReserved = 1000
-	}
-	if c.MaxFrameSize <= 0 {
-		c.MaxFrameSize = 64 << 10
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+}
+
+// Validate reports the first setting out of range, as a
+// config.FieldError naming it. It checks the values as given: NewHub
+// fills the zero fields from DefaultConfig first.
+func (c Config) Validate() error {
+	return config.First(
+		config.Check(c.Heartbeat > 0, "Heartbeat", c.Heartbeat, "more than 0"),
+		config.Check(c.SoftLimit > 0, "SoftLimit", c.SoftLimit, "more than 0"),
+		config.Check(c.SoftLag > 0, "SoftLag", c.SoftLag, "more than 0"),
+		config.Check(c.HardLimit >= c.SoftLimit, "HardLimit", c.HardLimit, "at least SoftLimit"),
+		config.Check(c.SlowGrace > 0, "SlowGrace", c.SlowGrace, "more than 0"),
+		config.Check(c.MaxSubscriptions > 0, "MaxSubscriptions", c.MaxSubscriptions, "at least 1"),
+		config.Check(c.MaxReserved > 0, "MaxReserved", c.MaxReserved, "at least 1"),
+		config.Check(c.MaxFrameSize > 0, "MaxFrameSize", c.MaxFrameSize, "more than 0"),
+		config.Check(c.FlushDelay >= 0, "FlushDelay", c.FlushDelay, "0 or more"),
+	)
 }
 
 // Stats are the engine's counters since it started.
@@ -170,9 +167,13 @@ type status struct{ state, detail string }
 // NewHub returns a hub serving the symbols of store, and sets it as the
 // store's observer (snapshot.Store.SetObserver): call it before the store
 // applies its first update. It starts the heartbeat goroutine; Close stops
-// it.
-func NewHub(store *snapshot.Store, cfg Config) *Hub {
-	cfg.setDefaults()
+// it. Zero fields of cfg take their DefaultConfig value; NewHub refuses
+// a Config that Validate refuses then.
+func NewHub(store *snapshot.Store, cfg Config) (*Hub, error) {
+	config.FillZero(&cfg, DefaultConfig())
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fanout: %w", err)
+	}
 	h := &Hub{
 		cfg:     cfg,
 		store:   store,
@@ -189,7 +190,7 @@ func NewHub(store *snapshot.Store, cfg Config) *Hub {
 	h.clock.Store(time.Now().UnixNano())
 	store.SetObserver(h)
 	go h.heartbeats()
-	return h
+	return h, nil
 }
 
 // Config returns the hub's configuration with its defaults filled in.

@@ -27,9 +27,7 @@ func quote(sym string, bid float64) *codec.Update {
 // newBoundedHub is newTestHub with a store bounded as the server's is.
 func newBoundedHub(t *testing.T, cfg Config, opts ...snapshot.Option) (*snapshot.Store, *Hub) {
 	store := snapshot.New(opts...)
-	hub := NewHub(store, cfg)
-	t.Cleanup(func() { hub.Close(codec.CloseGoingAway, "test over") })
-	return store, hub
+	return store, startHub(t, store, cfg)
 }
 
 // ackedSIDs returns the sids the client's ACKs gave, by symbol.

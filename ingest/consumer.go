@@ -27,6 +27,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/backoff"
+	"github.com/tickstream/tickstream/internal/config"
 )
 
 // Start positions for partitions that have no saved offset. A negative
@@ -51,7 +53,8 @@ func ParseStart(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// Config configures a Consumer. Brokers and Topic are required.
+// Config configures a Consumer. Brokers and Topic are required; zero
+// values of the others take their DefaultConfig value.
 type Config struct {
 	Brokers []string
 	Topic   string
@@ -146,36 +149,43 @@ type partition struct {
 	alive    atomic.Int64 // unix ns of the last sign of a working broker
 }
 
-// New returns a consumer that hands every update of cfg.Topic to to.
+// DefaultConfig returns the consumer's default settings, those a zero
+// field of Config takes.
+func DefaultConfig() Config {
+	return Config{
+		Start:         StartEarliest,
+		DiscoverEvery: 30 * time.Second,
+		MaxWait:       500 * time.Millisecond,
+		StaleAfter:    3 * time.Second,
+		Dialer:        &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		Logger:        slog.Default(),
+	}
+}
+
+// Validate reports the first setting out of range, as a
+// config.FieldError naming it. It checks the values as given: New fills
+// the zero fields from DefaultConfig first.
+func (c Config) Validate() error {
+	_, startErr := ParseStart(c.Start)
+	return config.First(
+		config.Check(len(c.Brokers) > 0, "Brokers", c.Brokers, "at least one host:port"),
+		config.Check(c.Topic != "", "Topic", c.Topic, "a topic name"),
+		config.Check(startErr == nil, "Start", c.Start, StartEarliest+", "+StartLatest+" or a negative duration such as -1h"),
+		config.Check(c.DiscoverEvery > 0, "DiscoverEvery", c.DiscoverEvery, "more than 0"),
+		config.Check(c.MaxWait > 0, "MaxWait", c.MaxWait, "more than 0"),
+		config.Check(c.StaleAfter > 0, "StaleAfter", c.StaleAfter, "more than 0"),
+	)
+}
+
+// New returns a consumer that hands every update of cfg.Topic to to. Zero
+// fields of cfg take their DefaultConfig value; New refuses a Config that
+// Validate refuses then.
 func New(cfg Config, to Applier) (*Consumer, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("ingest: no brokers")
+	config.FillZero(&cfg, DefaultConfig())
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	if cfg.Topic == "" {
-		return nil, errors.New("ingest: no topic")
-	}
-	if cfg.Start == "" {
-		cfg.Start = StartEarliest
-	}
-	ago, err := ParseStart(cfg.Start)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.DiscoverEvery <= 0 {
-		cfg.DiscoverEvery = 30 * time.Second
-	}
-	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = 500 * time.Millisecond
-	}
-	if cfg.StaleAfter <= 0 {
-		cfg.StaleAfter = 3 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Dialer == nil {
-		cfg.Dialer = &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true}
-	}
+	ago, _ := ParseStart(cfg.Start)
 	c := &Consumer{cfg: cfg, to: to, parts: map[int]*partition{}, startAt: time.Now().Add(ago), metaAlive: time.Now()}
 	c.log = cfg.Logger.With("topic", cfg.Topic)
 	live := codec.StatusLive
@@ -204,7 +214,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			case err != nil:
 				attempt++
 				c.log.Warn("ingest: cannot list partitions", "err", err, "attempt", attempt)
-				discover.Reset(backoff(attempt))
+				discover.Reset(retry.Delay(attempt))
 			default:
 				attempt = 0
 				if n > 0 {
@@ -218,10 +228,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 6)
-	return min(d, 5*time.Second)
-}
+// retry spaces the attempts of a failing metadata request.
+var retry = backoff.Policy{First: 200 * time.Millisecond, Max: 5 * time.Second}
 
 func (c *Consumer) partitionCount() int {
 	c.mu.Lock()
@@ -520,7 +528,7 @@ func (c *Consumer) outOfRange(ctx context.Context, p *partition) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff(attempt)):
+		case <-time.After(retry.Delay(attempt)):
 		}
 	}
 }

@@ -8,7 +8,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/ingest"
+	"github.com/tickstream/tickstream/internal/config"
 	"github.com/tickstream/tickstream/snapshot"
 )
 
@@ -24,8 +24,8 @@ import (
 // is refused.
 const StartCheckpoint = "checkpoint"
 
-// ValidStart reports whether start is a start position Config accepts.
-func ValidStart(start string) error {
+// validStart reports whether start is a start position Config accepts.
+func validStart(start string) error {
 	if start == StartCheckpoint {
 		return nil
 	}
@@ -34,7 +34,7 @@ func ValidStart(start string) error {
 }
 
 // Config configures a Node. Brokers are required; zero values of the
-// others take the defaults noted.
+// others take the defaults noted (DefaultConfig).
 type Config struct {
 	// Brokers are the Kafka brokers to consume.
 	Brokers []string
@@ -68,25 +68,34 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c *Config) setDefaults() {
-	if c.Topic == "" {
-		c.Topic = "ticks"
+// DefaultConfig returns the node's default settings, those a zero field
+// of Config takes (the engine's are fanout.DefaultConfig).
+func DefaultConfig() Config {
+	return Config{
+		Topic:              "ticks",
+		Start:              StartCheckpoint,
+		CheckpointInterval: 10 * time.Second,
+		MaxSymbols:         1_000_000,
+		MaxReserved:        100_000,
+		Fanout:             fanout.DefaultConfig(),
+		Logger:             slog.Default(),
 	}
-	if c.Start == "" {
-		c.Start = StartCheckpoint
-	}
-	if c.CheckpointInterval <= 0 {
-		c.CheckpointInterval = 10 * time.Second
-	}
-	if c.MaxSymbols <= 0 {
-		c.MaxSymbols = 1_000_000
-	}
-	if c.MaxReserved <= 0 {
-		c.MaxReserved = 100_000
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+}
+
+// Validate reports the first setting out of range, as a
+// config.FieldError naming it (Fanout.HardLimit for the engine's). It
+// checks the values as given: New fills the zero fields from DefaultConfig
+// first.
+func (c Config) Validate() error {
+	return config.First(
+		config.Check(len(c.Brokers) > 0, "Brokers", c.Brokers, "at least one host:port"),
+		config.Check(c.Topic != "", "Topic", c.Topic, "a topic name"),
+		config.Check(validStart(c.Start) == nil, "Start", c.Start, StartCheckpoint+", "+ingest.StartEarliest+", "+ingest.StartLatest+" or a negative duration such as -1h"),
+		config.Check(c.CheckpointInterval > 0, "CheckpointInterval", c.CheckpointInterval, "more than 0"),
+		config.Check(c.MaxSymbols > 0, "MaxSymbols", c.MaxSymbols, "at least 1"),
+		config.Check(c.MaxReserved > 0, "MaxReserved", c.MaxReserved, "at least 1"),
+		config.Within("Fanout", c.Fanout.Validate()),
+	)
 }
 
 // Node is a running pipeline: Kafka → ingest → store → hub.
@@ -102,12 +111,11 @@ type Node struct {
 // New builds a node: the store, the hub as its observer, the store
 // restored from the checkpoint when Start is StartCheckpoint, and the
 // consumer that feeds the store. Run consumes; Close closes the clients.
+// Zero fields of cfg take their DefaultConfig value; New refuses a Config
+// that Validate refuses then.
 func New(cfg Config) (*Node, error) {
-	cfg.setDefaults()
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("node: no brokers")
-	}
-	if err := ValidStart(cfg.Start); err != nil {
+	config.FillZero(&cfg, DefaultConfig())
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	dialer, err := cfg.Kafka.Dialer(5 * time.Second)
@@ -116,7 +124,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger}
 	n.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved))
-	n.hub = fanout.NewHub(n.store, cfg.Fanout)
+	if n.hub, err = fanout.NewHub(n.store, cfg.Fanout); err != nil {
+		return nil, err
+	}
 	icfg := ingest.Config{
 		Brokers:  cfg.Brokers,
 		Topic:    cfg.Topic,

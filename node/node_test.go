@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tickstream/tickstream/embedded"
+	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
@@ -25,8 +26,10 @@ func TestNewRefuses(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no brokers", Config{}, "no brokers"},
-		{"bad start", Config{Brokers: []string{"127.0.0.1:1"}, Start: "yesterday"}, "start position"},
+		{"no brokers", Config{}, "Brokers"},
+		{"bad start", Config{Brokers: []string{"127.0.0.1:1"}, Start: "yesterday"}, "Start yesterday: want checkpoint, earliest"},
+		{"engine's limits", Config{Brokers: []string{"127.0.0.1:1"}, Fanout: fanout.Config{SoftLimit: 8192, HardLimit: 4096}},
+			"Fanout.HardLimit 4096: want at least SoftLimit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

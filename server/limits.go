@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/tickstream/tickstream/internal/config"
 )
 
 // Limits bounds what clients may use. Zero values take the defaults noted.
@@ -51,33 +53,21 @@ type Limits struct {
 	MaxHTTPConnections int
 }
 
-// DefaultSocketSendBuffer is Limits.SocketSendBuffer's default.
-const DefaultSocketSendBuffer = 64 << 10
-
 // floodFactor is how many times RequestRate of refused requests a
 // connection may keep sending before it is closed with 1008: a client
 // that ignores its 429s costs the node the answers.
 const floodFactor = 10
 
-func (l *Limits) setDefaults() {
-	if l.MaxConnections <= 0 {
-		l.MaxConnections = 100_000
-	}
-	if l.MaxConnectionsPerIP <= 0 {
-		l.MaxConnectionsPerIP = 1000
-	}
-	if l.RequestRate <= 0 {
-		l.RequestRate = 50
-	}
-	if l.RequestBurst <= 0 {
-		l.RequestBurst = 100
-	}
-	if l.SocketSendBuffer == 0 {
-		l.SocketSendBuffer = DefaultSocketSendBuffer
-	}
-	if l.MaxHTTPConnections <= 0 {
-		l.MaxHTTPConnections = 1000
-	}
+// Validate reports the first limit out of range, as a config.FieldError
+// naming it.
+func (l Limits) Validate() error {
+	return config.First(
+		config.Check(l.MaxConnections > 0, "MaxConnections", l.MaxConnections, "at least 1"),
+		config.Check(l.MaxConnectionsPerIP > 0, "MaxConnectionsPerIP", l.MaxConnectionsPerIP, "at least 1"),
+		config.Check(l.RequestRate > 0, "RequestRate", l.RequestRate, "more than 0"),
+		config.Check(l.RequestBurst > 0, "RequestBurst", l.RequestBurst, "at least 1"),
+		config.Check(l.MaxHTTPConnections > 0, "MaxHTTPConnections", l.MaxHTTPConnections, "at least 1"),
+	)
 }
 
 // Reasons a connection is refused (at the upgrade, or at accept for plain

@@ -15,11 +15,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tickstream/tickstream/internal/config"
 	"github.com/tickstream/tickstream/node"
 )
 
-// Config configures a Server, the edge of a node. The zero value serves
-// on 127.0.0.1:8080.
+// Config configures a Server, the edge of a node. Zero values take the
+// defaults noted (DefaultConfig): the zero Config serves on
+// 127.0.0.1:8080.
 type Config struct {
 	// Listen is the HTTP address (default 127.0.0.1:8080).
 	Listen string
@@ -68,29 +70,49 @@ type FeedSwitch interface {
 	Down() bool
 }
 
-func (c *Config) setDefaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
+// DefaultConfig returns the edge's default settings, those a zero field
+// of Config takes. Booleans are as given: Compression is on here, off in
+// a zero Config.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           "127.0.0.1:8080",
+		Compression:      true,
+		MaxMessageSize:   64 << 10,
+		HandshakeTimeout: 5 * time.Second,
+		IdleTimeout:      60 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		HTTPIdleTimeout:  30 * time.Second,
+		Limits: Limits{
+			MaxConnections:      100_000,
+			MaxConnectionsPerIP: 1000,
+			RequestRate:         50,
+			RequestBurst:        100,
+			SocketSendBuffer:    64 << 10,
+			MaxHTTPConnections:  1000,
+		},
+		Logger: slog.Default(),
 	}
-	if c.MaxMessageSize <= 0 {
-		c.MaxMessageSize = 64 << 10
+}
+
+// Validate reports the first setting out of range, as a
+// config.FieldError naming it (Limits.MaxConnections for a limit's). It
+// checks the values as given: New fills the zero fields from
+// DefaultConfig first.
+func (c Config) Validate() error {
+	for _, o := range c.AllowedOrigins {
+		if !validOrigin(o) {
+			return config.Check(false, "AllowedOrigins", o, "*, scheme://host[:port] or scheme://*.domain")
+		}
 	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 5 * time.Second
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 60 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.HTTPIdleTimeout <= 0 {
-		c.HTTPIdleTimeout = 30 * time.Second
-	}
-	c.Limits.setDefaults()
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	return config.First(
+		config.Check(c.Listen != "", "Listen", c.Listen, "host:port"),
+		config.Check(c.MaxMessageSize > 0, "MaxMessageSize", c.MaxMessageSize, "more than 0"),
+		config.Check(c.HandshakeTimeout > 0, "HandshakeTimeout", c.HandshakeTimeout, "more than 0"),
+		config.Check(c.IdleTimeout > 0, "IdleTimeout", c.IdleTimeout, "more than 0"),
+		config.Check(c.WriteTimeout > 0, "WriteTimeout", c.WriteTimeout, "more than 0"),
+		config.Check(c.HTTPIdleTimeout > 0, "HTTPIdleTimeout", c.HTTPIdleTimeout, "more than 0"),
+		config.Within("Limits", c.Limits.Validate()),
+	)
 }
 
 // Server is the edge of a running node: it serves the node's hub over
@@ -108,13 +130,12 @@ type Server struct {
 }
 
 // New builds the edge of n and listens on cfg.Listen. Run serves, and runs
-// the node.
+// the node. Zero fields of cfg take their DefaultConfig value; New refuses
+// a Config that Validate refuses then.
 func New(n *node.Node, cfg Config) (*Server, error) {
-	cfg.setDefaults()
-	for _, o := range cfg.AllowedOrigins {
-		if !validOrigin(o) {
-			return nil, fmt.Errorf("server: allowed origin %q: want *, scheme://host[:port] or scheme://*.domain", o)
-		}
+	config.FillZero(&cfg, DefaultConfig())
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	var tlsConfig *tls.Config
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {

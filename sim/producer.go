@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/backoff"
 )
 
 // DefaultTopic is the price topic of protocol v1.
@@ -30,13 +31,14 @@ const (
 	pace = 5 * time.Millisecond
 	// maxBatch bounds the records of one write.
 	maxBatch = 1000
-	// Bounds of the backoff between two attempts of a failed write.
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
 	// lastFlushWait bounds how long a write of a Run may go on past its
 	// duration.
 	lastFlushWait = 2 * time.Second
 )
+
+// retry spaces the attempts of a failed write, and of a topic request to
+// brokers that do not answer.
+var retry = backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // ProducerConfig configures a Producer.
 type ProducerConfig struct {
@@ -386,8 +388,7 @@ func (b *batch) add(u *codec.Update) {
 // writer may still hold its records.
 func (p *Producer) flush(ctx context.Context, b *batch, st *Stats) error {
 	msgs := b.msgs
-	backoff := minBackoff
-	for len(msgs) > 0 {
+	for attempt := 1; len(msgs) > 0; attempt++ {
 		err := p.w.WriteMessages(ctx, msgs...)
 		if err == nil {
 			st.count(msgs...)
@@ -418,9 +419,9 @@ func (p *Producer) flush(ctx context.Context, b *batch, st *Stats) error {
 		}
 		st.Errors++
 		st.LastError = cause
+		wait := retry.Delay(attempt)
 		p.log.Warn("kafka write failed; retrying", "topic", p.w.Topic, "records", len(msgs),
-			"backoff", backoff, "err", cause)
-		wait := backoff
+			"backoff", wait, "err", cause)
 		if !b.retryUntil.IsZero() {
 			// The last attempt is at retryUntil, not a backoff after it.
 			left := time.Until(b.retryUntil)
@@ -432,7 +433,6 @@ func (p *Producer) flush(ctx context.Context, b *batch, st *Stats) error {
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 	b.msgs, b.buf = b.msgs[:0], b.buf[:0]
 	return nil

@@ -73,8 +73,7 @@ func (p *Producer) EnsureTopic(ctx context.Context, spec TopicSpec) (TopicInfo, 
 		return TopicInfo{}, fmt.Errorf("sim: topic replication factor %d: want 1 to 32767, or BrokerDefault", spec.ReplicationFactor)
 	}
 	c := &kafka.Client{Addr: p.w.Addr, Transport: p.w.Transport, Timeout: topicRequestTimeout}
-	backoff := minBackoff
-	for {
+	for attempt := 1; ; attempt++ {
 		info, err := p.ensureTopic(ctx, c, spec)
 		if err == nil {
 			return info, nil
@@ -86,12 +85,12 @@ func (p *Producer) EnsureTopic(ctx context.Context, spec TopicSpec) (TopicInfo, 
 		if ctx.Err() != nil {
 			return info, fmt.Errorf("sim: Kafka at %s unreachable until the run ended: %w", p.w.Addr, err)
 		}
+		delay := retry.Delay(attempt)
 		p.log.Warn("kafka unreachable; retrying", "brokers", p.w.Addr.String(), "topic", p.w.Topic,
-			"backoff", backoff, "err", err)
-		if sleep(ctx, backoff) != nil {
+			"backoff", delay, "err", err)
+		if sleep(ctx, delay) != nil {
 			return info, fmt.Errorf("sim: Kafka at %s unreachable until the run ended: %w", p.w.Addr, err)
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

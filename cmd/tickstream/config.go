@@ -117,15 +117,15 @@ func (e *edgeFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&e.jwtIssuer, "jwt-issuer", "", "required iss claim of client tokens (default: not checked)")
 	fs.StringVar(&e.jwtAudience, "jwt-audience", "", "required aud claim of client tokens (default: not checked)")
 	fs.StringVar(&e.origins, "allowed-origins", "", "browser `origins` besides the node's own allowed to connect, comma-separated: https://app.example.com, https://*.example.com or * (others: close 1008)")
-	fs.StringVar(&cfg.TLSCertFile, "listen-cert", "", "PEM certificate chain `file`: serve HTTPS and wss (with --listen-key)")
-	fs.StringVar(&cfg.TLSKeyFile, "listen-key", "", "PEM private key `file` of --listen-cert")
-	fs.IntVar(&cfg.Limits.MaxConnections, "max-connections", 100_000, "WebSocket connections of this node (close 4029 past it)")
-	fs.IntVar(&cfg.Limits.MaxConnectionsPerIP, "max-connections-per-ip", 1000, "WebSocket connections of one client IP (close 4029 past it)")
-	fs.StringVar(&cfg.Limits.ClientIPHeader, "client-ip-header", "", "`header` holding the client IP behind a proxy, e.g. X-Forwarded-For (last address used); only behind a proxy that sets it")
-	fs.Float64Var(&cfg.Limits.RequestRate, "request-rate", 50, "requests per second one connection may sustain (ERROR 429 past it; close 1008 at 10 times that many refused)")
-	fs.IntVar(&cfg.Limits.RequestBurst, "request-burst", 100, "requests one connection may send at once")
-	fs.IntVar(&cfg.Limits.SocketSendBuffer, "socket-send-buffer", server.DefaultSocketSendBuffer, "kernel send buffer (SO_SNDBUF) of each connection in `bytes`, so that a client that does not read is seen as slow; -1 leaves the kernel's autotuning")
-	fs.IntVar(&cfg.Limits.MaxHTTPConnections, "max-http-connections", 1000, "plain HTTP connections (dashboard, REST, metrics, upgrades in progress); past it the longest idle keep-alive one is closed, or a new one waits for a slot (half of --handshake-timeout at most), then HTTP 503")
+	fs.StringVar(&cfg.TLSCertFile, "listen-cert", cfg.TLSCertFile, "PEM certificate chain `file`: serve HTTPS and wss (with --listen-key)")
+	fs.StringVar(&cfg.TLSKeyFile, "listen-key", cfg.TLSKeyFile, "PEM private key `file` of --listen-cert")
+	fs.IntVar(&cfg.Limits.MaxConnections, "max-connections", cfg.Limits.MaxConnections, "WebSocket connections of this node (close 4029 past it)")
+	fs.IntVar(&cfg.Limits.MaxConnectionsPerIP, "max-connections-per-ip", cfg.Limits.MaxConnectionsPerIP, "WebSocket connections of one client IP (close 4029 past it)")
+	fs.StringVar(&cfg.Limits.ClientIPHeader, "client-ip-header", cfg.Limits.ClientIPHeader, "`header` holding the client IP behind a proxy, e.g. X-Forwarded-For (last address used); only behind a proxy that sets it")
+	fs.Float64Var(&cfg.Limits.RequestRate, "request-rate", cfg.Limits.RequestRate, "requests per second one connection may sustain (ERROR 429 past it; close 1008 at 10 times that many refused)")
+	fs.IntVar(&cfg.Limits.RequestBurst, "request-burst", cfg.Limits.RequestBurst, "requests one connection may send at once")
+	fs.IntVar(&cfg.Limits.SocketSendBuffer, "socket-send-buffer", cfg.Limits.SocketSendBuffer, "kernel send buffer (SO_SNDBUF) of each connection in `bytes`, so that a client that does not read is seen as slow; -1 leaves the kernel's autotuning")
+	fs.IntVar(&cfg.Limits.MaxHTTPConnections, "max-http-connections", cfg.Limits.MaxHTTPConnections, "plain HTTP connections (dashboard, REST, metrics, upgrades in progress); past it the longest idle keep-alive one is closed, or a new one waits for a slot (half of --handshake-timeout at most), then HTTP 503")
 	fs.StringVar(&e.pprof, "pprof", "", "serve net/http/pprof on this `address` (a separate listener; keep it private); empty: off")
 	fs.DurationVar(&e.shutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM or SIGINT, exit after this long even if shutdown has not finished")
 }
@@ -135,13 +135,6 @@ func (e *edgeFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 // otherwise.
 func (e *edgeFlags) apply(sc *serveConfig, log *slog.Logger) error {
 	cfg := &sc.edge
-	if e.origins != "" {
-		for _, o := range strings.Split(e.origins, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
-			}
-		}
-	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return errors.New("--listen-cert and --listen-key: want both or neither")
 	}
@@ -186,27 +179,15 @@ func (e *edgeFlags) apply(sc *serveConfig, log *slog.Logger) error {
 	return nil
 }
 
-// validateEdge checks the limit settings; validateServe's table covers the rest.
-func validateEdge(cfg *server.Config, e *edgeFlags) error {
-	checks := []struct {
-		ok   bool
-		flag string
-		msg  string
-	}{
-		{cfg.Limits.MaxConnections >= 1, "max-connections", "want at least 1"},
-		{cfg.Limits.MaxConnectionsPerIP >= 1, "max-connections-per-ip", "want at least 1"},
-		{cfg.Limits.MaxHTTPConnections >= 1, "max-http-connections", "want at least 1"},
-		{cfg.Limits.RequestRate > 0, "request-rate", "want more than 0"},
-		{cfg.Limits.RequestBurst >= 1, "request-burst", "want at least 1"},
-		{cfg.Limits.SocketSendBuffer == -1 || cfg.Limits.SocketSendBuffer >= 4096, "socket-send-buffer", "want -1 or at least 4096"},
-		{e.shutdownTimeout > 0, "shutdown-timeout", "want more than 0"},
-	}
-	for _, c := range checks {
-		if !c.ok {
-			return fmt.Errorf("--%s: %s", c.flag, c.msg)
+// allowedOrigins returns the origins of --allowed-origins.
+func (e *edgeFlags) allowedOrigins() []string {
+	var origins []string
+	for _, o := range strings.Split(e.origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
 		}
 	}
-	return nil
+	return origins
 }
 
 // startPprof serves the profiler on its own listener, so that it is never

@@ -106,7 +106,7 @@ func TestServeInvalidSettings(t *testing.T) {
 		{[]string{"--jwt-public-key", badKey}, "--jwt-public-key"},
 		{[]string{"--jwt-public-key", filepath.Join(dir, "missing.pem")}, "--jwt-public-key"},
 		{[]string{"--listen-cert", badKey}, "--listen-cert and --listen-key"},
-		{[]string{"--allowed-origins", "example.com"}, "allowed origin"},
+		{[]string{"--allowed-origins", "example.com"}, "--allowed-origins: want"},
 		{[]string{"--max-connections", "lots"}, "-max-connections"},
 	}
 	for _, tc := range tests {

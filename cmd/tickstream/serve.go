@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/demo"
+	"github.com/tickstream/tickstream/internal/config"
 	"github.com/tickstream/tickstream/node"
 	"github.com/tickstream/tickstream/server"
 	"github.com/tickstream/tickstream/web"
@@ -20,42 +21,42 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stdout, serveUsage)
 	var (
-		sc        serveConfig
+		sc        = serveConfig{node: node.DefaultConfig(), edge: server.DefaultConfig(), demo: demo.DefaultConfig()}
 		cfg       = &sc.edge
 		kf        kafkaFlags
 		logFormat string
 		logLevel  string
 		edge      edgeFlags
 	)
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `address` for the dashboard, /ws, the API and /metrics: host:port, :port for every interface")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP `address` for the dashboard, /ws, the API and /metrics: host:port, :port for every interface")
 	kf.register(fs, "Kafka `host:port,...` to consume; empty runs the embedded broker and the market simulator")
-	fs.StringVar(&sc.node.Topic, "topic", "ticks", "Kafka `topic` of price updates")
-	fs.StringVar(&sc.node.Start, "start", node.StartCheckpoint, "where ingest starts: checkpoint (resume from --checkpoint, else earliest), earliest, latest, or a negative `duration` such as -1h")
-	fs.StringVar(&sc.node.Checkpoint, "checkpoint", "", "`file` to save the snapshot and partition offsets to, and resume from on restart")
-	fs.DurationVar(&sc.node.CheckpointInterval, "checkpoint-interval", 10*time.Second, "how often to save the checkpoint (also saved on shutdown)")
-	fs.IntVar(&sc.demo.Partitions, "partitions", 4, "partitions of the embedded broker's topic")
-	fs.IntVar(&sc.demo.Symbols, "symbols", 500, "symbols of the embedded market simulator")
-	fs.Float64Var(&sc.demo.Rate, "rate", 2000, "updates per second of the embedded market simulator")
-	fs.Int64Var(&sc.demo.Seed, "seed", 1, "seed of the embedded market simulator")
-	fs.DurationVar(&sc.demo.Duration, "sim-duration", 0, "stop the embedded market simulator after this long (0: never)")
+	fs.StringVar(&sc.node.Topic, "topic", sc.node.Topic, "Kafka `topic` of price updates")
+	fs.StringVar(&sc.node.Start, "start", sc.node.Start, "where ingest starts: checkpoint (resume from --checkpoint, else earliest), earliest, latest, or a negative `duration` such as -1h")
+	fs.StringVar(&sc.node.Checkpoint, "checkpoint", sc.node.Checkpoint, "`file` to save the snapshot and partition offsets to, and resume from on restart")
+	fs.DurationVar(&sc.node.CheckpointInterval, "checkpoint-interval", sc.node.CheckpointInterval, "how often to save the checkpoint (also saved on shutdown)")
+	fs.IntVar(&sc.demo.Partitions, "partitions", sc.demo.Partitions, "partitions of the embedded broker's topic")
+	fs.IntVar(&sc.demo.Symbols, "symbols", sc.demo.Symbols, "symbols of the embedded market simulator")
+	fs.Float64Var(&sc.demo.Rate, "rate", sc.demo.Rate, "updates per second of the embedded market simulator")
+	fs.Int64Var(&sc.demo.Seed, "seed", sc.demo.Seed, "seed of the embedded market simulator")
+	fs.DurationVar(&sc.demo.Duration, "sim-duration", sc.demo.Duration, "stop the embedded market simulator after this long (0: never)")
 	fs.StringVar(&sc.node.Fanout.ServerID, "server-id", "", "node name sent in HELLO (default: tickstream-<listen address>)")
-	fs.DurationVar(&sc.node.Fanout.Heartbeat, "heartbeat", 5*time.Second, "HEARTBEAT interval of an idle connection")
-	fs.IntVar(&sc.node.Fanout.MaxSubscriptions, "max-subscriptions", 5000, "symbols one connection may subscribe to (413 past it)")
-	fs.IntVar(&sc.node.Fanout.MaxReserved, "max-reserved-per-conn", 1000, "symbols without data yet (not sent by the feed) one connection may hold, subscribed or remembered for a re-SUB (413 past it)")
-	fs.IntVar(&sc.node.Fanout.SoftLimit, "soft-limit", 256<<10, "outbound backlog `bytes` past which a connection gets conflated deltas")
-	fs.DurationVar(&sc.node.Fanout.SoftLag, "soft-lag", time.Second, "a connection whose socket has not taken a write for this long gets conflated deltas too")
-	fs.IntVar(&sc.node.Fanout.HardLimit, "hard-limit", 4<<20, "outbound backlog `bytes` a connection may stay over for --slow-grace before 4008")
-	fs.DurationVar(&sc.node.Fanout.SlowGrace, "slow-grace", 5*time.Second, "how long a connection may stay over --hard-limit, or block a write")
-	fs.DurationVar(&sc.node.Fanout.FlushDelay, "flush-delay", 0, "hold each connection's writer this long to pack more messages per frame")
-	fs.IntVar(&sc.node.Fanout.MaxFrameSize, "max-frame", 64<<10, "largest outbound frame in `bytes` (a single larger message still goes whole)")
-	fs.BoolVar(&cfg.Compression, "compression", true, "permessage-deflate for clients that offer it")
-	fs.IntVar(&cfg.MaxMessageSize, "max-message", 64<<10, "largest inbound message in `bytes` (1009 past it)")
-	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake timeout")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent this long (pings count)")
-	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "timeout of one frame write, or of 16 KiB of an HTTP response")
-	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", 30*time.Second, "close a keep-alive HTTP connection idle this long")
-	fs.IntVar(&sc.node.MaxSymbols, "max-symbols", 1_000_000, "size bound of the feed's symbol table (records of new symbols past it are counted and skipped)")
-	fs.IntVar(&sc.node.MaxReserved, "max-reserved", 100_000, "symbols without data yet that all connections together may hold (503 past it)")
+	fs.DurationVar(&sc.node.Fanout.Heartbeat, "heartbeat", sc.node.Fanout.Heartbeat, "HEARTBEAT interval of an idle connection")
+	fs.IntVar(&sc.node.Fanout.MaxSubscriptions, "max-subscriptions", sc.node.Fanout.MaxSubscriptions, "symbols one connection may subscribe to (413 past it)")
+	fs.IntVar(&sc.node.Fanout.MaxReserved, "max-reserved-per-conn", sc.node.Fanout.MaxReserved, "symbols without data yet (not sent by the feed) one connection may hold, subscribed or remembered for a re-SUB (413 past it)")
+	fs.IntVar(&sc.node.Fanout.SoftLimit, "soft-limit", sc.node.Fanout.SoftLimit, "outbound backlog `bytes` past which a connection gets conflated deltas")
+	fs.DurationVar(&sc.node.Fanout.SoftLag, "soft-lag", sc.node.Fanout.SoftLag, "a connection whose socket has not taken a write for this long gets conflated deltas too")
+	fs.IntVar(&sc.node.Fanout.HardLimit, "hard-limit", sc.node.Fanout.HardLimit, "outbound backlog `bytes` a connection may stay over for --slow-grace before 4008")
+	fs.DurationVar(&sc.node.Fanout.SlowGrace, "slow-grace", sc.node.Fanout.SlowGrace, "how long a connection may stay over --hard-limit, or block a write")
+	fs.DurationVar(&sc.node.Fanout.FlushDelay, "flush-delay", sc.node.Fanout.FlushDelay, "hold each connection's writer this long to pack more messages per frame")
+	fs.IntVar(&sc.node.Fanout.MaxFrameSize, "max-frame", sc.node.Fanout.MaxFrameSize, "largest outbound frame in `bytes` (a single larger message still goes whole)")
+	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "permessage-deflate for clients that offer it")
+	fs.IntVar(&cfg.MaxMessageSize, "max-message", cfg.MaxMessageSize, "largest inbound message in `bytes` (1009 past it)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "WebSocket handshake timeout")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a connection silent this long (pings count)")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "timeout of one frame write, or of 16 KiB of an HTTP response")
+	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", cfg.HTTPIdleTimeout, "close a keep-alive HTTP connection idle this long")
+	fs.IntVar(&sc.node.MaxSymbols, "max-symbols", sc.node.MaxSymbols, "size bound of the feed's symbol table (records of new symbols past it are counted and skipped)")
+	fs.IntVar(&sc.node.MaxReserved, "max-reserved", sc.node.MaxReserved, "symbols without data yet that all connections together may hold (503 past it)")
 	fs.BoolVar(&sc.demoControls, "demo-controls", false, "enable POST /api/v1/demo/feed?state=down|up (embedded broker outage switch)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -73,10 +74,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return badUsage(err)
 	}
 	sc.node.Kafka = kf.sec
-	if err := validateServe(&sc); err != nil {
-		return badUsage(err)
-	}
-	if err := validateEdge(cfg, &edge); err != nil {
+	cfg.AllowedOrigins = edge.allowedOrigins()
+	if err := validateServe(&sc, &edge); err != nil {
 		return badUsage(err)
 	}
 	if err := edge.apply(&sc, logger); err != nil {
@@ -146,47 +145,76 @@ simulator, and serves anyone (a demo). With --brokers it consumes that Kafka's
 flags:
 `
 
-func validateServe(sc *serveConfig) error {
-	cfg, n, d := &sc.edge, &sc.node, &sc.demo
+// validateServe checks serve's settings: first the bounds serve keeps for
+// a production node, above what the packages accept (their tests go
+// below them), and the rules between flags; then each package's own rules
+// (its Validate), reported under the flag that sets the field.
+func validateServe(sc *serveConfig, e *edgeFlags) error {
+	cfg, d := &sc.edge, &sc.demo
 	if err := validListen(cfg.Listen); err != nil {
 		return err
+	}
+	n := sc.node
+	if len(n.Brokers) == 0 {
+		n.Brokers = []string{"demo"} // the demo feed's address is known once it runs
 	}
 	checks := []struct {
 		ok   bool
 		flag string
 		msg  string
 	}{
-		{node.ValidStart(n.Start) == nil, "start", "want checkpoint, earliest, latest or a negative duration such as -1h"},
 		{n.CheckpointInterval >= 100*time.Millisecond, "checkpoint-interval", "want at least 100ms"},
-		{n.Checkpoint == "" || len(n.Brokers) > 0, "checkpoint", "only with --brokers (the embedded broker forgets its log on restart)"},
-		{d.Partitions >= 1 && d.Partitions <= 1024, "partitions", "want 1 to 1024"},
-		{d.Symbols >= 1 && d.Symbols <= 1_000_000, "symbols", "want 1 to 1000000"},
-		{d.Rate > 0, "rate", "want more than 0"},
-		{d.Duration >= 0, "sim-duration", "want 0 or more"},
+		{n.Checkpoint == "" || len(sc.node.Brokers) > 0, "checkpoint", "only with --brokers (the embedded broker forgets its log on restart)"},
 		{n.Fanout.Heartbeat >= 100*time.Millisecond, "heartbeat", "want at least 100ms"},
-		{n.Fanout.MaxSubscriptions >= 1, "max-subscriptions", "want at least 1"},
-		{n.Fanout.MaxReserved >= 1, "max-reserved-per-conn", "want at least 1"},
 		{n.Fanout.SoftLimit >= 4096, "soft-limit", "want at least 4096"},
 		{n.Fanout.SoftLag >= 10*time.Millisecond, "soft-lag", "want at least 10ms"},
-		{n.Fanout.HardLimit >= n.Fanout.SoftLimit, "hard-limit", "want at least --soft-limit"},
-		{n.Fanout.SlowGrace > 0, "slow-grace", "want more than 0"},
 		{n.Fanout.FlushDelay >= 0 && n.Fanout.FlushDelay <= time.Second, "flush-delay", "want 0 to 1s"},
 		{n.Fanout.MaxFrameSize >= 1024, "max-frame", "want at least 1024"},
 		{cfg.MaxMessageSize >= 256, "max-message", "want at least 256"},
-		{cfg.HandshakeTimeout > 0, "handshake-timeout", "want more than 0"},
-		{cfg.IdleTimeout > 0, "idle-timeout", "want more than 0"},
-		{cfg.WriteTimeout > 0, "write-timeout", "want more than 0"},
-		{cfg.HTTPIdleTimeout > 0, "http-idle-timeout", "want more than 0"},
-		{n.MaxSymbols >= 1, "max-symbols", "want at least 1"},
-		{n.MaxReserved >= 1, "max-reserved", "want at least 1"},
-		{!sc.demoControls || len(n.Brokers) == 0, "demo-controls", "only with the embedded broker (no --brokers)"},
+		{cfg.Limits.SocketSendBuffer == -1 || cfg.Limits.SocketSendBuffer >= 4096, "socket-send-buffer", "want -1 or at least 4096"},
+		{e.shutdownTimeout > 0, "shutdown-timeout", "want more than 0"},
+		{!sc.demoControls || len(sc.node.Brokers) == 0, "demo-controls", "only with the embedded broker (no --brokers)"},
 	}
 	for _, c := range checks {
 		if !c.ok {
 			return fmt.Errorf("--%s: %s", c.flag, c.msg)
 		}
 	}
+	for _, err := range []error{n.Validate(), cfg.Validate(), d.Validate()} {
+		if err != nil {
+			return settingError(err)
+		}
+	}
 	return nil
+}
+
+// serveFlags names the flag that sets each field of serve's Configs, as a
+// config.FieldError names it.
+var serveFlags = map[string]string{
+	"Topic": "topic", "Start": "start", "CheckpointInterval": "checkpoint-interval",
+	"MaxSymbols": "max-symbols", "MaxReserved": "max-reserved",
+	"Fanout.Heartbeat": "heartbeat", "Fanout.SoftLimit": "soft-limit", "Fanout.SoftLag": "soft-lag",
+	"Fanout.HardLimit": "hard-limit", "Fanout.SlowGrace": "slow-grace", "Fanout.MaxSubscriptions": "max-subscriptions",
+	"Fanout.MaxReserved": "max-reserved-per-conn", "Fanout.MaxFrameSize": "max-frame", "Fanout.FlushDelay": "flush-delay",
+	"Listen": "listen", "AllowedOrigins": "allowed-origins", "MaxMessageSize": "max-message",
+	"HandshakeTimeout": "handshake-timeout", "IdleTimeout": "idle-timeout", "WriteTimeout": "write-timeout",
+	"HTTPIdleTimeout":       "http-idle-timeout",
+	"Limits.MaxConnections": "max-connections", "Limits.MaxConnectionsPerIP": "max-connections-per-ip",
+	"Limits.RequestRate": "request-rate", "Limits.RequestBurst": "request-burst",
+	"Limits.MaxHTTPConnections": "max-http-connections",
+	"Partitions":                "partitions", "Symbols": "symbols", "Rate": "rate", "Duration": "sim-duration",
+}
+
+// settingError words a package's refusal of a setting as the one-line error
+// of the flag that set it.
+func settingError(err error) error {
+	var fe *config.FieldError
+	if errors.As(err, &fe) {
+		if flag, ok := serveFlags[fe.Field]; ok {
+			return fmt.Errorf("--%s: want %s", flag, fe.Want)
+		}
+	}
+	return err
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
