@@ -316,6 +316,9 @@ func (fs *fakeServer) feed(ws *gws.Conn, id uint64, acks []codec.SymbolID) {
 		case <-t.C:
 		}
 		seq++
+		if fs.mode == "conflated" {
+			seq++ // every DELTA skips one seq, as a server conflating half its updates
+		}
 		frames = frames[:0]
 		for _, a := range acks {
 			s := seq
@@ -333,6 +336,7 @@ func TestRunDetectsBrokenOrdering(t *testing.T) {
 		want string // in the violation samples; "" for a valid feed
 	}{
 		{"valid", ""},
+		{"conflated", ""},
 		{"seq goes back", "not above the previous"},
 		{"delta before snapshot", "before the SNAPSHOT"},
 	}
@@ -351,6 +355,13 @@ func TestRunDetectsBrokenOrdering(t *testing.T) {
 				}
 				if res.Steps[0].Deliveries == 0 {
 					t.Errorf("nothing delivered:\n%s", out)
+				}
+				wantConflated := int64(0)
+				if tt.mode == "conflated" {
+					wantConflated = res.Totals.Deliveries
+				}
+				if res.Totals.Conflated != wantConflated {
+					t.Errorf("%d updates counted as conflated, want %d:\n%s", res.Totals.Conflated, wantConflated, out)
 				}
 				return
 			}

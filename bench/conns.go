@@ -46,21 +46,10 @@ type session struct {
 	// that the close is not counted as an error.
 	ours atomic.Bool
 
-	// Owned by the connection's read goroutine until ready is closed.
-	subID     uint64
-	acked     bool
-	snapsLeft int
-	lastSeq   map[uint32]uint64
-	readyAt   time.Time
-	ready     chan struct{}
-	readyOnce sync.Once
-}
-
-func (s *session) markReady(at time.Time) {
-	s.readyOnce.Do(func() {
-		s.readyAt = at
-		close(s.ready)
-	})
+	// Owned by the connection's read goroutine.
+	skipped uint64 // the Book's Skipped, as last added to the slot's conflated
+	readyAt time.Time
+	ready   chan struct{} // closed once the Book is Ready, after readyAt is set
 }
 
 // chooseSymbols gives each slot its k symbols out of syms (most active
@@ -141,7 +130,7 @@ func (r *runner) netDial(sl *slot) func(ctx context.Context, network, addr strin
 func (r *runner) dial(ctx context.Context, sl *slot) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
-	s := &session{slot: sl, start: time.Now(), lastSeq: make(map[uint32]uint64, len(sl.syms)), ready: make(chan struct{})}
+	s := &session{slot: sl, start: time.Now(), ready: make(chan struct{})}
 	opts := client.Options{
 		Compression: r.cfg.Compression,
 		Logger:      r.clientLog,
@@ -160,9 +149,8 @@ func (r *runner) dial(ctx context.Context, sl *slot) (time.Duration, error) {
 	s.conn = c
 	r.open.Add(1)
 	sl.sess.Store(s)
-	// The ACK is read on the connection's goroutine, which may see it
-	// before Subscribe returns: the id is fixed before it is sent.
-	s.subID = 1
+	// The replies are read on the connection's goroutine, which may see
+	// them before Subscribe returns: s.conn is set before it is sent.
 	if _, err := c.Subscribe(sl.syms, r.sub); err != nil {
 		r.countError("subscribe write failed")
 		r.closeSession(s)
@@ -181,37 +169,26 @@ func (r *runner) dial(ctx context.Context, sl *slot) (time.Duration, error) {
 }
 
 // onMessage runs on a connection's read goroutine for every message, after
-// its Book checked it: it must stay light.
+// its Book checked and applied it: it must stay light.
 func (r *runner) onMessage(s *session, m *codec.Message) {
 	sl := s.slot
 	switch m.Op {
 	case codec.OpDelta:
 		sl.deliveries.Add(1)
-		if prev, ok := s.lastSeq[m.SID]; ok && m.Seq > prev+1 {
-			sl.conflated.Add(int64(m.Seq - prev - 1))
+		if n := s.conn.Book().Skipped(); n != s.skipped {
+			sl.conflated.Add(int64(n - s.skipped))
+			s.skipped = n
 		}
-		s.lastSeq[m.SID] = m.Seq
 		if r.measuring.Load() {
 			sl.measured.Add(1)
 			// ts is in every DELTA: the subscription's fields include it
 			// and every update moves it.
 			r.rec.record(sl.idx, time.Now().UnixMicro()-int64(m.Values[codec.FieldTS]))
 		}
-	case codec.OpSnapshot:
-		s.lastSeq[m.SID] = m.Seq
-		if s.acked {
-			s.snapsLeft--
-			if s.snapsLeft == 0 {
-				s.markReady(time.Now())
-			}
-		}
-	case codec.OpAck:
-		if m.ID == s.subID && !s.acked {
-			s.acked = true
-			s.snapsLeft = len(m.Acks)
-			if s.snapsLeft == 0 {
-				s.markReady(time.Now())
-			}
+	case codec.OpAck, codec.OpSnapshot:
+		if s.readyAt.IsZero() && s.conn.Book().Ready() {
+			s.readyAt = time.Now()
+			close(s.ready)
 		}
 	case codec.OpError:
 		r.countError(fmt.Sprintf("server ERROR %d", m.Code))

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
@@ -186,10 +187,23 @@ type symbol struct {
 	updated  time.Time
 }
 
-// drop forgets the state of the subscription; the sid and seq stay.
-func (s *symbol) drop() {
-	s.awaitingSnap, s.pendingSnaps = false, 0
+// drop forgets the state of s's subscription; the sid and seq stay.
+func (b *Book) drop(s *symbol) {
+	b.await(s, false)
+	s.pendingSnaps = 0
 	s.hasState, s.mask, s.values, s.updated = false, 0, [codec.NumFields]float64{}, time.Time{}
+}
+
+// await sets whether s waits for the SNAPSHOT of its SUB, and keeps count of
+// the symbols that wait, for Ready.
+func (b *Book) await(s *symbol, wait bool) {
+	switch {
+	case wait && !s.awaitingSnap:
+		b.awaiting++
+	case !wait && s.awaitingSnap:
+		b.awaiting--
+	}
+	s.awaitingSnap = wait
 }
 
 type subRequest struct {
@@ -241,6 +255,10 @@ type Book struct {
 	lastErr    *ServerError
 	nViolation uint64
 	violations []Violation
+	awaiting   int // symbols whose awaitingSnap is set
+
+	// skipped is read without mu (Skipped), for a per-message callback.
+	skipped atomic.Uint64
 }
 
 // NewBook returns an empty Book.
@@ -282,7 +300,7 @@ func (b *Book) NoteUnsub(id uint64, syms []string) {
 			continue
 		}
 		s.phase, s.unsubID = leaving, id
-		s.drop()
+		b.drop(s)
 	}
 }
 
@@ -443,7 +461,7 @@ func (b *Book) applyAck(m *codec.Message) {
 		}
 		s.phase = live
 		if snap {
-			s.awaitingSnap = true
+			b.await(s, true)
 			s.pendingSnaps++
 		}
 	}
@@ -492,12 +510,15 @@ func (b *Book) applyState(m *codec.Message, at time.Time) {
 		} else {
 			s.pendingSnaps--
 		}
-		s.awaitingSnap = false
+		b.await(s, false)
 		s.mask, s.values = m.Mask, m.Values
 	} else {
 		if s.awaitingSnap {
 			b.violate(Violation{Kind: ViolationDeltaBeforeSnapshot, Op: m.Op, Symbol: s.name, SID: m.SID, Seq: m.Seq,
 				Detail: fmt.Sprintf("DELTA seq %d before the SNAPSHOT", m.Seq)})
+		}
+		if s.hasSeq && m.Seq > s.seq+1 {
+			b.skipped.Add(m.Seq - s.seq - 1)
 		}
 		for mask := m.Mask; mask != 0; mask &= mask - 1 {
 			f := bits.TrailingZeros32(uint32(mask))
@@ -597,6 +618,23 @@ func (b *Book) Entry(sym string) (Entry, bool) {
 	}
 	return Entry{Seq: s.seq, Mask: s.mask, Values: s.values, Updated: s.updated}, true
 }
+
+// Ready reports whether every SUB sent was answered (by an ACK, or by the
+// reply to a later request) and every symbol an ACK subscribed with a
+// SNAPSHOT has had it: from then on, each subscribed symbol's Entry is the
+// server's state as of its seq. A SNAP's SNAPSHOT is not waited for, since
+// a congested server may merge it into one it owes already.
+func (b *Book) Ready() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs) == 0 && b.awaiting == 0
+}
+
+// Skipped returns how many seqs the DELTAs applied so far skipped over: the
+// updates the server merged into a later DELTA (conflation), by maxHz or
+// because the client read slowly. It takes no lock, so that a callback may
+// read it for every message.
+func (b *Book) Skipped() uint64 { return b.skipped.Load() }
 
 // Symbols returns the subscribed symbols (those whose ACK came and that were
 // not unsubscribed since), sorted.

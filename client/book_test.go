@@ -513,6 +513,68 @@ func TestBookKeepsAtMostMaxViolations(t *testing.T) {
 	}
 }
 
+func TestBookReady(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+		ready bool
+	}{
+		{"nothing asked", []step{recv(hello())}, true},
+		{"SUB not answered", []step{recv(hello()), sub(1, "A")}, false},
+		{"ACK, one SNAPSHOT of two", []step{recv(hello()), sub(1, "A", "B"),
+			recv(ack(1, sid("A", 1), sid("B", 2)), snapshot(1, 1))}, false},
+		{"ACK and every SNAPSHOT", []step{recv(hello()), sub(1, "A", "B"),
+			recv(ack(1, sid("A", 1), sid("B", 2)), snapshot(2, 4), snapshot(1, 1))}, true},
+		{"SUB without snapshot", []step{recv(hello()), subNoSnap(1, "A"), recv(ack(1, sid("A", 1)))}, true},
+		{"a symbol refused", []step{recv(hello()), sub(1, "A", "B"),
+			recv(serverError(1, 404, "B"), ack(1, sid("A", 1)), snapshot(1, 1))}, true},
+		{"SUB answered by ERROR alone", []step{recv(hello()), sub(1, "A"), recv(serverError(1, 400, "A"))}, false},
+		// The PONG of a later PING proves that the SUB will get no ACK.
+		{"SUB answered by ERROR, then a later reply", []step{recv(hello()), sub(1, "A"),
+			recv(serverError(1, 400, "A"), pong(2))}, true},
+		{"UNSUB before the SNAPSHOT", []step{recv(hello()), sub(1, "A"), recv(ack(1, sid("A", 1))), unsub(2, "A")}, true},
+		{"SNAP not answered yet", []step{recv(hello()), sub(1, "A"), recv(ack(1, sid("A", 1)), snapshot(1, 1)),
+			snapReq(2, "A")}, true},
+		{"SUB again, before its SNAPSHOT", []step{recv(hello()), sub(1, "A"), recv(ack(1, sid("A", 1)), snapshot(1, 1)),
+			sub(2, "A"), recv(ack(2, sid("A", 1)))}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewBook()
+			for _, s := range tt.steps {
+				s(t, b, codec.Binary)
+			}
+			if got := b.Ready(); got != tt.ready {
+				t.Errorf("Ready() = %v, want %v", got, tt.ready)
+			}
+			if v := b.Violations(); len(v) > 0 {
+				t.Errorf("violations: %v", v)
+			}
+		})
+	}
+}
+
+func TestBookSkipped(t *testing.T) {
+	b := NewBook()
+	for _, s := range []step{
+		recv(hello()), sub(1, "A", "B"),
+		recv(ack(1, sid("A", 1), sid("B", 2)), snapshot(1, 10), snapshot(2, 3)),
+		recv(delta(1, 11), delta(1, 14), delta(2, 4), delta(2, 9)), // 2 and 4 skipped
+		unsub(2, "A"),
+		recv(delta(1, 20)), // late: not applied, not counted
+		sub(3, "A"),
+		recv(ack(3, sid("A", 1)), snapshot(1, 30), delta(1, 32)), // the SNAPSHOT's jump is no conflation; 1 skipped
+	} {
+		s(t, b, codec.Binary)
+	}
+	if got := b.Skipped(); got != 7 {
+		t.Errorf("Skipped() = %d, want 7", got)
+	}
+	if v := b.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
+
 // TestBookConcurrentReads runs the readers of the public API against a
 // feeding goroutine, for the race detector.
 func TestBookConcurrentReads(t *testing.T) {
