@@ -305,12 +305,14 @@ func (b *Book) NoteUnsub(id uint64, syms []string) {
 }
 
 // NoteSnap records that SNAP id was sent for syms: each subscribed one is
-// owed a SNAPSHOT.
+// owed a SNAPSHOT, including one whose UNSUB and later SUB are both still
+// on their way.
 func (b *Book) NoteSnap(id uint64, syms []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, name := range syms {
-		if s := b.byName[name]; s != nil && (s.phase == pending || s.phase == live) {
+		s := b.byName[name]
+		if s != nil && (s.phase == pending || s.phase == live || s.phase == leaving && s.subID > s.unsubID) {
 			s.pendingSnaps++
 		}
 	}
@@ -470,15 +472,27 @@ func (b *Book) applyAck(m *codec.Message) {
 	}
 }
 
+// mapSID gives s the sid its ACK announced. A symbol keeps its sid for the
+// life of the connection, except that the server may forget the sid of an
+// unsubscribed symbol without data (PROTOCOL.md §6.2): such a symbol may
+// come back with another sid, and its old sid may come to name another
+// symbol. Only a symbol that is subscribed, or whose UNSUB the server has
+// not processed yet, is sure to be remembered.
 func (b *Book) mapSID(s *symbol, sid uint32) {
 	if s.hasSID && s.sid != sid {
-		b.violate(Violation{Kind: ViolationSID, Op: codec.OpAck, Symbol: s.name, SID: sid,
-			Detail: fmt.Sprintf("sid changed from %d to %d", s.sid, sid)})
-		delete(b.bySID, s.sid)
+		if s.phase == live {
+			b.violate(Violation{Kind: ViolationSID, Op: codec.OpAck, Symbol: s.name, SID: sid,
+				Detail: fmt.Sprintf("sid changed from %d to %d", s.sid, sid)})
+		}
+		if b.bySID[s.sid] == s {
+			delete(b.bySID, s.sid)
+		}
 	}
 	if o := b.bySID[sid]; o != nil && o != s {
-		b.violate(Violation{Kind: ViolationSID, Op: codec.OpAck, Symbol: s.name, SID: sid,
-			Detail: fmt.Sprintf("sid %d already names %s", sid, o.name)})
+		if o.phase == live || o.phase == leaving {
+			b.violate(Violation{Kind: ViolationSID, Op: codec.OpAck, Symbol: s.name, SID: sid,
+				Detail: fmt.Sprintf("sid %d already names %s", sid, o.name)})
+		}
 		o.hasSID = false
 	}
 	s.sid, s.hasSID = sid, true

@@ -68,7 +68,7 @@ func TestSnapFloodStaysBounded(t *testing.T) {
 	conn := newGatedConn(t, codec.JSON)
 	c := hub.Register(conn, ClientOptions{Format: codec.JSON})
 	syms := symbols(500)
-	c.Subscribe(1, syms, codec.DefaultSubOptions())
+	conn.subscribe(c, 1, syms, codec.DefaultSubOptions())
 	r := rand.New(rand.NewPCG(10, 3))
 	for _, s := range syms {
 		store.Apply(randomUpdate(r, s))
@@ -78,7 +78,7 @@ func TestSnapFloodStaysBounded(t *testing.T) {
 	const maxMessage = 1 << 10
 	peak := 0
 	for i := range 400 {
-		c.HandleFrame(snap)
+		conn.send(c, snap)
 		for range 20 {
 			store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
 		}
@@ -99,24 +99,18 @@ func TestSnapFloodStaysBounded(t *testing.T) {
 
 	conn.open()
 	waitFor(t, "every symbol's current state", func() bool {
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
 		for _, s := range syms {
-			if conn.seq[s] != store.Lookup([]byte(s)).Load().Seq {
+			if conn.seq(s) != store.Lookup([]byte(s)).Load().Seq {
 				return false
 			}
 		}
 		return true
 	})
-	conn.mu.Lock()
-	defer conn.mu.Unlock()
-	if len(conn.violation) > 0 {
-		t.Fatalf("%d violations, first: %v", len(conn.violation), conn.violation[:min(3, len(conn.violation))])
-	}
+	conn.checkContract(t)
 	for _, s := range syms {
 		st := store.Lookup([]byte(s)).Load()
-		if got := conn.state[s]; got == nil || conn.mask[s] != st.Mask || *got != st.Values {
-			t.Fatalf("%s: client holds %v (mask %b), store %v (mask %b)", s, got, conn.mask[s], st.Values, st.Mask)
+		if got, ok := conn.book.Entry(s); !ok || got.Mask != st.Mask || got.Values != st.Values {
+			t.Fatalf("%s: client holds %v (mask %b), store %v (mask %b)", s, got.Values, got.Mask, st.Values, st.Mask)
 		}
 	}
 }
@@ -136,7 +130,7 @@ func TestRepliesOverHardLimit(t *testing.T) {
 	}
 	peak := 0
 	for range 200 {
-		c.HandleFrame(ping)
+		conn.send(c, ping)
 		c.mu.Lock()
 		peak = max(peak, c.backlog())
 		c.mu.Unlock()
@@ -165,10 +159,10 @@ func TestCloseAfterFlush(t *testing.T) {
 		conn := newGatedConn(t, codec.Binary)
 		c := hub.Register(conn, ClientOptions{Format: codec.Binary})
 		for i := range 20 {
-			c.HandleFrame(codec.Binary.AppendPing(nil, uint64(i+1), 0))
+			conn.send(c, codec.Binary.AppendPing(nil, uint64(i+1), 0))
 		}
 		c.CloseAfterFlush(1008, "request flood")
-		c.HandleFrame(codec.Binary.AppendPing(nil, 99, 0))
+		conn.send(c, codec.Binary.AppendPing(nil, 99, 0))
 		if code := conn.closeCode(); code != 0 {
 			t.Fatalf("closed with %d before the queued replies were written", code)
 		}
@@ -188,7 +182,7 @@ func TestCloseAfterFlush(t *testing.T) {
 		_, hub := newTestHub(t, Config{SlowGrace: 100 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
 		conn := newGatedConn(t, codec.Binary)
 		c := hub.Register(conn, ClientOptions{Format: codec.Binary})
-		c.HandleFrame(codec.Binary.AppendPing(nil, 1, 0))
+		conn.send(c, codec.Binary.AppendPing(nil, 1, 0))
 		start := time.Now()
 		c.CloseAfterFlush(1008, "request flood")
 		waitFor(t, "the close", func() bool { return conn.closeCode() != 0 })
@@ -208,7 +202,7 @@ func TestStuckClientIsParked(t *testing.T) {
 	conn := newGatedConn(t, codec.Binary)
 	c := hub.Register(conn, ClientOptions{Format: codec.Binary})
 	syms := symbols(50)
-	c.Subscribe(1, syms, codec.DefaultSubOptions())
+	conn.subscribe(c, 1, syms, codec.DefaultSubOptions())
 	r := rand.New(rand.NewPCG(7, 7))
 	var topics []*topic
 	c.mu.Lock()
@@ -246,27 +240,21 @@ func TestStuckClientIsParked(t *testing.T) {
 		store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
 	}
 	waitFor(t, "every symbol's current state", func() bool {
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
 		for _, s := range syms {
-			if conn.seq[s] != store.Lookup([]byte(s)).Load().Seq {
+			if conn.seq(s) != store.Lookup([]byte(s)).Load().Seq {
 				return false
 			}
 		}
 		return true
 	})
-	conn.mu.Lock()
-	defer conn.mu.Unlock()
-	if len(conn.violation) > 0 {
-		t.Fatalf("%d violations, first: %v", len(conn.violation), conn.violation[:min(3, len(conn.violation))])
-	}
+	conn.checkContract(t)
 	for _, s := range syms {
 		st := store.Lookup([]byte(s)).Load()
-		if got := conn.state[s]; got == nil || *got != st.Values {
-			t.Fatalf("%s: client holds %v, store %v", s, got, st.Values)
+		if got, ok := conn.book.Entry(s); !ok || got.Values != st.Values {
+			t.Fatalf("%s: client holds %v, store %v", s, got.Values, st.Values)
 		}
 	}
-	if conn.closed != 0 {
-		t.Fatalf("closed with %d", conn.closed)
+	if code := conn.closeCode(); code != 0 {
+		t.Fatalf("closed with %d", code)
 	}
 }

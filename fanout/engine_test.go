@@ -2,45 +2,43 @@ package fanout
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/snapshot"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeConn is a Transport that decodes every frame and checks the ordering
-// guarantees of the protocol as a client would.
+// fakeConn is a Transport that feeds every frame to a client.Book, which
+// checks the protocol's contract as a client does and rebuilds each
+// symbol's state. The test's requests go through subscribe and send, which
+// tell the Book what to expect; fakeConn itself only records what the
+// tests ask about besides (ACKs, ERRORs, the close).
 type fakeConn struct {
 	t      testing.TB
 	format codec.Format
 	delay  time.Duration // per frame: a slow reader
+	book   *client.Book
 
-	mu        sync.Mutex
-	closed    codec.CloseCode // close code, 0 while open
-	msgs      int
-	frames    int
-	hello     bool
-	symOf     map[uint32]string
-	acked     map[string]bool // subscribed by an ACK, waiting for the snapshot
-	snapped   map[string]bool // has had its SNAPSHOT
-	seq       map[string]uint64
-	state     map[string]*[codec.NumFields]float64
-	mask      map[string]codec.FieldMask
-	errors    []codec.Message
-	acks      int
-	violation []string
+	mu     sync.Mutex
+	closed codec.CloseCode // close code, 0 while open
+	msgs   int
+	acks   int
+	sids   map[string]uint32 // every sid an ACK gave, by symbol
+	errors []codec.Message
 }
 
 func newFakeConn(t testing.TB, f codec.Format) *fakeConn {
-	return &fakeConn{t: t, format: f, symOf: map[uint32]string{}, acked: map[string]bool{}, snapped: map[string]bool{},
-		seq: map[string]uint64{}, state: map[string]*[codec.NumFields]float64{}, mask: map[string]codec.FieldMask{}}
+	return &fakeConn{t: t, format: f, book: client.NewBook(), sids: map[string]uint32{}}
 }
 
 func (c *fakeConn) WriteFrame(p []byte) error {
@@ -49,66 +47,22 @@ func (c *fakeConn) WriteFrame(p []byte) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.frames++
-	var m codec.Message
-	return c.format.DecodeMessages(p, &m, func(m *codec.Message) error {
-		c.msgs++
-		c.apply(m)
-		return nil
-	})
+	return c.book.Feed(c.format, p, time.Now(), c.record)
 }
 
-func (c *fakeConn) fail(format string, args ...any) {
-	c.violation = append(c.violation, fmt.Sprintf(format, args...))
-}
-
-func (c *fakeConn) apply(m *codec.Message) {
-	if !c.hello && m.Op != codec.OpHello {
-		c.fail("first message is op %d", m.Op)
-	}
+// record notes what a message says beyond the state; c.mu is held.
+func (c *fakeConn) record(m *codec.Message) {
+	c.msgs++
 	switch m.Op {
-	case codec.OpHello:
-		c.hello = true
 	case codec.OpAck:
 		c.acks++
 		for _, a := range m.Acks {
-			c.symOf[a.SID] = a.Sym
-			c.acked[a.Sym] = true
+			c.sids[a.Sym] = a.SID
 		}
 	case codec.OpError:
 		e := *m
-		e.Syms = append([]string(nil), m.Syms...) // m's are reused
+		e.Syms = slices.Clone(m.Syms) // m's are reused
 		c.errors = append(c.errors, e)
-	case codec.OpSnapshot, codec.OpDelta:
-		sym, ok := c.symOf[m.SID]
-		if !ok {
-			c.fail("message for unknown sid %d", m.SID)
-			return
-		}
-		if m.Op == codec.OpDelta {
-			if !c.snapped[sym] {
-				c.fail("%s: DELTA seq %d before its SNAPSHOT", sym, m.Seq)
-			}
-			if m.Seq <= c.seq[sym] {
-				c.fail("%s: DELTA seq %d after seq %d", sym, m.Seq, c.seq[sym])
-			}
-			st := c.state[sym]
-			for f := 0; f < codec.NumFields; f++ {
-				if m.Mask.Has(f) {
-					st[f] = m.Values[f]
-				}
-			}
-			c.mask[sym] |= m.Mask
-		} else {
-			if c.snapped[sym] && m.Seq < c.seq[sym] {
-				c.fail("%s: SNAPSHOT seq %d after seq %d", sym, m.Seq, c.seq[sym])
-			}
-			c.snapped[sym] = true
-			st := m.Values
-			c.state[sym] = &st
-			c.mask[sym] = m.Mask
-		}
-		c.seq[sym] = m.Seq
 	}
 }
 
@@ -117,6 +71,57 @@ func (c *fakeConn) Close(code codec.CloseCode, _ string) {
 	defer c.mu.Unlock()
 	if c.closed == 0 {
 		c.closed = code
+	}
+}
+
+// subscribe has cl subscribe to syms as request id, as the server does for
+// the symbols of the upgrade URL.
+func (c *fakeConn) subscribe(cl *Client, id uint64, syms []string, opts codec.SubOptions) {
+	c.book.NoteSub(id, syms, &opts)
+	cl.Subscribe(id, syms, opts)
+}
+
+// send hands cl a frame of requests, as a socket would.
+func (c *fakeConn) send(cl *Client, frame []byte) {
+	var cmd codec.Command
+	c.format.DecodeCommands(frame, &cmd, func(cmd *codec.Command, err error) {
+		if err != nil {
+			c.t.Fatalf("the test sent a broken request: %v", err)
+		}
+		syms := make([]string, len(cmd.Syms))
+		for i, s := range cmd.Syms {
+			syms[i] = string(s)
+		}
+		switch cmd.Op {
+		case codec.OpSub:
+			c.book.NoteSub(cmd.ID, syms, &cmd.Opts)
+		case codec.OpUnsub:
+			c.book.NoteUnsub(cmd.ID, syms)
+		case codec.OpSnap:
+			c.book.NoteSnap(cmd.ID, syms)
+		}
+	})
+	cl.HandleFrame(frame)
+}
+
+// seq returns the seq of sym's last SNAPSHOT or DELTA, 0 when none came.
+func (c *fakeConn) seq(sym string) uint64 {
+	e, _ := c.book.Entry(sym)
+	return e.Seq
+}
+
+// ackedSIDs returns the sids the client's ACKs gave, by symbol.
+func (c *fakeConn) ackedSIDs() map[string]uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.sids)
+}
+
+// checkContract fails t if the Book saw a breach of the contract.
+func (c *fakeConn) checkContract(t testing.TB) {
+	t.Helper()
+	if v := c.book.Violations(); len(v) > 0 {
+		t.Errorf("%d contract violations, first: %v", c.book.Stats().Violations, v[:min(3, len(v))])
 	}
 }
 
@@ -269,7 +274,7 @@ func runProperty(t *testing.T, seed uint64, cfg Config, slowDelay time.Duration)
 	}()
 
 	frame := func(c *tclient, build func(f codec.Format, dst []byte) []byte) {
-		c.client.HandleFrame(build(c.client.Format(), nil))
+		c.conn.send(c.client, build(c.client.Format(), nil))
 	}
 	for step := 0; step < 400; step++ {
 		maxStuck = max(maxStuck, hub.Stats().Stuck)
@@ -323,30 +328,26 @@ func runProperty(t *testing.T, seed uint64, cfg Config, slowDelay time.Duration)
 
 	for i, c := range clients {
 		waitFor(t, fmt.Sprintf("client %d to converge", i), func() bool {
-			c.conn.mu.Lock()
-			defer c.conn.mu.Unlock()
 			for sym, sub := range c.subs {
 				st := store.Lookup([]byte(sym)).Load()
-				got, ok := c.conn.state[sym]
+				got, ok := c.conn.book.Entry(sym)
 				if !ok {
 					return false
 				}
 				want := st.Mask & sub.fields
-				if c.conn.mask[sym]&sub.fields != want {
+				if got.Mask&sub.fields != want {
 					return false
 				}
 				for f := 0; f < codec.NumFields; f++ {
-					if want.Has(f) && got[f] != st.Values[f] {
+					if want.Has(f) && got.Values[f] != st.Values[f] {
 						return false
 					}
 				}
 			}
 			return true
 		})
+		c.conn.checkContract(t)
 		c.conn.mu.Lock()
-		if len(c.conn.violation) > 0 {
-			t.Errorf("client %d: %d violations, first: %v", i, len(c.conn.violation), c.conn.violation[:min(3, len(c.conn.violation))])
-		}
 		if c.conn.closed != 0 {
 			t.Errorf("client %d closed with %d", i, c.conn.closed)
 		}
@@ -389,7 +390,7 @@ func TestWriterParksAndRetires(t *testing.T) {
 	store, hub := newTestHub(t, Config{Heartbeat: 80 * time.Millisecond})
 	fc := newFakeConn(t, codec.Binary)
 	c := hub.Register(fc, ClientOptions{Format: codec.Binary})
-	c.Subscribe(1, []string{"AAPL"}, codec.DefaultSubOptions())
+	fc.subscribe(c, 1, []string{"AAPL"}, codec.DefaultSubOptions())
 	writer := func() (writing, parked bool) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -408,16 +409,8 @@ func TestWriterParksAndRetires(t *testing.T) {
 	for range 50 {
 		publish()
 	}
-	waitFor(t, "every delta", func() bool {
-		fc.mu.Lock()
-		defer fc.mu.Unlock()
-		return fc.seq["AAPL"] == 51
-	})
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	if len(fc.violation) > 0 {
-		t.Fatalf("contract violations: %v", fc.violation)
-	}
+	waitFor(t, "every delta", func() bool { return fc.seq("AAPL") == 51 })
+	fc.checkContract(t)
 }
 
 // stuckConn is a Transport whose first write never completes until the
@@ -476,7 +469,7 @@ func TestSlowConsumer(t *testing.T) {
 				syms[i] = fmt.Sprintf("S%03d", i)
 			}
 			slow.Subscribe(1, syms, codec.DefaultSubOptions())
-			hc.Subscribe(1, syms, codec.DefaultSubOptions())
+			healthy.subscribe(hc, 1, syms, codec.DefaultSubOptions())
 			r := rand.New(rand.NewPCG(4, 2))
 			deadline := time.Now().Add(10 * time.Second)
 			for stuck.closeCode() == 0 {
@@ -499,20 +492,14 @@ func TestSlowConsumer(t *testing.T) {
 				t.Error("no update was conflated past the soft limit")
 			}
 			waitFor(t, "the healthy client's deltas", func() bool {
-				healthy.mu.Lock()
-				defer healthy.mu.Unlock()
 				for _, s := range syms {
-					if sym := store.Lookup([]byte(s)); sym != nil && healthy.seq[s] != sym.Load().Seq {
+					if sym := store.Lookup([]byte(s)); sym != nil && healthy.seq(s) != sym.Load().Seq {
 						return false
 					}
 				}
 				return true
 			})
-			healthy.mu.Lock()
-			defer healthy.mu.Unlock()
-			if len(healthy.violation) > 0 {
-				t.Fatalf("healthy client: %v", healthy.violation)
-			}
+			healthy.checkContract(t)
 		})
 	}
 }

@@ -30,17 +30,6 @@ func newBoundedHub(t *testing.T, cfg Config, opts ...snapshot.Option) (*snapshot
 	return store, startHub(t, store, cfg)
 }
 
-// ackedSIDs returns the sids the client's ACKs gave, by symbol.
-func ackedSIDs(fc *fakeConn) map[string]uint32 {
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	sids := map[string]uint32{}
-	for sid, sym := range fc.symOf {
-		sids[sym] = sid
-	}
-	return sids
-}
-
 // TestSubscriptionsLeaveTheFeedAlone is the first report of issue 10: one
 // client's SUB of 600 made-up names filled a table of 1000 symbols that
 // already held the feed's 500, and the feed's next new symbol was dropped
@@ -54,10 +43,10 @@ func TestSubscriptionsLeaveTheFeedAlone(t *testing.T) {
 
 	hog := newFakeConn(t, codec.Binary)
 	hc := hub.Register(hog, ClientOptions{Format: codec.Binary})
-	hc.HandleFrame(codec.Binary.AppendSub(nil, 1, madeUp("FAKE", 600), nil))
+	hog.send(hc, codec.Binary.AppendSub(nil, 1, madeUp("FAKE", 600), nil))
 	waiter := newFakeConn(t, codec.JSON)
 	wc := hub.Register(waiter, ClientOptions{Format: codec.JSON})
-	wc.HandleFrame(codec.JSON.AppendSub(nil, 1, []string{"LATE"}, nil))
+	waiter.send(wc, codec.JSON.AppendSub(nil, 1, []string{"LATE"}, nil))
 	waitFor(t, "both ACKs", func() bool {
 		hog.mu.Lock()
 		defer hog.mu.Unlock()
@@ -66,8 +55,8 @@ func TestSubscriptionsLeaveTheFeedAlone(t *testing.T) {
 		return hog.acks == 1 && waiter.acks == 1
 	})
 	hog.mu.Lock()
-	if len(hog.errors) > 0 || len(hog.symOf) != 600 {
-		t.Errorf("SUB of 600 names: %d acknowledged, %d ERRORs (first: %d %q, %d symbols)", len(hog.symOf),
+	if len(hog.errors) > 0 || len(hog.sids) != 600 {
+		t.Errorf("SUB of 600 names: %d acknowledged, %d ERRORs (first: %d %q, %d symbols)", len(hog.sids),
 			len(hog.errors), hog.errors[0].Code, hog.errors[0].Text, len(hog.errors[0].Syms))
 	}
 	hog.mu.Unlock()
@@ -84,13 +73,14 @@ func TestSubscriptionsLeaveTheFeedAlone(t *testing.T) {
 			store.Lookup([]byte("FRESH")), store.Lookup([]byte("LATE")))
 	}
 	waitFor(t, "LATE's first DELTA", func() bool {
-		waiter.mu.Lock()
-		defer waiter.mu.Unlock()
-		return waiter.seq["LATE"] == 1 && waiter.state["LATE"][codec.FieldBid] == 3
+		e, _ := waiter.book.Entry("LATE")
+		return e.Seq == 1 && e.Values[codec.FieldBid] == 3
 	})
-	if sid := ackedSIDs(waiter)["LATE"]; sid != store.Lookup([]byte("LATE")).ID {
+	if sid := waiter.ackedSIDs()["LATE"]; sid != store.Lookup([]byte("LATE")).ID {
 		t.Errorf("LATE acknowledged as sid %d, delivered as %d", sid, store.Lookup([]byte("LATE")).ID)
 	}
+	hog.checkContract(t)
+	waiter.checkContract(t)
 }
 
 // TestChurnLeavesTheStoreAlone is the second report of issue 10: SUB then
@@ -143,10 +133,10 @@ func TestReservedNames(t *testing.T) {
 
 	a := newFakeConn(t, codec.Binary)
 	ac := hub.Register(a, ClientOptions{Format: codec.Binary})
-	ac.HandleFrame(codec.Binary.AppendSub(nil, 1, []string{"FEED", "A1", "A2", "A3", "A4"}, nil))
+	a.send(ac, codec.Binary.AppendSub(nil, 1, []string{"FEED", "A1", "A2", "A3", "A4"}, nil))
 	b := newFakeConn(t, codec.Binary)
 	bc := hub.Register(b, ClientOptions{Format: codec.Binary})
-	bc.HandleFrame(codec.Binary.AppendSub(nil, 7, []string{"A1", "B1", "B2"}, nil))
+	b.send(bc, codec.Binary.AppendSub(nil, 7, []string{"A1", "B1", "B2"}, nil))
 
 	errorsOf := func(fc *fakeConn) []codec.Message {
 		fc.mu.Lock()
@@ -166,26 +156,29 @@ func TestReservedNames(t *testing.T) {
 	}
 
 	// A re-SUB after an UNSUB gets the same sid back.
-	sid := ackedSIDs(a)["A2"]
-	ac.HandleFrame(codec.Binary.AppendUnsub(nil, 2, []string{"A2"}))
-	ac.HandleFrame(codec.Binary.AppendSub(nil, 3, []string{"A2"}, nil))
+	sid := a.ackedSIDs()["A2"]
+	a.send(ac, codec.Binary.AppendUnsub(nil, 2, []string{"A2"}))
+	a.send(ac, codec.Binary.AppendSub(nil, 3, []string{"A2"}, nil))
 	waitFor(t, "the re-SUB's ACK", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.acks == 2
 	})
-	if again := ackedSIDs(a)["A2"]; again != sid {
+	if again := a.ackedSIDs()["A2"]; again != sid {
 		t.Errorf("A2 re-subscribed as sid %d, was %d", again, sid)
 	}
 
 	// Once the feed sends A3, it no longer counts as without data: A has
 	// room for A4 now.
 	store.Apply(quote("A3", 4))
-	ac.HandleFrame(codec.Binary.AppendSub(nil, 4, []string{"A4"}, nil))
-	waitFor(t, "A4's ACK", func() bool { _, ok := ackedSIDs(a)["A4"]; return ok })
+	a.send(ac, codec.Binary.AppendSub(nil, 4, []string{"A4"}, nil))
+	waitFor(t, "A4's ACK", func() bool { _, ok := a.ackedSIDs()["A4"]; return ok })
 	if n := len(errorsOf(a)); n != 1 {
 		t.Errorf("A4 refused again: %+v", errorsOf(a)[1:])
 	}
+
+	a.checkContract(t)
+	b.checkContract(t)
 
 	// Close releases the rest; A1, held by both, only at the second.
 	ac.Close(codec.CloseNormal, "")
@@ -205,16 +198,16 @@ func TestHeldNamesAreForgottenOldestFirst(t *testing.T) {
 	store, hub := newBoundedHub(t, Config{MaxReserved: 3})
 	fc := newFakeConn(t, codec.Binary)
 	c := hub.Register(fc, ClientOptions{Format: codec.Binary})
-	c.HandleFrame(codec.Binary.AppendSub(nil, 1, []string{"X1", "X2", "X3"}, nil))
+	fc.send(c, codec.Binary.AppendSub(nil, 1, []string{"X1", "X2", "X3"}, nil))
 	waitFor(t, "the first ACK", func() bool {
 		fc.mu.Lock()
 		defer fc.mu.Unlock()
 		return fc.acks == 1
 	})
-	first := ackedSIDs(fc)
-	c.HandleFrame(codec.Binary.AppendUnsub(nil, 2, []string{"X2", "X1", "X3"}))
-	c.HandleFrame(codec.Binary.AppendSub(nil, 3, []string{"X4"}, nil))
-	c.HandleFrame(codec.Binary.AppendSub(nil, 4, []string{"X1", "X3"}, nil))
+	first := fc.ackedSIDs()
+	fc.send(c, codec.Binary.AppendUnsub(nil, 2, []string{"X2", "X1", "X3"}))
+	fc.send(c, codec.Binary.AppendSub(nil, 3, []string{"X4"}, nil))
+	fc.send(c, codec.Binary.AppendSub(nil, 4, []string{"X1", "X3"}, nil))
 	waitFor(t, "three ACKs", func() bool {
 		fc.mu.Lock()
 		defer fc.mu.Unlock()
@@ -231,14 +224,14 @@ func TestHeldNamesAreForgottenOldestFirst(t *testing.T) {
 	if n := store.Reserved(); n != 3 {
 		t.Errorf("%d names reserved, want 3 (X1, X3, X4)", n)
 	}
-	now := ackedSIDs(fc)
+	now := fc.ackedSIDs()
 	for _, sym := range []string{"X1", "X3"} {
 		if now[sym] != first[sym] {
 			t.Errorf("%s re-subscribed as sid %d, was %d", sym, now[sym], first[sym])
 		}
 	}
 	// X5 finds the connection's three names all subscribed.
-	c.HandleFrame(codec.Binary.AppendSub(nil, 5, []string{"X5"}, nil))
+	fc.send(c, codec.Binary.AppendSub(nil, 5, []string{"X5"}, nil))
 	waitFor(t, "the ERROR for X5", func() bool {
 		fc.mu.Lock()
 		defer fc.mu.Unlock()
@@ -250,6 +243,7 @@ func TestHeldNamesAreForgottenOldestFirst(t *testing.T) {
 	if n := store.Reserved(); n != 3 {
 		t.Errorf("%d names reserved, want 3", n)
 	}
+	fc.checkContract(t)
 }
 
 // TestSIDsSurviveOthersChurn: a connection's symbols without data keep
@@ -260,10 +254,10 @@ func TestSIDsSurviveOthersChurn(t *testing.T) {
 	store, hub := newBoundedHub(t, Config{})
 	quiet := newFakeConn(t, codec.Binary)
 	qc := hub.Register(quiet, ClientOptions{Format: codec.Binary})
-	qc.HandleFrame(codec.Binary.AppendSub(nil, 1, []string{"IPO1", "IPO2"}, nil))
-	qc.HandleFrame(codec.Binary.AppendUnsub(nil, 2, []string{"IPO1", "IPO2"}))
-	waitFor(t, "the ACK", func() bool { return len(ackedSIDs(quiet)) == 2 })
-	before := ackedSIDs(quiet)
+	quiet.send(qc, codec.Binary.AppendSub(nil, 1, []string{"IPO1", "IPO2"}, nil))
+	quiet.send(qc, codec.Binary.AppendUnsub(nil, 2, []string{"IPO1", "IPO2"}))
+	waitFor(t, "the ACK", func() bool { return len(quiet.ackedSIDs()) == 2 })
+	before := quiet.ackedSIDs()
 
 	churner := hub.Register(newFakeConn(t, codec.Binary), ClientOptions{Format: codec.Binary})
 	for round := range 10 {
@@ -273,14 +267,10 @@ func TestSIDsSurviveOthersChurn(t *testing.T) {
 	}
 	churner.Close(codec.CloseNormal, "")
 
-	qc.HandleFrame(codec.Binary.AppendSub(nil, 3, []string{"IPO2", "NEW"}, nil))
+	quiet.send(qc, codec.Binary.AppendSub(nil, 3, []string{"IPO2", "NEW"}, nil))
 	store.Apply(quote("IPO2", 9))
-	waitFor(t, "IPO2's DELTA", func() bool {
-		quiet.mu.Lock()
-		defer quiet.mu.Unlock()
-		return quiet.seq["IPO2"] == 1
-	})
-	after := ackedSIDs(quiet)
+	waitFor(t, "IPO2's DELTA", func() bool { return quiet.seq("IPO2") == 1 })
+	after := quiet.ackedSIDs()
 	if after["IPO2"] != before["IPO2"] {
 		t.Errorf("IPO2 re-subscribed as sid %d after 10 000 names of churn, was %d", after["IPO2"], before["IPO2"])
 	}
@@ -288,9 +278,5 @@ func TestSIDsSurviveOthersChurn(t *testing.T) {
 		t.Errorf("NEW got sid %d, which already names IPO1 (%d) or IPO2 (%d) on this connection",
 			after["NEW"], before["IPO1"], before["IPO2"])
 	}
-	quiet.mu.Lock()
-	defer quiet.mu.Unlock()
-	if len(quiet.violation) > 0 {
-		t.Errorf("violations: %v", quiet.violation)
-	}
+	quiet.checkContract(t)
 }
