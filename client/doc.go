@@ -12,11 +12,31 @@
 // [ReadyResponse]) are defined here too, and the server encodes these very
 // types; [FetchSnapshot] reads a server's state for comparison with a Book's.
 //
-// The client is built for three users at once: the `tickstream watch`
-// terminal table, the load benchmark that holds thousands of connections in
-// one process (one goroutine per connection, a Book that allocates nothing
-// per binary SNAPSHOT or DELTA, a callback per decoded message), and the server's
-// end-to-end tests, which read the rebuilt state and the violations.
+// # A probe, not an application client
+//
+// The Go client is the project's contract checker: one connection, every
+// message checked, nothing healed. A [Conn] does not reconnect, resubscribe
+// or send SNAP after a violation; when the connection ends, it reports how
+// ([Conn.CloseCode], [Conn.CloseReason]) and its Book keeps what it saw. An
+// application that must ride out restarts uses the TypeScript SDK (web/src/sdk),
+// which reconnects with backoff and resyncs, or does the same around Dial.
+// That is deliberate: each of its users needs to see every close and every
+// breach, not have them repaired —
+//
+//   - the load benchmark holds thousands of connections in one process (one
+//     goroutine per connection, a Book that allocates nothing per binary
+//     SNAPSHOT or DELTA, a callback per decoded message), asks the Book
+//     whether a connection has its snapshots ([Book.Ready]) and how much was
+//     conflated ([Book.Skipped]), counts closes as failures and reconnects
+//     itself in its storm;
+//   - the fanout engine's tests feed a Book frames without a network, and
+//     the server's end-to-end tests read the rebuilt state and the
+//     violations;
+//   - `tickstream watch` keeps its own short reconnect loop around Dial, with
+//     a new Book per connection.
+//
+// The SDK checks the same contract in its own language, against the wire
+// examples of docs/PROTOCOL.md that codec's tests check byte for byte.
 //
 // # Assumptions beyond the contract
 //
