@@ -19,6 +19,7 @@ import (
 
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/backoff"
 )
 
 const (
@@ -31,9 +32,10 @@ const (
 	// watchIdleRedraw refreshes the age column when nothing arrives.
 	watchIdleRedraw  = time.Second
 	watchDialTimeout = 10 * time.Second
-	watchMinBackoff  = 250 * time.Millisecond
-	watchMaxBackoff  = 10 * time.Second
 )
+
+// watchRetry spaces the reconnections of watch.
+var watchRetry = backoff.Policy{First: 250 * time.Millisecond, Max: 10 * time.Second}
 
 // ANSI escapes of the terminal table.
 const (
@@ -180,7 +182,7 @@ func (w *watcher) run(ctx context.Context) error {
 		io.WriteString(w.out, ansiHideCursor+ansiClear)
 		defer io.WriteString(w.out, ansiShowCursor)
 	}
-	backoff := watchMinBackoff
+	failed := 0 // reconnections since the last session that got HELLO
 	for {
 		w.setState("connecting to " + w.url)
 		w.draw(time.Now())
@@ -196,10 +198,12 @@ func (w *watcher) run(ctx context.Context) error {
 			return err
 		}
 		if connected {
-			backoff = watchMinBackoff
+			failed = 0
 		}
+		failed++
 		// Jitter spreads the reconnections of many watchers after a restart.
-		delay := backoff/2 + rand.N(backoff/2+1)
+		wait := watchRetry.Delay(failed)
+		delay := wait/2 + rand.N(wait/2+1)
 		w.setState(fmt.Sprintf("reconnecting in %v (%v)", delay.Round(10*time.Millisecond), err))
 		timer := time.NewTimer(delay)
 		ok := redrawUntil(ctx, w, timer.C)
@@ -207,7 +211,6 @@ func (w *watcher) run(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		backoff = min(2*backoff, watchMaxBackoff)
 	}
 }
 
