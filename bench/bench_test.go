@@ -210,8 +210,10 @@ func TestRunStormAndFindMax(t *testing.T) {
 	cfg := shortConfig(url, brokers)
 	cfg.Conns, cfg.SymbolsPerConn, cfg.Zipf = 6, 3, 1.2
 	cfg.Storm, cfg.FindMax, cfg.MaxSteps, cfg.StepFactor = true, true, 2, 2
-	// A limit no step can miss keeps the test free of timing: both steps
-	// run, and the highest is reported.
+	// A limit no step can miss: both steps run. Whether a step is sustained
+	// also depends on the producer reaching 90% of its rate, which a loaded
+	// machine may deny a step, so the test holds the report to the steps'
+	// own verdicts rather than to a step chosen in advance.
 	cfg.P99Limit = time.Hour
 	res, err := Run(t.Context(), cfg, quiet)
 	if err != nil {
@@ -230,8 +232,17 @@ func TestRunStormAndFindMax(t *testing.T) {
 	if len(res.Steps) != 2 || res.Steps[1].Rate != 2*res.Steps[0].Rate {
 		t.Fatalf("steps %+v: want 2, the second at twice the rate", res.Steps)
 	}
-	if res.MaxSustainedRate != res.Steps[1].Rate || res.MaxSustained != res.Steps[1].DeliveriesPerSec {
-		t.Errorf("max sustained %v at %v, want the second step's", res.MaxSustained, res.MaxSustainedRate)
+	var best *Step
+	for i := range res.Steps {
+		if res.Steps[i].Sustained {
+			best = &res.Steps[i]
+		}
+	}
+	switch {
+	case best == nil:
+		t.Errorf("steps %+v: no step sustained at a p99 limit of an hour", res.Steps)
+	case res.MaxSustainedRate != best.Rate || res.MaxSustained != best.DeliveriesPerSec:
+		t.Errorf("max sustained %v at %v, want the highest sustained step's, %v at %v", res.MaxSustained, res.MaxSustainedRate, best.DeliveriesPerSec, best.Rate)
 	}
 }
 
