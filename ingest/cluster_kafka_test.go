@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
@@ -93,7 +92,7 @@ func TestKafkaClusterRollingRestart(t *testing.T) {
 		t.Errorf("ingest read nothing for %v during the rolling restart", longest)
 	}
 	for len(f.status) > 0 {
-		if s := <-f.status; s == codec.StatusStale {
+		if s := <-f.status; s == FeedStale {
 			t.Errorf("the feed went stale during the rolling restart")
 		}
 	}

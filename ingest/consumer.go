@@ -82,11 +82,11 @@ type Config struct {
 	StaleAfter time.Duration
 	// Logger receives the consumer's logs (default slog.Default()).
 	Logger *slog.Logger
-	// OnStatus is called when the feed's state changes: codec.StatusStale
-	// when the brokers stop answering, codec.StatusRecovering when they
-	// answer again but ingest is behind the log, codec.StatusLive once it
+	// OnStatus is called when the feed's state changes: FeedStale
+	// when the brokers stop answering, FeedRecovering when they
+	// answer again but ingest is behind the log, FeedLive once it
 	// has caught up. detail is for people.
-	OnStatus func(state, detail string)
+	OnStatus func(state FeedState, detail string)
 }
 
 // Applier takes each decoded update: the snapshot store.
@@ -116,7 +116,7 @@ type Consumer struct {
 	records  atomic.Uint64
 	rejected sync.Map // reason string -> *atomic.Uint64
 	ready    atomic.Bool
-	state    atomic.Pointer[string] // codec.StatusLive, StatusStale or StatusRecovering
+	state    atomic.Uint32 // a FeedState
 	logGate  logGate
 
 	health health // owned by Run's goroutine
@@ -188,8 +188,6 @@ func New(cfg Config, to Applier) (*Consumer, error) {
 	ago, _ := ParseStart(cfg.Start)
 	c := &Consumer{cfg: cfg, to: to, parts: map[int]*partition{}, startAt: time.Now().Add(ago), metaAlive: time.Now()}
 	c.log = cfg.Logger.With("topic", cfg.Topic)
-	live := codec.StatusLive
-	c.state.Store(&live)
 	return c, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
 
-	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 	"github.com/tickstream/tickstream/snapshot"
@@ -31,7 +30,7 @@ type fixture struct {
 	t        testing.TB
 	store    *snapshot.Store
 	consumer *Consumer
-	status   chan string
+	status   chan FeedState
 	stop     func()
 }
 
@@ -48,11 +47,11 @@ func startBroker(t testing.TB, partitions int) *embedded.Broker {
 // run starts a consumer of topic with cfg and stops it when the test ends.
 func run(t testing.TB, brokers []string, topic string, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{t: t, store: snapshot.New(), status: make(chan string, 16)}
+	f := &fixture{t: t, store: snapshot.New(), status: make(chan FeedState, 16)}
 	cfg.Brokers, cfg.Topic = brokers, topic
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.MaxWait = 200 * time.Millisecond
-	cfg.OnStatus = func(state, _ string) { f.status <- state }
+	cfg.OnStatus = func(state FeedState, _ string) { f.status <- state }
 	c, err := New(cfg, f.store)
 	if err != nil {
 		t.Fatal(err)
@@ -281,12 +280,12 @@ func TestOutage(t *testing.T) {
 	kafkatest.Produce(t, b.Addrs(), testTopic, nil, first)
 	f.waitRead(uint64(len(first)))
 	b.SetDown(true)
-	expectStatus(t, f.status, codec.StatusStale)
+	expectStatus(t, f.status, FeedStale)
 	if f.consumer.Live() {
 		t.Fatal("Live() during the outage")
 	}
 	b.SetDown(false)
-	expectStatus(t, f.status, codec.StatusLive)
+	expectStatus(t, f.status, FeedLive)
 	kafkatest.Produce(t, b.Addrs(), testTopic, nil, second)
 	f.waitRead(uint64(len(first) + len(second)))
 	f.check(append(first, second...))
@@ -295,7 +294,7 @@ func TestOutage(t *testing.T) {
 // expectStatus waits for the feed state want. A recovering state on the
 // way to live is passed over: whether ingest is behind when the brokers
 // come back depends on timing.
-func expectStatus(t *testing.T, ch <-chan string, want string) {
+func expectStatus(t *testing.T, ch <-chan FeedState, want FeedState) {
 	t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
@@ -304,7 +303,7 @@ func expectStatus(t *testing.T, ch <-chan string, want string) {
 			if got == want {
 				return
 			}
-			if want != codec.StatusLive || got != codec.StatusRecovering {
+			if want != FeedLive || got != FeedRecovering {
 				t.Fatalf("feed state %q, want %q", got, want)
 			}
 		case <-timeout:
@@ -318,15 +317,15 @@ func expectStatus(t *testing.T, ch <-chan string, want string) {
 // life and lag the test sets.
 func TestHealth(t *testing.T) {
 	type step struct {
-		alive   bool   // a fetch or record in the second before the check
-		lag     int64  // records behind the end of the log
-		rebuild bool   // a rebuild noticed in that second
-		want    string // state after the check
+		alive   bool      // a fetch or record in the second before the check
+		lag     int64     // records behind the end of the log
+		rebuild bool      // a rebuild noticed in that second
+		want    FeedState // state after the check
 	}
 	const (
-		live = codec.StatusLive
-		stl  = codec.StatusStale
-		rec  = codec.StatusRecovering
+		live = FeedLive
+		stl  = FeedStale
+		rec  = FeedRecovering
 	)
 	tests := []struct {
 		name    string
@@ -359,10 +358,11 @@ func TestHealth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got, details []string
+			var got, want []FeedState
+			var details []string
 			c, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "ticks", StaleAfter: 3 * time.Second,
 				Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-				OnStatus: func(state, detail string) { got = append(got, state); details = append(details, detail) },
+				OnStatus: func(state FeedState, detail string) { got = append(got, state); details = append(details, detail) },
 			}, snapshot.New())
 			if err != nil {
 				t.Fatal(err)
@@ -373,8 +373,7 @@ func TestHealth(t *testing.T) {
 			now := time.Unix(1_000_000, 0)
 			p.alive.Store(now.UnixNano())
 			c.parts[0] = p
-			var want []string
-			state := codec.StatusLive
+			state := FeedLive
 			for i, s := range tt.steps {
 				now = now.Add(time.Second)
 				if s.alive {
@@ -405,7 +404,7 @@ func TestHealth(t *testing.T) {
 				t.Errorf("LastCatchUp %v, want %v", st.LastCatchUp, tt.catchUp)
 			}
 			for i, d := range details {
-				if got[i] == codec.StatusRecovering && strings.Contains(tt.name, "rebuild") && !strings.Contains(d, "recreated") {
+				if got[i] == FeedRecovering && strings.Contains(tt.name, "rebuild") && !strings.Contains(d, "recreated") {
 					t.Errorf("recovering detail %q does not say why", d)
 				}
 			}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"time"
-
-	"github.com/tickstream/tickstream/codec"
 )
 
 // health is the feed's state machine, run once a second by Run's goroutine:
@@ -90,14 +88,14 @@ func (c *Consumer) checkHealth(now time.Time) {
 		// Once the state below is stored, h.pending carries it.
 		defer c.clearRebuild(n)
 	}
-	prev := *c.state.Load()
+	prev := c.State()
 	state, detail := prev, ""
 	switch {
 	case len(dead) > 0 || unreachable:
-		if prev == codec.StatusStale {
+		if prev == FeedStale {
 			return
 		}
-		state = codec.StatusStale
+		state = FeedStale
 		h.outageStart = now
 		c.outages.Add(1)
 		detail = fmt.Sprintf("no answer from the brokers for partitions %v of %s", dead, c.cfg.Topic)
@@ -105,8 +103,8 @@ func (c *Consumer) checkHealth(now time.Time) {
 			detail = fmt.Sprintf("cannot list the partitions of %s", c.cfg.Topic)
 		}
 		c.log.Warn("ingest: feed stale", "partitions", dead, "detail", detail)
-	case prev == codec.StatusStale:
-		state = codec.StatusRecovering
+	case prev == FeedStale:
+		state = FeedRecovering
 		h.recoverStart, h.afterOutage = now, true
 		c.outage.Store(int64(now.Sub(h.outageStart)))
 		detail = fmt.Sprintf("the brokers answer again after %v; ingest is catching up with the log of %s", now.Sub(h.outageStart).Round(time.Second), c.cfg.Topic)
@@ -115,14 +113,14 @@ func (c *Consumer) checkHealth(now time.Time) {
 		}
 		c.log.Info("ingest: feed recovering", "outage", now.Sub(h.outageStart).Round(time.Millisecond), "lag", lag)
 	case h.pending != nil:
-		state = codec.StatusRecovering
+		state = FeedRecovering
 		detail, h.pending = h.pending.detail, nil
-		if prev != codec.StatusRecovering {
+		if prev != FeedRecovering {
 			h.recoverStart, h.afterOutage = now, false
 		}
 		c.log.Info("ingest: feed recovering", "detail", detail)
-	case prev == codec.StatusRecovering && behind == 0:
-		state = codec.StatusLive
+	case prev == FeedRecovering && behind == 0:
+		state = FeedLive
 		took := now.Sub(h.recoverStart)
 		detail = "ingest is reading every partition"
 		if h.afterOutage {
@@ -135,7 +133,7 @@ func (c *Consumer) checkHealth(now time.Time) {
 	default:
 		return
 	}
-	c.state.Store(&state)
+	c.state.Store(uint32(state))
 	if c.cfg.OnStatus != nil {
 		c.cfg.OnStatus(state, detail)
 	}
@@ -149,9 +147,36 @@ func (c *Consumer) Ready() bool { return c.ready.Load() }
 // Live reports whether the feed is live: every partition's broker answers,
 // and ingest is not catching up after an outage or a rebuild.
 func (c *Consumer) Live() bool {
-	return *c.state.Load() == codec.StatusLive && c.peekRebuild() == nil
+	return c.State() == FeedLive && c.peekRebuild() == nil
 }
 
-// State returns the feed's state: codec.StatusLive, StatusStale or
-// StatusRecovering.
-func (c *Consumer) State() string { return *c.state.Load() }
+// State returns the feed's state.
+func (c *Consumer) State() FeedState { return FeedState(c.state.Load()) }
+
+// FeedState is the health of the feed as ingest sees it. The node tells
+// clients of it in the protocol's words (STATUS); ingest knows nothing of
+// the protocol.
+type FeedState uint32
+
+// The states of the feed.
+const (
+	// FeedLive: every partition's broker answers and ingest is at the end
+	// of the log.
+	FeedLive FeedState = iota
+	// FeedStale: a broker stopped answering; the state is the last known.
+	FeedStale
+	// FeedRecovering: the brokers answer again (or a log was rebuilt) and
+	// ingest is catching up.
+	FeedRecovering
+)
+
+// String names the state, for logs.
+func (s FeedState) String() string {
+	switch s {
+	case FeedStale:
+		return "stale"
+	case FeedRecovering:
+		return "recovering"
+	}
+	return "live"
+}

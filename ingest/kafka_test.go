@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
@@ -51,7 +50,7 @@ func TestKafkaSASL(t *testing.T) {
 			}
 			f := run(t, saslBrokers, topic, Config{Dialer: d, StaleAfter: time.Second})
 			if !tt.ok {
-				expectStatus(t, f.status, codec.StatusStale)
+				expectStatus(t, f.status, FeedStale)
 				if f.consumer.Ready() || f.consumer.Stats().Records != 0 {
 					t.Fatalf("a wrong password read data: %+v", f.consumer.Stats())
 				}
@@ -109,7 +108,7 @@ func TestKafkaTLS(t *testing.T) {
 			}
 			f := run(t, sslBrokers, topic, Config{Dialer: d, StaleAfter: time.Second})
 			if !tt.ok {
-				expectStatus(t, f.status, codec.StatusStale)
+				expectStatus(t, f.status, FeedStale)
 				if f.consumer.Ready() || f.consumer.Stats().Records != 0 {
 					t.Fatalf("read data without a valid TLS setup: %+v", f.consumer.Stats())
 				}

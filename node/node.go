@@ -133,7 +133,7 @@ func New(cfg Config) (*Node, error) {
 		Start:    cfg.Start,
 		Dialer:   dialer,
 		Logger:   cfg.Logger,
-		OnStatus: n.hub.SetStatus,
+		OnStatus: n.feedStatus,
 	}
 	if cfg.Start == StartCheckpoint {
 		icfg.Start = ingest.StartEarliest
@@ -172,4 +172,17 @@ func (n *Node) Run(ctx context.Context) error {
 // Call it once the edge has stopped accepting connections.
 func (n *Node) Close() {
 	n.hub.Close(codec.CloseGoingAway, "server shutting down")
+}
+
+// statusWords are the protocol's words (STATUS) for the feed states of
+// ingest, which knows nothing of the protocol.
+var statusWords = [...]string{
+	ingest.FeedLive:       codec.StatusLive,
+	ingest.FeedStale:      codec.StatusStale,
+	ingest.FeedRecovering: codec.StatusRecovering,
+}
+
+// feedStatus tells the hub, and so every client, of a change of the feed.
+func (n *Node) feedStatus(state ingest.FeedState, detail string) {
+	n.hub.SetStatus(statusWords[state], detail)
 }
