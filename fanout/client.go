@@ -275,39 +275,81 @@ func (c *Client) Subscribe(id uint64, syms []string, opts codec.SubOptions) {
 	c.subscribe(id, b, opts)
 }
 
-// rejection collects the symbols of one request refused for one reason.
-type rejection struct {
-	code int
-	msg  string
-	syms []string
+// subRefusals are the symbols of one SUB refused, by reason; their ERRORs
+// go out in this order, before the ACK.
+type subRefusals struct {
+	invalid     []string // 400
+	notEntitled []string // 403
+	overLimit   []string // 413: over MaxSubscriptions or MaxReserved
+	full        []string // 503: the store's reserved table is full
+	// overSubs and overHeld say which limits overLimit hit.
+	overSubs, overHeld bool
 }
 
-func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
+// queueLocked queues the ERRORs of the refusals. c.mu is held.
+func (r *subRefusals) queueLocked(c *Client, id uint64) {
 	cfg := &c.hub.cfg
-	rejected := []rejection{
-		{code: 400, msg: "invalid symbol"},
-		{code: 403, msg: "not entitled"},
-		{code: 413}, // its message says which of the two limits was hit
-		{code: 503, msg: "symbol table full"},
+	if len(r.invalid) > 0 {
+		c.queueError(id, 400, "invalid symbol", r.invalid)
 	}
-	var overSubs, overReserved, swept bool
-	seen := make(map[string]struct{}, len(names))
-	type pick struct {
-		sym *snapshot.Symbol
-		sub *subscription // nil for a new subscription
+	if len(r.notEntitled) > 0 {
+		c.queueError(id, 403, "not entitled", r.notEntitled)
 	}
-	picks := make([]pick, 0, len(names))
+	if len(r.overLimit) > 0 {
+		var msg string
+		switch {
+		case r.overSubs && r.overHeld:
+			msg = fmt.Sprintf("too many subscriptions (limit %d) or symbols without data (limit %d)", cfg.MaxSubscriptions, cfg.MaxReserved)
+		case r.overSubs:
+			msg = fmt.Sprintf("too many subscriptions (limit %d)", cfg.MaxSubscriptions)
+		default:
+			msg = fmt.Sprintf("too many symbols without data (limit %d)", cfg.MaxReserved)
+		}
+		c.queueError(id, 413, msg, r.overLimit)
+	}
+	if len(r.full) > 0 {
+		c.queueError(id, 503, "symbol table full", r.full)
+	}
+}
 
+// subPick is one symbol a SUB accepted: an existing subscription, whose
+// options it replaces, or a new one (sub nil until it joins its topic).
+type subPick struct {
+	sym *snapshot.Symbol
+	sub *subscription
+}
+
+// subscribe handles a SUB: it sorts the names into refusals and picks,
+// makes the new subscriptions join their topics, then answers.
+func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
+	picks, refused, ok := c.pickSymbols(names)
+	if !ok {
+		return // closed meanwhile
+	}
+	c.joinTopics(picks)
+	c.answerSub(id, picks, &refused, opts)
+}
+
+// pickSymbols checks each name — valid, entitled, within the limits — and
+// finds or reserves its symbol. A name the feed has not sent is reserved,
+// apart from the feed's symbols and bounded per client and in all:
+// subscriptions never create feed state. ok is false when the client
+// closed meanwhile.
+func (c *Client) pickSymbols(names [][]byte) (picks []subPick, refused subRefusals, ok bool) {
+	cfg := &c.hub.cfg
+	seen := make(map[string]struct{}, len(names))
+	picks = make([]subPick, 0, len(names))
+	var swept bool
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return nil, refused, false
 	}
 	count := len(c.subs)
 	c.mu.Unlock()
 	for _, n := range names {
 		if !codec.ValidSymbol(n) {
-			rejected[0].syms = append(rejected[0].syms, string(n))
+			refused.invalid = append(refused.invalid, string(n))
 			continue
 		}
 		if _, dup := seen[string(n)]; dup {
@@ -315,62 +357,53 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		}
 		seen[string(n)] = struct{}{}
 		if c.entitled != nil && !c.entitled(string(n)) {
-			rejected[1].syms = append(rejected[1].syms, string(n))
+			refused.notEntitled = append(refused.notEntitled, string(n))
 			continue
 		}
 		c.mu.Lock()
 		existing := c.subs[string(n)]
 		c.mu.Unlock()
 		if existing != nil {
-			picks = append(picks, pick{sym: existing.sym, sub: existing})
+			picks = append(picks, subPick{sym: existing.sym, sub: existing})
 			continue
 		}
 		if count >= cfg.MaxSubscriptions {
-			rejected[2].syms = append(rejected[2].syms, string(n))
-			overSubs = true
+			refused.overLimit = append(refused.overLimit, string(n))
+			refused.overSubs = true
 			continue
 		}
-		// A name the feed has not sent is reserved, apart from the feed's
-		// symbols and bounded per client and in all: subscriptions never
-		// create feed state.
 		sym := c.hub.store.Lookup(n)
 		if sym == nil {
 			var err error
 			c.mu.Lock()
 			if c.closed {
 				c.mu.Unlock()
-				return
+				return nil, refused, false
 			}
 			sym, err = c.holdLocked(n, &swept)
 			c.mu.Unlock()
 			switch {
 			case errors.Is(err, errHeldFull):
-				rejected[2].syms = append(rejected[2].syms, string(n))
-				overReserved = true
+				refused.overLimit = append(refused.overLimit, string(n))
+				refused.overHeld = true
 				continue
 			case err != nil:
-				rejected[3].syms = append(rejected[3].syms, string(n))
+				refused.full = append(refused.full, string(n))
 				continue
 			}
 		}
 		count++
-		picks = append(picks, pick{sym: sym})
+		picks = append(picks, subPick{sym: sym})
 	}
+	return picks, refused, true
+}
 
-	switch {
-	case overSubs && overReserved:
-		rejected[2].msg = fmt.Sprintf("too many subscriptions (limit %d) or symbols without data (limit %d)", cfg.MaxSubscriptions, cfg.MaxReserved)
-	case overSubs:
-		rejected[2].msg = fmt.Sprintf("too many subscriptions (limit %d)", cfg.MaxSubscriptions)
-	case overReserved:
-		rejected[2].msg = fmt.Sprintf("too many symbols without data (limit %d)", cfg.MaxReserved)
-	}
-
-	// New subscriptions join their topic before their snapshot is taken:
-	// a change that lands in between is then either in the snapshot or
-	// delivered after it, never lost. They join it before the client
-	// lists them, so that a close in between cannot leave one behind in
-	// its topic.
+// joinTopics makes each new pick a subscription in its symbol's topic.
+// New subscriptions join their topic before their snapshot is taken: a
+// change that lands in between is then either in the snapshot or
+// delivered after it, never lost. They join it before the client lists
+// them, so that a close in between cannot leave one behind in its topic.
+func (c *Client) joinTopics(picks []subPick) {
 	var added int64
 	for i := range picks {
 		p := &picks[i]
@@ -396,7 +429,13 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 		added++
 	}
 	c.hub.stats.subs.Add(added)
+}
 
+// answerSub queues a SUB's answer: the ERRORs of its refusals, the ACK of
+// its picks, then their SNAPSHOTs (unless snap is false for a
+// subscription that already has its state). A pick without a subscription
+// is left only by a close, which the closed check sees first.
+func (c *Client) answerSub(id uint64, picks []subPick, refused *subRefusals, opts codec.SubOptions) {
 	interval := time.Duration(0)
 	if opts.MaxHz > 0 {
 		interval = time.Duration(float64(time.Second) / opts.MaxHz)
@@ -407,11 +446,7 @@ func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 	if c.closed {
 		return
 	}
-	for _, r := range rejected {
-		if len(r.syms) > 0 {
-			c.queueError(id, r.code, r.msg, r.syms)
-		}
-	}
+	refused.queueLocked(c, id)
 	for _, p := range picks {
 		if !p.sub.removed {
 			acks = append(acks, codec.SymbolID{Sym: p.sym.Name, SID: p.sym.ID})
