@@ -36,8 +36,8 @@ func (c *Client) queue(msg []byte) {
 		c.cuts = append(c.cuts, len(c.buf))
 		c.frameStart = len(c.buf)
 	}
-	if c.format == codec.JSON && len(c.buf) > c.frameStart {
-		c.buf = append(c.buf, '\n')
+	if len(c.buf) > c.frameStart {
+		c.buf = c.format.AppendSeparator(c.buf)
 	}
 	c.buf = append(c.buf, msg...)
 	c.bufMsgs++

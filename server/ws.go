@@ -89,11 +89,11 @@ func (u *upgraders) pick(r *http.Request) (*gws.Upgrader, codec.Format, error) {
 		return u.none, codec.Binary, nil
 	}
 	for _, p := range offered {
-		switch p {
-		case codec.SubprotocolBinary:
-			return u.binary, codec.Binary, nil
-		case codec.SubprotocolJSON:
-			return u.json, codec.JSON, nil
+		if f, ok := codec.FormatFor(p); ok {
+			if f == codec.JSON {
+				return u.json, f, nil
+			}
+			return u.binary, f, nil
 		}
 	}
 	return nil, 0, fmt.Errorf("unsupported subprotocol %q: this server speaks %s and %s",
