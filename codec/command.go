@@ -1,11 +1,8 @@
 package codec
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 )
@@ -57,27 +54,27 @@ const MaxSymbolsPerCommand = 10000
 // rest of the frame is dropped: no message boundary can be trusted after it.
 // c is reused between calls; its slices alias the frame.
 func (f Format) DecodeCommands(frame []byte, c *Command, fn func(*Command, error)) {
-	if f == JSON {
-		decodeCommandsJSON(frame, c, fn)
-		return
-	}
-	r := mpReader{b: frame}
-	for !r.done() {
-		start := r.i
-		if err := r.skip(); err != nil {
-			fn(nil, &CommandError{Msg: "malformed MessagePack: " + err.Error()})
-			return
-		}
-		msg := mpReader{b: frame[start:r.i]}
-		if err := decodeCommandMsgpack(&msg, c); err != nil {
+	var r reader
+	err := f.splitMessages(frame, func(msg []byte) bool {
+		r.reset(f, msg)
+		if err := decodeCommand(&r, c); err != nil {
 			fn(nil, err)
-			continue
+		} else {
+			fn(c, nil)
 		}
-		fn(c, nil)
+		return true
+	})
+	if err != nil {
+		what := "malformed MessagePack: "
+		if f == JSON {
+			what = "malformed JSON: "
+		}
+		fn(nil, &CommandError{Msg: what + err.Error()})
 	}
 }
 
-func decodeCommandMsgpack(r *mpReader, c *Command) error {
+// decodeCommand decodes the one client message r holds.
+func decodeCommand(r *reader, c *Command) error {
 	*c = Command{Syms: c.Syms[:0]}
 	n, err := r.arrayLen()
 	if err != nil || n < 2 {
@@ -97,93 +94,91 @@ func decodeCommandMsgpack(r *mpReader, c *Command) error {
 	}
 	switch c.Op {
 	case OpSub, OpUnsub, OpSnap:
-		if n < 3 {
-			return &CommandError{ID: id, Msg: "missing symbol list"}
-		}
-		k, err := r.arrayLen()
-		if err != nil {
-			return &CommandError{ID: id, Msg: "symbols must be an array of strings"}
-		}
-		if k > MaxSymbolsPerCommand {
-			return &CommandError{ID: id, Msg: fmt.Sprintf("more than %d symbols in one message", MaxSymbolsPerCommand)}
-		}
-		for ; k > 0; k-- {
-			s, err := r.str()
-			if err != nil {
-				return &CommandError{ID: id, Msg: "symbols must be an array of strings"}
-			}
-			c.Syms = append(c.Syms, s)
-		}
-		c.Opts = DefaultSubOptions()
-		if c.Op == OpSub && n >= 4 && !r.isNil() {
-			if err := decodeOptsMsgpack(r, &c.Opts); err != nil {
-				return &CommandError{ID: id, Msg: err.Error()}
-			}
-		}
+		return decodeSymsCommand(r, c, n)
 	case OpPing:
 		if n < 3 {
 			return &CommandError{ID: id, Msg: "missing ping value"}
 		}
-		start := r.i
-		if _, err := r.number(); err != nil {
+		if c.T, err = r.rawNumber(); err != nil {
 			return &CommandError{ID: id, Msg: "ping value must be a number"}
 		}
-		c.T = r.b[start:r.i]
 	case OpAuth:
 		if n < 3 {
 			return &CommandError{ID: id, Msg: "missing token"}
 		}
-		tok, err := r.str()
-		if err != nil || len(tok) == 0 {
+		if c.Token, err = r.str(); err != nil || len(c.Token) == 0 {
 			return &CommandError{ID: id, Msg: "token must be a non-empty string"}
 		}
-		c.Token = tok
 	default:
 		return &CommandError{ID: id, Msg: fmt.Sprintf("unknown op %d", op)}
 	}
 	return nil
 }
 
-func decodeOptsMsgpack(r *mpReader, o *SubOptions) error {
+// decodeSymsCommand reads the rest of a SUB, UNSUB or SNAP of n elements:
+// [op, id, [sym, ...], options?].
+func decodeSymsCommand(r *reader, c *Command, n int) error {
+	if n < 3 {
+		return &CommandError{ID: c.ID, Msg: "missing symbol list"}
+	}
+	k, err := r.arrayLen()
+	if err != nil {
+		return &CommandError{ID: c.ID, Msg: "symbols must be an array of strings"}
+	}
+	if k > MaxSymbolsPerCommand {
+		return &CommandError{ID: c.ID, Msg: fmt.Sprintf("more than %d symbols in one message", MaxSymbolsPerCommand)}
+	}
+	for ; k > 0; k-- {
+		s, err := r.str()
+		if err != nil {
+			return &CommandError{ID: c.ID, Msg: "symbols must be an array of strings"}
+		}
+		c.Syms = append(c.Syms, s)
+	}
+	c.Opts = DefaultSubOptions()
+	if c.Op == OpSub && n >= 4 && !r.isNil() {
+		if err := decodeOptions(r, &c.Opts); err != nil {
+			return &CommandError{ID: c.ID, Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// decodeOptions reads SUB's options: a map (a JSON object) of which
+// unknown names are skipped and known ones may each be given once.
+func decodeOptions(r *reader, o *SubOptions) error {
 	n, err := r.mapLen()
 	if err != nil {
+		if r.format() == JSON {
+			return errors.New("options must be an object")
+		}
 		return errors.New("options must be a map")
 	}
+	var seen uint8
 	for ; n > 0; n-- {
 		k, err := r.str()
 		if err != nil {
 			return errors.New("option names must be strings")
 		}
-		switch string(k) {
-		case "snap":
+		bit := optionBit(k)
+		if seen&bit != 0 {
+			return fmt.Errorf("option %s given twice", k)
+		}
+		seen |= bit
+		switch bit {
+		case optSnap:
 			if o.Snap, err = r.boolean(); err != nil {
 				return errors.New("option snap must be a boolean")
 			}
-		case "maxHz":
+		case optMaxHz:
 			v, err := r.number()
 			if err != nil || !validMaxHz(v) {
 				return errors.New("option maxHz must be a number from 0 to 1000")
 			}
 			o.MaxHz = v
-		case "fields":
-			k, err := r.arrayLen()
-			if err != nil {
-				return errors.New("option fields must be an array of field names")
-			}
-			o.Fields = 0
-			for ; k > 0; k-- {
-				name, err := r.str()
-				if err != nil {
-					return errors.New("option fields must be an array of field names")
-				}
-				i, ok := fieldIndexBytes(name)
-				if !ok {
-					return fmt.Errorf("unknown field %q", name)
-				}
-				o.Fields |= 1 << uint(i)
-			}
-			if o.Fields == 0 {
-				return errors.New("option fields must name at least one field")
+		case optFields:
+			if o.Fields, err = decodeFieldNames(r); err != nil {
+				return err
 			}
 		default:
 			if err := r.skip(); err != nil {
@@ -194,134 +189,55 @@ func decodeOptsMsgpack(r *mpReader, o *SubOptions) error {
 	return nil
 }
 
+// The options SUB knows, as bits of a set.
+const (
+	optSnap uint8 = 1 << iota
+	optMaxHz
+	optFields
+)
+
+// optionBit returns the bit of a known option name, or 0.
+func optionBit(name []byte) uint8 {
+	switch string(name) {
+	case "snap":
+		return optSnap
+	case "maxHz":
+		return optMaxHz
+	case "fields":
+		return optFields
+	}
+	return 0
+}
+
+// decodeFieldNames reads the fields option: a non-empty array of names
+// from the field table.
+func decodeFieldNames(r *reader) (FieldMask, error) {
+	k, err := r.arrayLen()
+	if err != nil {
+		return 0, errors.New("option fields must be an array of field names")
+	}
+	var mask FieldMask
+	for ; k > 0; k-- {
+		name, err := r.str()
+		if err != nil {
+			return 0, errors.New("option fields must be an array of field names")
+		}
+		i, ok := fieldIndexBytes(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown field %q", name)
+		}
+		mask |= 1 << uint(i)
+	}
+	if mask == 0 {
+		return 0, errors.New("option fields must name at least one field")
+	}
+	return mask, nil
+}
+
 // MaxHzLimit is the highest maxHz a subscription may ask for.
 const MaxHzLimit = 1000
 
 func validMaxHz(v float64) bool { return v >= 0 && v <= MaxHzLimit && !math.IsNaN(v) }
-
-func decodeCommandsJSON(frame []byte, c *Command, fn func(*Command, error)) {
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	dec.UseNumber()
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == io.EOF {
-			return
-		} else if err != nil {
-			fn(nil, &CommandError{Msg: "malformed JSON: " + err.Error()})
-			return
-		}
-		if err := decodeCommandJSON(raw, c); err != nil {
-			fn(nil, err)
-			continue
-		}
-		fn(c, nil)
-	}
-}
-
-func jsonUint(raw json.RawMessage) (uint64, bool) {
-	u, err := strconv.ParseUint(string(bytes.TrimSpace(raw)), 10, 64)
-	return u, err == nil
-}
-
-func decodeCommandJSON(raw json.RawMessage, c *Command) error {
-	*c = Command{Syms: c.Syms[:0]}
-	var arr []json.RawMessage
-	if err := json.Unmarshal(raw, &arr); err != nil || len(arr) < 2 {
-		return &CommandError{Msg: "a message is an array [op, id, ...]"}
-	}
-	op, ok := jsonUint(arr[0])
-	if !ok {
-		return &CommandError{Msg: "op is not a positive integer"}
-	}
-	id, ok := jsonUint(arr[1])
-	if !ok {
-		return &CommandError{Msg: "id is not a positive integer"}
-	}
-	c.Op, c.ID = Op(min(op, 255)), id
-	if id == 0 {
-		return &CommandError{Msg: "id must be 1 or more"}
-	}
-	switch c.Op {
-	case OpSub, OpUnsub, OpSnap:
-		if len(arr) < 3 {
-			return &CommandError{ID: id, Msg: "missing symbol list"}
-		}
-		var syms []string
-		if err := json.Unmarshal(arr[2], &syms); err != nil || syms == nil {
-			return &CommandError{ID: id, Msg: "symbols must be an array of strings"}
-		}
-		if len(syms) > MaxSymbolsPerCommand {
-			return &CommandError{ID: id, Msg: fmt.Sprintf("more than %d symbols in one message", MaxSymbolsPerCommand)}
-		}
-		for _, s := range syms {
-			c.Syms = append(c.Syms, []byte(s))
-		}
-		c.Opts = DefaultSubOptions()
-		if c.Op == OpSub && len(arr) >= 4 && string(bytes.TrimSpace(arr[3])) != "null" {
-			if err := decodeOptsJSON(arr[3], &c.Opts); err != nil {
-				return &CommandError{ID: id, Msg: err.Error()}
-			}
-		}
-	case OpPing:
-		if len(arr) < 3 {
-			return &CommandError{ID: id, Msg: "missing ping value"}
-		}
-		t := bytes.TrimSpace(arr[2])
-		if _, err := strconv.ParseFloat(string(t), 64); err != nil || len(t) == 0 || t[0] == '"' {
-			return &CommandError{ID: id, Msg: "ping value must be a number"}
-		}
-		c.T = t
-	case OpAuth:
-		if len(arr) < 3 {
-			return &CommandError{ID: id, Msg: "missing token"}
-		}
-		var tok string
-		if err := json.Unmarshal(arr[2], &tok); err != nil || tok == "" {
-			return &CommandError{ID: id, Msg: "token must be a non-empty string"}
-		}
-		c.Token = []byte(tok)
-	default:
-		return &CommandError{ID: id, Msg: fmt.Sprintf("unknown op %d", op)}
-	}
-	return nil
-}
-
-func decodeOptsJSON(raw json.RawMessage, o *SubOptions) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return errors.New("options must be an object")
-	}
-	if v, ok := m["snap"]; ok {
-		if err := json.Unmarshal(v, &o.Snap); err != nil {
-			return errors.New("option snap must be a boolean")
-		}
-	}
-	if v, ok := m["maxHz"]; ok {
-		var hz float64
-		if err := json.Unmarshal(v, &hz); err != nil || !validMaxHz(hz) {
-			return errors.New("option maxHz must be a number from 0 to 1000")
-		}
-		o.MaxHz = hz
-	}
-	if v, ok := m["fields"]; ok {
-		var names []string
-		if err := json.Unmarshal(v, &names); err != nil {
-			return errors.New("option fields must be an array of field names")
-		}
-		o.Fields = 0
-		for _, n := range names {
-			i, ok := FieldIndex(n)
-			if !ok {
-				return fmt.Errorf("unknown field %q", n)
-			}
-			o.Fields |= 1 << uint(i)
-		}
-		if o.Fields == 0 {
-			return errors.New("option fields must name at least one field")
-		}
-	}
-	return nil
-}
 
 // AppendSub appends a SUB message; opts may be nil for the defaults.
 func (f Format) AppendSub(dst []byte, id uint64, syms []string, opts *SubOptions) []byte {

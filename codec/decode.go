@@ -1,12 +1,9 @@
 package codec
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
+	"math"
 )
 
 // Message is one decoded server message, as a client sees it. Only the
@@ -48,41 +45,25 @@ var ErrBadMessage = errors.New("bad server message")
 // caller can ignore them; unknown trailing elements and field indexes beyond
 // the v1 table are ignored. fn's error stops the decoding and is returned.
 func (f Format) DecodeMessages(frame []byte, m *Message, fn func(*Message) error) error {
-	if f == JSON {
-		dec := json.NewDecoder(bytes.NewReader(frame))
-		dec.UseNumber()
-		for {
-			var arr []any
-			if err := dec.Decode(&arr); err == io.EOF {
-				return nil
-			} else if err != nil {
-				return fmt.Errorf("%w: %v", ErrBadMessage, err)
-			}
-			if err := decodeMessageJSON(arr, m); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadMessage, err)
-			}
-			if err := fn(m); err != nil {
-				return err
-			}
+	var r reader
+	var fnErr error
+	err := f.splitMessages(frame, func(msg []byte) bool {
+		r.reset(f, msg)
+		if fnErr = decodeMessage(&r, m); fnErr != nil {
+			fnErr = fmt.Errorf("%w: %v", ErrBadMessage, fnErr)
+			return false
 		}
+		fnErr = fn(m)
+		return fnErr == nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
-	r := mpReader{b: frame}
-	for !r.done() {
-		start := r.i
-		if err := r.skip(); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadMessage, err)
-		}
-		if err := decodeMessageMsgpack(&mpReader{b: frame[start:r.i]}, m); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadMessage, err)
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fnErr
 }
 
-func decodeMessageMsgpack(r *mpReader, m *Message) error {
+// decodeMessage decodes the one server message r holds.
+func decodeMessage(r *reader, m *Message) error {
 	*m = Message{FieldNames: m.FieldNames[:0], Acks: m.Acks[:0], Syms: m.Syms[:0]}
 	n, err := r.arrayLen()
 	if err != nil || n < 1 {
@@ -96,294 +77,175 @@ func decodeMessageMsgpack(r *mpReader, m *Message) error {
 	if n < minElems(m.Op) {
 		return fmt.Errorf("op %d with %d elements", op, n)
 	}
-	str := func() (string, error) { s, err := r.str(); return string(s), err }
 	switch m.Op {
 	case OpHello:
-		v, err := r.uint()
-		if err != nil {
-			return err
-		}
-		m.Version = int(v)
-		if m.ServerID, err = str(); err != nil {
-			return err
-		}
-		hb, err := r.uint()
-		if err != nil {
-			return err
-		}
-		m.HeartbeatMs = int(hb)
-		k, err := r.arrayLen()
-		if err != nil {
-			return err
-		}
-		for ; k > 0; k-- {
-			s, err := str()
-			if err != nil {
-				return err
-			}
-			m.FieldNames = append(m.FieldNames, s)
-		}
+		return decodeHello(r, m)
 	case OpAck:
-		if m.ID, err = r.uint(); err != nil {
-			return err
-		}
-		k, err := r.arrayLen()
-		if err != nil {
-			return err
-		}
-		for ; k > 0; k-- {
-			if l, err := r.arrayLen(); err != nil || l < 2 {
-				return errors.New("ack entry is not [sym, sid]")
-			}
-			s, err := str()
-			if err != nil {
-				return err
-			}
-			sid, err := r.uint()
-			if err != nil {
-				return err
-			}
-			m.Acks = append(m.Acks, SymbolID{Sym: s, SID: uint32(sid)})
-		}
+		return decodeAck(r, m)
 	case OpSnapshot, OpDelta:
-		sid, err := r.uint()
-		if err != nil {
-			return err
-		}
-		m.SID = uint32(sid)
-		if m.Seq, err = r.uint(); err != nil {
-			return err
-		}
-		k, err := r.mapLen()
-		if err != nil {
-			return err
-		}
-		for ; k > 0; k-- {
-			f, err := r.uint()
-			if err != nil {
-				return errors.New("state key is not a field index")
-			}
-			v, err := r.number()
-			if err != nil {
-				return fmt.Errorf("field %d: %v", f, err)
-			}
-			if f < NumFields {
-				m.Values[f] = v
-				m.Mask |= 1 << f
-			}
-		}
+		return decodeState(r, m)
 	case OpPong:
-		if m.ID, err = r.uint(); err != nil {
-			return err
-		}
-		if m.T, err = r.number(); err != nil {
-			return err
-		}
-		t, err := r.number()
-		if err != nil {
-			return err
-		}
-		m.ServerTimeUs = int64(t)
+		return decodePong(r, m)
 	case OpError:
-		if m.ID, err = r.uint(); err != nil {
-			return err
-		}
-		code, err := r.uint()
-		if err != nil {
-			return err
-		}
-		m.Code = int(code)
-		if m.Text, err = str(); err != nil {
-			return err
-		}
-		if n >= 5 && !r.isNil() {
-			k, err := r.arrayLen()
-			if err != nil {
-				return err
-			}
-			for ; k > 0; k-- {
-				s, err := str()
-				if err != nil {
-					return err
-				}
-				m.Syms = append(m.Syms, s)
-			}
-		}
+		return decodeError(r, m, n)
 	case OpHeartbeat:
-		t, err := r.number()
-		if err != nil {
-			return err
-		}
-		m.ServerTimeUs = int64(t)
+		m.ServerTimeUs, err = readInt(r)
 	case OpStatus:
-		if m.State, err = str(); err != nil {
-			return err
-		}
-		if m.Detail, err = str(); err != nil {
-			return err
+		if m.State, err = readString(r); err == nil {
+			m.Detail, err = readString(r)
 		}
 	case OpAuthed:
-		if m.ID, err = r.uint(); err != nil {
-			return err
+		if m.ID, err = r.uint(); err == nil {
+			m.ExpiresUs, err = readInt(r)
 		}
-		t, err := r.number()
+	}
+	return err
+}
+
+func readString(r *reader) (string, error) {
+	s, err := r.str()
+	return string(s), err
+}
+
+// readInt reads a number as an integer (time stamps in µs).
+func readInt(r *reader) (int64, error) {
+	v, err := r.number()
+	return int64(v), err
+}
+
+// readStrings appends the elements of an array of strings to dst.
+func readStrings(r *reader, dst []string) ([]string, error) {
+	k, err := r.arrayLen()
+	if err != nil {
+		return dst, err
+	}
+	for ; k > 0; k-- {
+		s, err := readString(r)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, s)
+	}
+	return dst, nil
+}
+
+// decodeHello reads [20, version, serverId, heartbeatMs, [fieldName, ...]].
+func decodeHello(r *reader, m *Message) error {
+	v, err := r.uint()
+	if err != nil {
+		return err
+	}
+	m.Version = int(min(v, math.MaxInt32))
+	if m.ServerID, err = readString(r); err != nil {
+		return err
+	}
+	hb, err := r.uint()
+	if err != nil {
+		return err
+	}
+	m.HeartbeatMs = int(min(hb, math.MaxInt32))
+	m.FieldNames, err = readStrings(r, m.FieldNames)
+	return err
+}
+
+// decodeAck reads [21, id, [[sym, sid], ...]].
+func decodeAck(r *reader, m *Message) error {
+	var err error
+	if m.ID, err = r.uint(); err != nil {
+		return err
+	}
+	k, err := r.arrayLen()
+	if err != nil {
+		return err
+	}
+	for ; k > 0; k-- {
+		l, err := r.arrayLen()
+		if err != nil || l < 2 {
+			return errors.New("ack entry is not [sym, sid]")
+		}
+		s, err := readString(r)
 		if err != nil {
 			return err
 		}
-		m.ExpiresUs = int64(t)
+		sid, err := r.uint()
+		if err != nil || sid > math.MaxUint32 {
+			return errors.New("ack entry's sid is not a 32-bit integer")
+		}
+		for ; l > 2; l-- { // elements a later version may add
+			if err := r.skip(); err != nil {
+				return err
+			}
+		}
+		m.Acks = append(m.Acks, SymbolID{Sym: s, SID: uint32(sid)})
 	}
 	return nil
 }
 
-func decodeMessageJSON(arr []any, m *Message) error {
-	*m = Message{FieldNames: m.FieldNames[:0], Acks: m.Acks[:0], Syms: m.Syms[:0]}
-	if len(arr) < 1 {
-		return errors.New("empty array")
-	}
-	num := func(i int) (float64, error) {
-		if i >= len(arr) {
-			return 0, fmt.Errorf("missing element %d", i)
-		}
-		n, ok := arr[i].(json.Number)
-		if !ok {
-			return 0, fmt.Errorf("element %d is not a number", i)
-		}
-		return n.Float64()
-	}
-	str := func(i int) (string, error) {
-		if i >= len(arr) {
-			return "", fmt.Errorf("missing element %d", i)
-		}
-		s, ok := arr[i].(string)
-		if !ok {
-			return "", fmt.Errorf("element %d is not a string", i)
-		}
-		return s, nil
-	}
-	list := func(i int) ([]any, error) {
-		if i >= len(arr) {
-			return nil, fmt.Errorf("missing element %d", i)
-		}
-		l, ok := arr[i].([]any)
-		if !ok {
-			return nil, fmt.Errorf("element %d is not an array", i)
-		}
-		return l, nil
-	}
-	op, err := num(0)
+// decodeState reads [22 or 23, sid, seq, {field: value, ...}].
+func decodeState(r *reader, m *Message) error {
+	sid, err := r.uint()
 	if err != nil {
 		return err
 	}
-	m.Op = Op(min(max(op, 0), 255))
-	var errs []error
-	must := func(err error) { errs = append(errs, err) }
-	switch m.Op {
-	case OpHello:
-		v, err := num(1)
-		must(err)
-		m.Version = int(v)
-		m.ServerID, err = str(2)
-		must(err)
-		hb, err := num(3)
-		must(err)
-		m.HeartbeatMs = int(hb)
-		names, err := list(4)
-		must(err)
-		for _, n := range names {
-			s, _ := n.(string)
-			m.FieldNames = append(m.FieldNames, s)
-		}
-	case OpAck:
-		id, err := num(1)
-		must(err)
-		m.ID = uint64(id)
-		l, err := list(2)
-		must(err)
-		for _, e := range l {
-			pair, ok := e.([]any)
-			if !ok || len(pair) < 2 {
-				return errors.New("ack entry is not [sym, sid]")
-			}
-			s, _ := pair[0].(string)
-			n, _ := pair[1].(json.Number)
-			sid, err := strconv.ParseUint(string(n), 10, 32)
-			must(err)
-			m.Acks = append(m.Acks, SymbolID{Sym: s, SID: uint32(sid)})
-		}
-	case OpSnapshot, OpDelta:
-		sid, err := num(1)
-		must(err)
-		m.SID = uint32(sid)
-		seq, err := num(2)
-		must(err)
-		m.Seq = uint64(seq)
-		if len(arr) < 4 {
-			return errors.New("missing state")
-		}
-		state, ok := arr[3].(map[string]any)
-		if !ok {
-			return errors.New("state is not an object")
-		}
-		for k, v := range state {
-			f, err := strconv.Atoi(k)
-			if err != nil || f < 0 {
-				return fmt.Errorf("state key %q is not a field index", k)
-			}
-			n, ok := v.(json.Number)
-			if !ok {
-				return fmt.Errorf("field %d is not a number", f)
-			}
-			x, err := n.Float64()
-			must(err)
-			if f < NumFields {
-				m.Values[f] = x
-				m.Mask |= 1 << uint(f)
-			}
-		}
-	case OpPong:
-		id, err := num(1)
-		must(err)
-		m.ID = uint64(id)
-		m.T, err = num(2)
-		must(err)
-		t, err := num(3)
-		must(err)
-		m.ServerTimeUs = int64(t)
-	case OpError:
-		id, err := num(1)
-		must(err)
-		m.ID = uint64(id)
-		code, err := num(2)
-		must(err)
-		m.Code = int(code)
-		m.Text, err = str(3)
-		must(err)
-		if len(arr) > 4 {
-			l, err := list(4)
-			must(err)
-			for _, s := range l {
-				str, _ := s.(string)
-				m.Syms = append(m.Syms, str)
-			}
-		}
-	case OpHeartbeat:
-		t, err := num(1)
-		must(err)
-		m.ServerTimeUs = int64(t)
-	case OpStatus:
-		m.State, err = str(1)
-		must(err)
-		m.Detail, err = str(2)
-		must(err)
-	case OpAuthed:
-		id, err := num(1)
-		must(err)
-		m.ID = uint64(id)
-		exp, err := num(2)
-		must(err)
-		m.ExpiresUs = int64(exp)
+	m.SID = uint32(sid)
+	if m.Seq, err = r.uint(); err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	k, err := r.mapLen()
+	if err != nil {
+		return errors.New("state is not a map")
+	}
+	for ; k > 0; k-- {
+		f, err := r.uintKey()
+		if err != nil {
+			return errors.New("state key is not a field index")
+		}
+		v, err := r.number()
+		if err != nil {
+			return fmt.Errorf("field %d: %v", f, err)
+		}
+		if f < NumFields {
+			if m.Mask.Has(int(f)) {
+				return fmt.Errorf("field %d given twice", f)
+			}
+			m.Values[f] = v
+			m.Mask |= 1 << f
+		}
+	}
+	return nil
+}
+
+// decodePong reads [24, id, t, serverTimeUs].
+func decodePong(r *reader, m *Message) error {
+	var err error
+	if m.ID, err = r.uint(); err != nil {
+		return err
+	}
+	if m.T, err = r.number(); err != nil {
+		return err
+	}
+	m.ServerTimeUs, err = readInt(r)
+	return err
+}
+
+// decodeError reads [25, id, code, message, [sym, ...]?], n elements.
+func decodeError(r *reader, m *Message, n int) error {
+	var err error
+	if m.ID, err = r.uint(); err != nil {
+		return err
+	}
+	code, err := r.uint()
+	if err != nil {
+		return err
+	}
+	m.Code = int(min(code, math.MaxInt32))
+	if m.Text, err = readString(r); err != nil {
+		return err
+	}
+	if n >= 5 && !r.isNil() {
+		m.Syms, err = readStrings(r, m.Syms)
+	}
+	return err
 }
 
 // minElems is the number of elements a known server op has in v1.

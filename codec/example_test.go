@@ -274,7 +274,7 @@ func ExampleFormat_DecodeCommands() {
 	// ERROR id 8: bad request: ping value must be a number
 	// ERROR id 0: bad request: a message is an array [op, id, ...]
 	// op 1 id 7 ["AAPL"]
-	// ERROR id 0: bad request: malformed JSON: invalid character '[' after array element
+	// ERROR id 0: bad request: malformed JSON: expected ',' or ']' at byte 29
 	// op 3 id 10 ["AAPL"]
 	// ERROR id 0: bad request: malformed MessagePack: truncated MessagePack
 }

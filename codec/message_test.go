@@ -216,6 +216,8 @@ func FuzzDecodeCommands(f *testing.F) {
 	f.Add(true, []byte(`[2,1,["A"]`))
 	f.Add(false, Binary.AppendAuth(nil, 4, "eyJhbGciOiJIUzI1NiJ9.e30.sig"))
 	f.Add(true, []byte(`[5,4,"eyJ\u0041"]`))
+	f.Add(true, []byte(`[1,1,["\ud83d\ude00A"],{"snap":true,"x":[{"y":-0.5e-3}]}][4,2,1.50]7"s"`))
+	f.Add(true, []byte(`[1,1,["A"],{"maxHz":1,"maxHz":2}] [4,1.0,1] [4,1,1e400]`))
 	f.Fuzz(func(t *testing.T, isJSON bool, frame []byte) {
 		format := Binary
 		if isJSON {
@@ -266,6 +268,8 @@ func FuzzDecodeMessages(f *testing.F) {
 	f.Add(false, Binary.AppendState(Binary.AppendHello(nil, "n", 5000), OpDelta, 1, 2, 3, sampleState()))
 	f.Add(true, JSON.AppendState(nil, OpSnapshot, 1, 2, 3, sampleState()))
 	f.Add(false, Binary.AppendAuthed(nil, 4, 1764075600000000))
+	f.Add(true, JSON.AppendError(JSON.AppendAck(nil, 1, []SymbolID{{"A", 1}}), 2, 400, "x\u00e9", []string{"B"}))
+	f.Add(true, []byte(`[23,1,2,{"1":1.5,"1":2}][21,1,[["A",2,"later"]],"later"][20,1,"n\ud83d",5,[]]`))
 	f.Fuzz(func(t *testing.T, isJSON bool, frame []byte) {
 		format := Binary
 		if isJSON {

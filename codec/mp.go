@@ -106,16 +106,21 @@ var (
 	errDepth = errors.New("MessagePack nested too deeply")
 )
 
-// mpReader reads MessagePack values from a byte slice without allocating.
-// Strings and binaries it returns alias the input.
-type mpReader struct {
-	b []byte
-	i int
+// reader reads the values of a byte slice without allocating, except to
+// unescape a JSON string. Its MessagePack methods (mpStr, mpNumber, …) are in
+// this file, its JSON methods in json.go, and the value methods the message
+// decoders use (str, number, …), which pick one or the other by json, in
+// reader.go. Strings it returns alias the input unless they held a JSON
+// escape.
+type reader struct {
+	b    []byte
+	i    int
+	json bool
 }
 
-func (r *mpReader) done() bool { return r.i >= len(r.b) }
+func (r *reader) done() bool { return r.i >= len(r.b) }
 
-func (r *mpReader) need(n int) ([]byte, error) {
+func (r *reader) need(n int) ([]byte, error) {
 	if n < 0 || len(r.b)-r.i < n {
 		return nil, errShort
 	}
@@ -124,7 +129,7 @@ func (r *mpReader) need(n int) ([]byte, error) {
 	return p, nil
 }
 
-func (r *mpReader) byte1() (byte, error) {
+func (r *reader) byte1() (byte, error) {
 	if r.i >= len(r.b) {
 		return 0, errShort
 	}
@@ -134,14 +139,14 @@ func (r *mpReader) byte1() (byte, error) {
 }
 
 // peek returns the next type byte without consuming it.
-func (r *mpReader) peek() (byte, error) {
+func (r *reader) peek() (byte, error) {
 	if r.i >= len(r.b) {
 		return 0, errShort
 	}
 	return r.b[r.i], nil
 }
 
-func (r *mpReader) size(width int) (int, error) {
+func (r *reader) size(width int) (int, error) {
 	p, err := r.need(width)
 	if err != nil {
 		return 0, err
@@ -156,7 +161,7 @@ func (r *mpReader) size(width int) (int, error) {
 	}
 }
 
-func (r *mpReader) arrayLen() (int, error) {
+func (r *reader) mpArrayLen() (int, error) {
 	c, err := r.byte1()
 	if err != nil {
 		return 0, err
@@ -173,7 +178,7 @@ func (r *mpReader) arrayLen() (int, error) {
 	return 0, errType
 }
 
-func (r *mpReader) mapLen() (int, error) {
+func (r *reader) mpMapLen() (int, error) {
 	c, err := r.byte1()
 	if err != nil {
 		return 0, err
@@ -191,7 +196,7 @@ func (r *mpReader) mapLen() (int, error) {
 }
 
 // isNil consumes a nil if one is next.
-func (r *mpReader) isNil() bool {
+func (r *reader) mpIsNil() bool {
 	if r.i < len(r.b) && r.b[r.i] == 0xc0 {
 		r.i++
 		return true
@@ -199,7 +204,7 @@ func (r *mpReader) isNil() bool {
 	return false
 }
 
-func (r *mpReader) boolean() (bool, error) {
+func (r *reader) mpBoolean() (bool, error) {
 	c, err := r.byte1()
 	if err != nil {
 		return false, err
@@ -214,7 +219,7 @@ func (r *mpReader) boolean() (bool, error) {
 	return false, errType
 }
 
-func (r *mpReader) str() ([]byte, error) {
+func (r *reader) mpStr() ([]byte, error) {
 	c, err := r.byte1()
 	if err != nil {
 		return nil, err
@@ -240,7 +245,7 @@ func (r *mpReader) str() ([]byte, error) {
 }
 
 // integer reads any MessagePack integer. unsigned is false for negatives.
-func (r *mpReader) integer() (u uint64, neg bool, err error) {
+func (r *reader) integer() (u uint64, neg bool, err error) {
 	c, err := r.byte1()
 	if err != nil {
 		return 0, false, err
@@ -293,7 +298,7 @@ func (r *mpReader) integer() (u uint64, neg bool, err error) {
 }
 
 // uint reads a non-negative integer.
-func (r *mpReader) uint() (uint64, error) {
+func (r *reader) mpUint() (uint64, error) {
 	start := r.i
 	u, neg, err := r.integer()
 	if err == nil && neg {
@@ -304,7 +309,7 @@ func (r *mpReader) uint() (uint64, error) {
 }
 
 // number reads any integer or float as a float64.
-func (r *mpReader) number() (float64, error) {
+func (r *reader) mpNumber() (float64, error) {
 	c, err := r.peek()
 	if err != nil {
 		return 0, err
@@ -338,9 +343,11 @@ func (r *mpReader) number() (float64, error) {
 const maxDepth = 32
 
 // skip consumes one whole value of any type, checking its structure.
-func (r *mpReader) skip() error { return r.skipDepth(0) }
+func (r *reader) mpSkip() error {
+	return r.skipDepth(0)
+}
 
-func (r *mpReader) skipDepth(depth int) error {
+func (r *reader) skipDepth(depth int) error {
 	if depth > maxDepth {
 		return errDepth
 	}
@@ -362,52 +369,24 @@ func (r *mpReader) skipDepth(depth int) error {
 		switch c {
 		case 0xcc, 0xd0:
 			n = 1
-		case 0xcd, 0xd1:
-			n = 2
-		case 0xce, 0xd2, 0xca:
-			n = 4
-		case 0xcf, 0xd3, 0xcb:
-			n = 8
-		case 0xd4:
+		case 0xcd, 0xd1, 0xd4:
 			n = 2
 		case 0xd5:
 			n = 3
+		case 0xce, 0xd2, 0xca:
+			n = 4
 		case 0xd6:
 			n = 5
+		case 0xcf, 0xd3, 0xcb:
+			n = 8
 		case 0xd7:
 			n = 9
 		case 0xd8:
 			n = 17
-		case 0xc4, 0xd9:
-			n, err = r.size(1)
-		case 0xc5, 0xda:
-			n, err = r.size(2)
-		case 0xc6, 0xdb:
-			n, err = r.size(4)
-		case 0xc7:
-			n, err = r.size(1)
-			n++
-		case 0xc8:
-			n, err = r.size(2)
-			n++
-		case 0xc9:
-			n, err = r.size(4)
-			n++
-		case 0xdc:
-			elems, err = r.size(2)
-		case 0xdd:
-			elems, err = r.size(4)
-		case 0xde:
-			elems, err = r.size(2)
-			elems *= 2
-		case 0xdf:
-			elems, err = r.size(4)
-			elems *= 2
 		default:
-			return errType
-		}
-		if err != nil {
-			return err
+			if n, elems, err = r.sizedExtent(c); err != nil {
+				return err
+			}
 		}
 	}
 	if n > 0 {
@@ -426,4 +405,28 @@ func (r *mpReader) skipDepth(depth int) error {
 		}
 	}
 	return nil
+}
+
+// sizedExtent reads the length that follows type byte c of a value whose
+// length is written out (str 8/16/32, bin, ext, array 16/32, map 16/32) and
+// returns the length of its payload in bytes (n) or, for an array or map,
+// its number of elements (keys and values counted apart).
+func (r *reader) sizedExtent(c byte) (n, elems int, err error) {
+	switch c {
+	case 0xc4, 0xc5, 0xc6: // bin 8/16/32
+		n, err = r.size(1 << (c - 0xc4))
+	case 0xd9, 0xda, 0xdb: // str 8/16/32
+		n, err = r.size(1 << (c - 0xd9))
+	case 0xc7, 0xc8, 0xc9: // ext: a length, then a type byte and the data
+		n, err = r.size(1 << (c - 0xc7))
+		n++
+	case 0xdc, 0xdd:
+		elems, err = r.size(2 << (c - 0xdc))
+	case 0xde, 0xdf:
+		elems, err = r.size(2 << (c - 0xde))
+		elems *= 2
+	default:
+		return 0, 0, errType
+	}
+	return n, elems, err
 }

@@ -205,8 +205,8 @@ func TestProtocolDoc(t *testing.T) {
 			if got := string(JSON.AppendNumber(nil, n.value)); got != n.json {
 				t.Errorf("JSON of %s is %s, the doc says %s", n.valText, got, n.json)
 			}
-			r := mpReader{b: n.bin}
-			if v, err := r.number(); err != nil || v != n.value || !r.done() {
+			r := reader{b: n.bin}
+			if v, err := r.mpNumber(); err != nil || v != n.value || !r.done() {
 				t.Errorf("% x reads back as %v (%v), want %s", n.bin, v, err, n.valText)
 			}
 		})
@@ -241,8 +241,8 @@ func decodeDocCommands(t *testing.T, f Format, frame []byte) []docCommand {
 			if f == JSON {
 				d.T, err = strconv.ParseFloat(string(c.T), 64)
 			} else {
-				r := mpReader{b: c.T}
-				d.T, err = r.number()
+				r := reader{b: c.T}
+				d.T, err = r.mpNumber()
 			}
 			if err != nil {
 				t.Errorf("%s: PING t %q: %v", f, c.T, err)

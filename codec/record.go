@@ -102,23 +102,23 @@ func checkValue(f int, v float64) error {
 }
 
 func decodeRecordMsgpack(b []byte, u *Update) error {
-	r := mpReader{b: b}
-	n, err := r.mapLen()
+	r := reader{b: b}
+	n, err := r.mpMapLen()
 	if err != nil {
 		return fmt.Errorf("%w: not a MessagePack map: %v", ErrMalformed, err)
 	}
 	for ; n > 0; n-- {
-		k, err := r.str()
+		k, err := r.mpStr()
 		if err != nil {
 			return fmt.Errorf("%w: map key: %v", ErrMalformed, err)
 		}
 		if string(k) == "sym" {
-			if r.isNil() {
+			if r.mpIsNil() {
 				continue
 			}
-			s, err := r.str()
+			s, err := r.mpStr()
 			if err == errType {
-				if err := r.skip(); err != nil {
+				if err := r.mpSkip(); err != nil {
 					return fmt.Errorf("%w: %v", ErrMalformed, err)
 				}
 				return fmt.Errorf("%w: sym is not a string", ErrWrongType)
@@ -131,16 +131,16 @@ func decodeRecordMsgpack(b []byte, u *Update) error {
 		}
 		f, ok := fieldIndexBytes(k)
 		if !ok {
-			if err := r.skip(); err != nil {
+			if err := r.mpSkip(); err != nil {
 				return fmt.Errorf("%w: value of %q: %v", ErrMalformed, k, err)
 			}
 			continue
 		}
-		v, err := r.number()
+		v, err := r.mpNumber()
 		if err == errType {
 			// Finish reading the record first: a structural error wins
 			// over a type error, which is the more useful report.
-			if err := r.skip(); err != nil {
+			if err := r.mpSkip(); err != nil {
 				return fmt.Errorf("%w: value of %s: %v", ErrMalformed, FieldNames[f], err)
 			}
 			return fmt.Errorf("%w: %s is not a number", ErrWrongType, FieldNames[f])
@@ -160,7 +160,7 @@ func decodeRecordMsgpack(b []byte, u *Update) error {
 }
 
 func decodeRecordJSON(b []byte, u *Update) error {
-	s := jsonScanner{b: b}
+	s := reader{b: b, json: true}
 	if err := s.object(func(key []byte) error {
 		if string(key) == "sym" {
 			v, isStr, err := s.stringOrSkip()
@@ -194,6 +194,9 @@ func decodeRecordJSON(b []byte, u *Update) error {
 		u.Set(f, v)
 		return nil
 	}); err != nil {
+		if _, ok := err.(*jsonSyntaxError); ok {
+			return fmt.Errorf("%w: JSON: %v", ErrMalformed, err)
+		}
 		return err
 	}
 	s.space()
