@@ -156,7 +156,13 @@ func (e *edgeFlags) apply(sc *serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("--auth %q: want jwt or none", e.auth)
 	}
 	if !hasKey {
-		log.Warn("client authentication is off: anyone who reaches this node may subscribe to every symbol")
+		// The embedded demo serves its own simulated market: no warning there,
+		// only where --auth=none opens a real feed to anyone.
+		if len(sc.node.Brokers) == 0 {
+			log.Info("client authentication is off (the embedded demo)")
+		} else {
+			log.Warn("client authentication is off: anyone who reaches this node may subscribe to every symbol")
+		}
 		return nil
 	}
 	ac := server.AuthConfig{Secret: []byte(e.jwtSecret), Issuer: e.jwtIssuer, Audience: e.jwtAudience}
