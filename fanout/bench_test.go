@@ -62,6 +62,32 @@ func (c *changeChain) change() snapshot.Change {
 	return ch
 }
 
+// applyQuote gives sym its first state in store, so that it is a feed
+// symbol that clients subscribe to.
+func applyQuote(store *snapshot.Store, sym string) {
+	u := &codec.Update{Sym: []byte(sym)}
+	u.Set(codec.FieldTS, 1)
+	u.Set(codec.FieldBid, 100)
+	_ = store.Apply(u)
+}
+
+// publishChain publishes b.N changes of chain on the clock, refilling the
+// chain off it.
+func publishChain(b *testing.B, hub *Hub, chain *changeChain) {
+	const chunk = 1 << 14
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%chunk == 0 {
+			b.StopTimer()
+			chain.refill(chunk)
+			b.StartTimer()
+		}
+		hub.Publish(chain.change())
+	}
+	b.StopTimer()
+}
+
 // BenchmarkPublish measures Hub.Publish of one quote change to n binary
 // subscribers of the same symbol, each with the default (all fields)
 // projection: the encode-once path. ns/sub is the cost per subscriber,
@@ -71,28 +97,14 @@ func BenchmarkPublish(b *testing.B) {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			store := snapshot.New()
 			hub := startHub(b, store, Config{Heartbeat: time.Hour})
-			u := &codec.Update{Sym: []byte("AAPL")}
-			u.Set(codec.FieldTS, 1)
-			u.Set(codec.FieldBid, 100)
-			store.Apply(u)
+			applyQuote(store, "AAPL")
 			opts := codec.DefaultSubOptions()
 			for range n {
 				c := hub.Register(&discardConn{}, ClientOptions{Format: codec.Binary})
 				c.Subscribe(1, []string{"AAPL"}, opts)
 			}
 			chain := newChangeChain(store.Lookup([]byte("AAPL")))
-			const chunk = 1 << 14
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if i%chunk == 0 {
-					b.StopTimer()
-					chain.refill(chunk)
-					b.StartTimer()
-				}
-				hub.Publish(chain.change())
-			}
-			b.StopTimer()
+			publishChain(b, hub, chain)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/sub")
 		})
 	}
@@ -109,10 +121,7 @@ func BenchmarkPublishBesideStuck(b *testing.B) {
 		b.Run(fmt.Sprintf("stuck=%d", n), func(b *testing.B) {
 			store := snapshot.New()
 			hub := startHub(b, store, Config{Heartbeat: 40 * time.Millisecond, SoftLag: 10 * time.Millisecond, SlowGrace: time.Hour})
-			u := &codec.Update{Sym: []byte("AAPL")}
-			u.Set(codec.FieldTS, 1)
-			u.Set(codec.FieldBid, 100)
-			store.Apply(u)
+			applyQuote(store, "AAPL")
 			opts := codec.DefaultSubOptions()
 			for range 2 {
 				hub.Register(&discardConn{}, ClientOptions{Format: codec.Binary}).Subscribe(1, []string{"AAPL"}, opts)
@@ -135,17 +144,7 @@ func BenchmarkPublishBesideStuck(b *testing.B) {
 				hub.Publish(chain.change())
 				time.Sleep(100 * time.Microsecond)
 			}
-			const chunk = 1 << 14
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if i%chunk == 0 {
-					b.StopTimer()
-					chain.refill(chunk)
-					b.StartTimer()
-				}
-				hub.Publish(chain.change())
-			}
+			publishChain(b, hub, chain)
 		})
 	}
 }

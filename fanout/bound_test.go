@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/snapshot"
 )
 
 // gatedConn is a fakeConn whose writes wait until the gate opens: a client
@@ -98,15 +99,7 @@ func TestSnapFloodStaysBounded(t *testing.T) {
 	}
 
 	conn.open()
-	waitFor(t, "every symbol's current state", func() bool {
-		for _, s := range syms {
-			if conn.seq(s) != store.Lookup([]byte(s)).Load().Seq {
-				return false
-			}
-		}
-		return true
-	})
-	conn.checkContract(t)
+	waitCurrent(t, conn, store, syms)
 	for _, s := range syms {
 		st := store.Lookup([]byte(s)).Load()
 		if got, ok := conn.book.Entry(s); !ok || got.Mask != st.Mask || got.Values != st.Values {
@@ -239,15 +232,7 @@ func TestStuckClientIsParked(t *testing.T) {
 	for range 2000 {
 		store.Apply(randomUpdate(r, syms[r.IntN(len(syms))]))
 	}
-	waitFor(t, "every symbol's current state", func() bool {
-		for _, s := range syms {
-			if conn.seq(s) != store.Lookup([]byte(s)).Load().Seq {
-				return false
-			}
-		}
-		return true
-	})
-	conn.checkContract(t)
+	waitCurrent(t, conn, store, syms)
 	for _, s := range syms {
 		st := store.Lookup([]byte(s)).Load()
 		if got, ok := conn.book.Entry(s); !ok || got.Values != st.Values {
@@ -257,4 +242,19 @@ func TestStuckClientIsParked(t *testing.T) {
 	if code := conn.closeCode(); code != 0 {
 		t.Fatalf("closed with %d", code)
 	}
+}
+
+// waitCurrent waits until conn has seen every symbol of syms at the store's
+// seq, and checks that it got there within the contract.
+func waitCurrent(t *testing.T, conn *gatedConn, store *snapshot.Store, syms []string) {
+	t.Helper()
+	waitFor(t, "every symbol's current state", func() bool {
+		for _, s := range syms {
+			if conn.seq(s) != store.Lookup([]byte(s)).Load().Seq {
+				return false
+			}
+		}
+		return true
+	})
+	conn.checkContract(t)
 }
