@@ -196,22 +196,31 @@ listener.name.ssl.ssl.truststore.type=PEM
 listener.name.ssl.ssl.truststore.location=$TLS/ca.pem
 listener.name.ssl.ssl.client.auth=required
 
-log.dirs=$data
+EOF
+	storage_config "$data" 1 1 >>"$RUN/server.properties"
+	write_log_config "$RUN"
+}
+
+# storage_config datadir replicas min_isr: the topic, replication and tuning settings every
+# broker of this script has: the single node's (1, 1) and the cluster's (3, 2).
+storage_config() {
+	cat <<EOF
+log.dirs=$1
 auto.create.topics.enable=true
 delete.topic.enable=true
 num.partitions=4
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$2
+min.insync.replicas=$3
+offsets.topic.replication.factor=$2
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$2
+transaction.state.log.min.isr=$3
 transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$2
+share.coordinator.state.topic.min.isr=$3
 group.initial.rebalance.delay.ms=0
 
-# Small and quick: this broker lives for one test run on a shared 2-core machine.
+# Small and quick: these brokers live for one test run on a shared 2-core machine.
 num.network.threads=2
 num.io.threads=2
 num.recovery.threads.per.data.dir=1
@@ -220,7 +229,6 @@ log.segment.bytes=67108864
 # Retention runs every second, so that tests can make records expire (ingest's truncation tests).
 log.retention.check.interval.ms=1000
 EOF
-	write_log_config "$RUN"
 }
 
 write_log_config() { # dir
@@ -520,28 +528,7 @@ cluster_node_config() { # node id
 			echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
 			echo "inter.broker.listener.name=PLAINTEXT"
 		fi
-		cat <<EOF
-log.dirs=$dir/data
-auto.create.topics.enable=true
-delete.topic.enable=true
-num.partitions=4
-default.replication.factor=3
-min.insync.replicas=2
-offsets.topic.replication.factor=3
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
-group.initial.rebalance.delay.ms=0
-num.network.threads=2
-num.io.threads=2
-num.recovery.threads.per.data.dir=1
-background.threads=2
-log.segment.bytes=67108864
-log.retention.check.interval.ms=1000
-EOF
+		storage_config "$dir/data" 3 2
 	} >"$dir/server.properties"
 	write_log_config "$dir"
 }
