@@ -15,7 +15,25 @@ type SubOptions struct {
 	MaxHz float64
 	// Fields limits SNAPSHOTs and DELTAs to these fields (default all).
 	Fields FieldMask
+	// Bars names the bar interval ("1m") of which the subscription also
+	// gets live BARs; "" for none. Which names exist is the server's
+	// business: the codec only checks that it is a non-empty string.
+	Bars string
+	// BarCount asks for the last BarCount bars of Bars as one BARS after
+	// the SNAPSHOT (1 to MaxBarHistory); 0 when not asked.
+	BarCount int
+	// BarSince asks for the bars of Bars with t >= BarSince (unix µs) as
+	// one BARS after the SNAPSHOT, when HasBarSince: 0 is a valid time.
+	BarSince    int64
+	HasBarSince bool
 }
+
+// MaxBarHistory is the most bars one BARS carries: the highest barCount,
+// and the newest this many of a barSince range.
+const MaxBarHistory = 10000
+
+// WantsBarHistory reports whether the options ask for a BARS.
+func (o *SubOptions) WantsBarHistory() bool { return o.BarCount > 0 || o.HasBarSince }
 
 // DefaultSubOptions returns the options of a SUB that gives none.
 func DefaultSubOptions() SubOptions { return SubOptions{Snap: true, Fields: AllFields} }
@@ -32,6 +50,11 @@ type Command struct {
 	// Token is AUTH's credential, aliasing the frame (MessagePack) or
 	// decoded (JSON).
 	Token []byte
+
+	// lastBars is the interval name of the last SUB decoded into this
+	// Command, reused when the next names the same, so that a client
+	// re-subscribing costs no allocation.
+	lastBars string
 }
 
 // CommandError is a client message that could not be decoded or is not
@@ -75,7 +98,7 @@ func (f Format) DecodeCommands(frame []byte, c *Command, fn func(*Command, error
 
 // decodeCommand decodes the one client message r holds.
 func decodeCommand(r *reader, c *Command) error {
-	*c = Command{Syms: c.Syms[:0]}
+	*c = Command{Syms: c.Syms[:0], lastBars: c.lastBars}
 	n, err := r.arrayLen()
 	if err != nil || n < 2 {
 		return &CommandError{Msg: "a message is an array [op, id, ...]"}
@@ -137,16 +160,20 @@ func decodeSymsCommand(r *reader, c *Command, n int) error {
 	}
 	c.Opts = DefaultSubOptions()
 	if c.Op == OpSub && n >= 4 && !r.isNil() {
-		if err := decodeOptions(r, &c.Opts); err != nil {
+		if err := decodeOptions(r, &c.Opts, c.lastBars); err != nil {
 			return &CommandError{ID: c.ID, Msg: err.Error()}
+		}
+		if c.Opts.Bars != "" {
+			c.lastBars = c.Opts.Bars
 		}
 	}
 	return nil
 }
 
 // decodeOptions reads SUB's options: a map (a JSON object) of which
-// unknown names are skipped and known ones may each be given once.
-func decodeOptions(r *reader, o *SubOptions) error {
+// unknown names are skipped and known ones may each be given once. prevBars
+// is the previous SUB's interval name, reused when this one names the same.
+func decodeOptions(r *reader, o *SubOptions, prevBars string) error {
 	n, err := r.mapLen()
 	if err != nil {
 		if r.format() == JSON {
@@ -180,11 +207,45 @@ func decodeOptions(r *reader, o *SubOptions) error {
 			if o.Fields, err = decodeFieldNames(r); err != nil {
 				return err
 			}
+		case optBars:
+			name, err := r.str()
+			if err != nil || len(name) == 0 {
+				return errors.New("option bars must be a non-empty string naming an interval")
+			}
+			if o.Bars = prevBars; string(name) != prevBars {
+				o.Bars = string(name)
+			}
+		case optBarCount:
+			v, err := r.uint()
+			if err != nil || v < 1 || v > MaxBarHistory {
+				return fmt.Errorf("option barCount must be an integer from 1 to %d", MaxBarHistory)
+			}
+			o.BarCount = int(v)
+		case optBarSince:
+			v, err := r.uint()
+			if err != nil || v >= maxSafeInt {
+				return errors.New("option barSince must be an integer of unix microseconds, from 0 to 2^53-1")
+			}
+			o.BarSince, o.HasBarSince = int64(v), true
 		default:
 			if err := r.skip(); err != nil {
 				return err
 			}
 		}
+	}
+	return checkBarOptions(o)
+}
+
+// checkBarOptions checks how the bar options combine: history needs an
+// interval, and is asked for one way only.
+func checkBarOptions(o *SubOptions) error {
+	switch {
+	case o.BarCount > 0 && o.HasBarSince:
+		return errors.New("options barCount and barSince exclude each other")
+	case o.BarCount > 0 && o.Bars == "":
+		return errors.New("option barCount needs option bars")
+	case o.HasBarSince && o.Bars == "":
+		return errors.New("option barSince needs option bars")
 	}
 	return nil
 }
@@ -194,6 +255,9 @@ const (
 	optSnap uint8 = 1 << iota
 	optMaxHz
 	optFields
+	optBars
+	optBarCount
+	optBarSince
 )
 
 // optionBit returns the bit of a known option name, or 0.
@@ -205,6 +269,12 @@ func optionBit(name []byte) uint8 {
 		return optMaxHz
 	case "fields":
 		return optFields
+	case "bars":
+		return optBars
+	case "barCount":
+		return optBarCount
+	case "barSince":
+		return optBarSince
 	}
 	return 0
 }
@@ -239,7 +309,9 @@ const MaxHzLimit = 1000
 
 func validMaxHz(v float64) bool { return v >= 0 && v <= MaxHzLimit && !math.IsNaN(v) }
 
-// AppendSub appends a SUB message; opts may be nil for the defaults.
+// AppendSub appends a SUB message; opts may be nil for the defaults. With
+// opts, snap, maxHz and fields are always written, and the bar options only
+// when set, in the order bars, barCount, barSince.
 func (f Format) AppendSub(dst []byte, id uint64, syms []string, opts *SubOptions) []byte {
 	return f.appendSymsCommand(dst, OpSub, id, syms, opts)
 }
@@ -299,7 +371,17 @@ func (f Format) appendSymsCommand(dst []byte, op Op, id uint64, syms []string, o
 					dst = appendJSONString(dst, FieldNames[i])
 				}
 			}
-			dst = append(dst, "]}"...)
+			dst = append(dst, ']')
+			if opts.Bars != "" {
+				dst = appendJSONString(append(dst, `,"bars":`...), opts.Bars)
+			}
+			if opts.BarCount > 0 {
+				dst = strconv.AppendInt(append(dst, `,"barCount":`...), int64(opts.BarCount), 10)
+			}
+			if opts.HasBarSince {
+				dst = strconv.AppendInt(append(dst, `,"barSince":`...), opts.BarSince, 10)
+			}
+			dst = append(dst, '}')
 		}
 		return append(dst, ']')
 	}
@@ -314,13 +396,32 @@ func (f Format) appendSymsCommand(dst []byte, op Op, id uint64, syms []string, o
 		dst = appendStr(dst, s)
 	}
 	if opts != nil {
-		dst = appendBool(appendStr(append(dst, 0x83), "snap"), opts.Snap)
+		keys := 3
+		if opts.Bars != "" {
+			keys++
+		}
+		if opts.BarCount > 0 {
+			keys++
+		}
+		if opts.HasBarSince {
+			keys++
+		}
+		dst = appendBool(appendStr(appendMapLen(dst, keys), "snap"), opts.Snap)
 		dst = appendNumber(appendStr(dst, "maxHz"), opts.MaxHz)
 		dst = appendArrayLen(appendStr(dst, "fields"), opts.Fields.Count())
 		for i := 0; i < NumFields; i++ {
 			if opts.Fields.Has(i) {
 				dst = appendStr(dst, FieldNames[i])
 			}
+		}
+		if opts.Bars != "" {
+			dst = appendStr(appendStr(dst, "bars"), opts.Bars)
+		}
+		if opts.BarCount > 0 {
+			dst = appendInt(appendStr(dst, "barCount"), int64(opts.BarCount))
+		}
+		if opts.HasBarSince {
+			dst = appendInt(appendStr(dst, "barSince"), opts.BarSince)
 		}
 	}
 	return dst

@@ -35,6 +35,10 @@ type Message struct {
 	Detail string // STATUS
 
 	ExpiresUs int64 // AUTHED: the token's expiry, unix µs; 0 for none
+
+	Interval string // BARS, BAR: the interval's name
+	Bars     []Bar  // BARS: the history, oldest first
+	Bar      Bar    // BAR
 }
 
 // ErrBadMessage wraps every error of DecodeMessages.
@@ -64,7 +68,10 @@ func (f Format) DecodeMessages(frame []byte, m *Message, fn func(*Message) error
 
 // decodeMessage decodes the one server message r holds.
 func decodeMessage(r *reader, m *Message) error {
-	*m = Message{FieldNames: m.FieldNames[:0], Acks: m.Acks[:0], Syms: m.Syms[:0]}
+	// The interval name is kept for a BAR or BARS of the same interval, so
+	// that a stream of them does not allocate.
+	interval := m.Interval
+	*m = Message{FieldNames: m.FieldNames[:0], Acks: m.Acks[:0], Syms: m.Syms[:0], Bars: m.Bars[:0]}
 	n, err := r.arrayLen()
 	if err != nil || n < 1 {
 		return errors.New("not an array")
@@ -98,6 +105,8 @@ func decodeMessage(r *reader, m *Message) error {
 		if m.ID, err = r.uint(); err == nil {
 			m.ExpiresUs, err = readInt(r)
 		}
+	case OpBars, OpBar:
+		return decodeBars(r, m, interval)
 	}
 	return err
 }
@@ -248,10 +257,71 @@ func decodeError(r *reader, m *Message, n int) error {
 	return err
 }
 
+// decodeBars reads [29, sid, seq, interval, [bar, ...]] (BARS) or
+// [30, sid, seq, interval, bar] (BAR). prev is the interval name of the
+// previous message, reused when this one names the same.
+func decodeBars(r *reader, m *Message, prev string) error {
+	sid, err := r.uint()
+	if err != nil || sid > math.MaxUint32 {
+		return errors.New("sid is not a 32-bit integer")
+	}
+	m.SID = uint32(sid)
+	if m.Seq, err = r.uint(); err != nil {
+		return err
+	}
+	name, err := r.str()
+	if err != nil {
+		return errors.New("interval is not a string")
+	}
+	if m.Interval = prev; string(name) != prev {
+		m.Interval = string(name)
+	}
+	if m.Op == OpBar {
+		return decodeBar(r, &m.Bar)
+	}
+	k, err := r.arrayLen()
+	if err != nil {
+		return errors.New("bars are not an array")
+	}
+	for ; k > 0; k-- {
+		var b Bar
+		if err := decodeBar(r, &b); err != nil {
+			return err
+		}
+		m.Bars = append(m.Bars, b)
+	}
+	return nil
+}
+
+// decodeBar reads a bar tuple [t, o, h, l, c, v, n]; elements a later
+// version may append are skipped.
+func decodeBar(r *reader, b *Bar) error {
+	n, err := r.arrayLen()
+	if err != nil || n < 7 {
+		return errors.New("bar is not [t, o, h, l, c, v, n]")
+	}
+	var v [7]float64
+	for i := range v {
+		if v[i], err = r.number(); err != nil {
+			return fmt.Errorf("bar element %d: %v", i, err)
+		}
+	}
+	for ; n > 7; n-- {
+		if err := r.skip(); err != nil {
+			return err
+		}
+	}
+	if v[0] != math.Trunc(v[0]) || math.Abs(v[0]) >= maxSafeInt || v[6] != math.Trunc(v[6]) || v[6] < 0 || v[6] > math.MaxUint32 {
+		return errors.New("bar's t or n is not an integer")
+	}
+	*b = Bar{T: int64(v[0]), Open: v[1], High: v[2], Low: v[3], Close: v[4], Volume: v[5], Trades: uint32(v[6])}
+	return nil
+}
+
 // minElems is the number of elements a known server op has in v1.
 func minElems(op Op) int {
 	switch op {
-	case OpHello:
+	case OpHello, OpBars, OpBar:
 		return 5
 	case OpSnapshot, OpDelta, OpPong, OpError:
 		return 4

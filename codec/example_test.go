@@ -60,11 +60,40 @@ func ExampleFormat_AppendSub() {
 	both(func(f codec.Format, b []byte) []byte {
 		return f.AppendSub(b, 8, []string{"AAPL"}, &codec.SubOptions{Snap: true, MaxHz: 4, Fields: mask(codec.FieldBid, codec.FieldAsk)})
 	})
+	// With bars: one message a second, only ts and last, live 1-minute
+	// bars and the last 390 of them as history.
+	both(func(f codec.Format, b []byte) []byte {
+		return f.AppendSub(b, 10, []string{"AAPL"}, &codec.SubOptions{Snap: true, MaxHz: 1, Fields: mask(codec.FieldTS, codec.FieldLast), Bars: "1m", BarCount: 390})
+	})
 	// Output:
 	// 93010792a44141504ca44d534654
 	// [1,7,["AAPL","MSFT"]]
 	// 94010891a44141504c83a4736e6170c3a56d6178487a04a66669656c647392a3626964a361736b
 	// [1,8,["AAPL"],{"snap":true,"maxHz":4,"fields":["bid","ask"]}]
+	// 94010a91a44141504c85a4736e6170c3a56d6178487a01a66669656c647392a27473a46c617374a462617273a2316da8626172436f756e74cd0186
+	// [1,10,["AAPL"],{"snap":true,"maxHz":1,"fields":["ts","last"],"bars":"1m","barCount":390}]
+}
+
+// The 1-minute bars of AAPL after its SNAPSHOT at seq 1042: 11:59, final,
+// and 12:00, forming.
+func ExampleFormat_AppendBars() {
+	bars := []codec.Bar{
+		{T: 1764071940000000, Open: 187.5, High: 187.75, Low: 186.75, Close: 187.25, Volume: 41200, Trades: 312},
+		{T: 1764072000000000, Open: 187.25, High: 187.25, Low: 187.24, Close: 187.24, Volume: 300, Trades: 3},
+	}
+	both(func(f codec.Format, b []byte) []byte { return f.AppendBars(b, exSID, exSeq, "1m", bars) })
+	// Output:
+	// 951d01cd0412a2316d9297cf0006446a01578900ca433b8000ca433bc000ca433ac000ca433b4000cda0f0cd013897cf0006446a04eb1000ca433b4000ca433b4000cb406767ae147ae148cb406767ae147ae148cd012c03
+	// [29,1,1042,"1m",[[1764071940000000,187.5,187.75,186.75,187.25,41200,312],[1764072000000000,187.25,187.25,187.24,187.24,300,3]]]
+}
+
+// A trade of 200 at 187.5 at seq 1045 moves the forming bar of 12:00.
+func ExampleFormat_AppendBar() {
+	bar := codec.Bar{T: 1764072000000000, Open: 187.25, High: 187.5, Low: 187.24, Close: 187.5, Volume: 500, Trades: 4}
+	both(func(f codec.Format, b []byte) []byte { return f.AppendBar(b, exSID, 1045, "1m", &bar) })
+	// Output:
+	// 951e01cd0415a2316d97cf0006446a04eb1000ca433b4000ca433b8000cb406767ae147ae148ca433b8000cd01f404
+	// [30,1,1045,"1m",[1764072000000000,187.25,187.5,187.24,187.5,500,4]]
 }
 
 func ExampleFormat_AppendUnsub() {

@@ -29,6 +29,8 @@ const (
 	OpHeartbeat Op = 26
 	OpStatus    Op = 27
 	OpAuthed    Op = 28 // reply to AUTH (extension)
+	OpBars      Op = 29 // bar history (extension)
+	OpBar       Op = 30 // one bar's newest state (extension)
 )
 
 // ProtocolVersion is the version HELLO announces.
@@ -263,4 +265,80 @@ func (f Format) AppendNumber(dst []byte, v float64) []byte {
 		return appendJSONNumber(dst, v)
 	}
 	return appendNumber(dst, v)
+}
+
+// Bar is one OHLCV bar of a symbol at one interval: the trades (or, for a
+// quotes-only symbol, the mid prices) whose event time falls in
+// [T, T+interval).
+type Bar struct {
+	T      int64 // start of the bar, unix µs
+	Open   float64
+	High   float64
+	Low    float64
+	Close  float64
+	Volume float64
+	Trades uint32 // trades (quotes, for a quotes-only symbol) counted in
+}
+
+// AppendBars appends BARS: [29, sid, seq, interval, [[t, o, h, l, c, v, n],
+// ...]], the bars of a subscription's history, oldest first, complete up
+// to the symbol's version seq.
+func (f Format) AppendBars(dst []byte, sid uint32, seq uint64, interval string, bars []Bar) []byte {
+	dst = f.appendBarsHead(dst, OpBars, sid, seq, interval)
+	if f == JSON {
+		dst = append(dst, '[')
+		for i := range bars {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONBar(dst, &bars[i])
+		}
+		return append(dst, "]]"...)
+	}
+	dst = appendArrayLen(dst, len(bars))
+	for i := range bars {
+		dst = appendBar(dst, &bars[i])
+	}
+	return dst
+}
+
+// AppendBar appends BAR: [30, sid, seq, interval, [t, o, h, l, c, v, n]],
+// the state of one bar after the change at seq.
+func (f Format) AppendBar(dst []byte, sid uint32, seq uint64, interval string, b *Bar) []byte {
+	dst = f.appendBarsHead(dst, OpBar, sid, seq, interval)
+	if f == JSON {
+		return append(appendJSONBar(dst, b), ']')
+	}
+	return appendBar(dst, b)
+}
+
+// appendBarsHead appends the first four elements of BARS or BAR, and in
+// JSON the separator before the fifth.
+func (f Format) appendBarsHead(dst []byte, op Op, sid uint32, seq uint64, interval string) []byte {
+	if f == JSON {
+		dst = strconv.AppendUint(append(dst, '['), uint64(op), 10)
+		dst = strconv.AppendUint(append(dst, ','), uint64(sid), 10)
+		dst = strconv.AppendUint(append(dst, ','), seq, 10)
+		return append(appendJSONString(append(dst, ','), interval), ',')
+	}
+	dst = appendUint(append(dst, 0x95, byte(op)), uint64(sid))
+	return appendStr(appendUint(dst, seq), interval)
+}
+
+func appendBar(dst []byte, b *Bar) []byte {
+	dst = appendInt(append(dst, 0x97), b.T)
+	dst = appendNumber(dst, b.Open)
+	dst = appendNumber(dst, b.High)
+	dst = appendNumber(dst, b.Low)
+	dst = appendNumber(dst, b.Close)
+	dst = appendNumber(dst, b.Volume)
+	return appendUint(dst, uint64(b.Trades))
+}
+
+func appendJSONBar(dst []byte, b *Bar) []byte {
+	dst = strconv.AppendInt(append(dst, '['), b.T, 10)
+	for _, v := range [...]float64{b.Open, b.High, b.Low, b.Close, b.Volume} {
+		dst = appendJSONNumber(append(dst, ','), v)
+	}
+	return append(strconv.AppendUint(append(dst, ','), uint64(b.Trades), 10), ']')
 }

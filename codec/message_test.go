@@ -218,6 +218,10 @@ func FuzzDecodeCommands(f *testing.F) {
 	f.Add(true, []byte(`[5,4,"eyJ\u0041"]`))
 	f.Add(true, []byte(`[1,1,["\ud83d\ude00A"],{"snap":true,"x":[{"y":-0.5e-3}]}][4,2,1.50]7"s"`))
 	f.Add(true, []byte(`[1,1,["A"],{"maxHz":1,"maxHz":2}] [4,1.0,1] [4,1,1e400]`))
+	f.Add(false, Binary.AppendSub(nil, 5, []string{"AAPL"}, &SubOptions{Snap: true, Fields: AllFields, Bars: "1m", BarCount: 390}))
+	f.Add(false, Binary.AppendSub(nil, 6, []string{"EURUSD"}, &SubOptions{Fields: 1 << FieldBid, Bars: "1s", BarSince: 1764072000000000, HasBarSince: true}))
+	f.Add(true, []byte(`[1,7,["A"],{"bars":"1m","barSince":0}][1,8,["A"],{"bars":"5m","barCount":10000}]`))
+	f.Add(true, []byte(`[1,9,["A"],{"barCount":1,"barSince":2,"bars":""}][1,10,["A"],{"bars":"1m","barCount":10001}]`))
 	f.Fuzz(func(t *testing.T, isJSON bool, frame []byte) {
 		format := Binary
 		if isJSON {
@@ -234,7 +238,8 @@ func FuzzDecodeCommands(f *testing.F) {
 			if cmd.ID == 0 || cmd.Op < OpSub || cmd.Op > OpAuth || cmd.Op == OpAuth && len(cmd.Token) == 0 {
 				t.Fatalf("accepted %+v", cmd)
 			}
-			if cmd.Op == OpSub && (!validMaxHz(cmd.Opts.MaxHz) || cmd.Opts.Fields == 0) {
+			if o := &cmd.Opts; cmd.Op == OpSub && (!validMaxHz(o.MaxHz) || o.Fields == 0 || checkBarOptions(o) != nil ||
+				o.BarCount < 0 || o.BarCount > MaxBarHistory || o.BarSince < 0 || o.BarSince >= maxSafeInt) {
 				t.Fatalf("accepted options %+v", cmd.Opts)
 			}
 			// A command we accept re-encodes to one that decodes alike.
@@ -270,6 +275,9 @@ func FuzzDecodeMessages(f *testing.F) {
 	f.Add(false, Binary.AppendAuthed(nil, 4, 1764075600000000))
 	f.Add(true, JSON.AppendError(JSON.AppendAck(nil, 1, []SymbolID{{"A", 1}}), 2, 400, "x\u00e9", []string{"B"}))
 	f.Add(true, []byte(`[23,1,2,{"1":1.5,"1":2}][21,1,[["A",2,"later"]],"later"][20,1,"n\ud83d",5,[]]`))
+	f.Add(false, Binary.AppendBar(Binary.AppendBars(nil, 3, 1042, "1m", sampleBars), 3, 1043, "1m", &sampleBars[1]))
+	f.Add(true, JSON.AppendBar(JSON.AppendSeparator(JSON.AppendBars(nil, 3, 1042, "1s", sampleBars)), 3, 1043, "1m", &sampleBars[0]))
+	f.Add(true, []byte(`[30,1,2,"1m",[6e7,1,2,0.5,1,10,3,"x"]][29,1,2,"1m",[[1]]]`))
 	f.Fuzz(func(t *testing.T, isJSON bool, frame []byte) {
 		format := Binary
 		if isJSON {

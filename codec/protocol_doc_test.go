@@ -313,6 +313,10 @@ func decodeDocMessages(t *testing.T, f Format, frame []byte) []Message {
 		d.FieldNames = slices.Clone(m.FieldNames)
 		d.Acks = slices.Clone(m.Acks)
 		d.Syms = slices.Clone(m.Syms)
+		d.Bars = slices.Clone(m.Bars)
+		if len(d.Bars) == 0 {
+			d.Bars = nil
+		}
 		if len(d.FieldNames) == 0 {
 			d.FieldNames = nil
 		}
@@ -350,6 +354,10 @@ func encodeDocMessage(t *testing.T, f Format, dst []byte, m *Message) []byte {
 		return f.AppendStatus(dst, m.State, m.Detail)
 	case OpAuthed:
 		return f.AppendAuthed(dst, m.ID, m.ExpiresUs)
+	case OpBars:
+		return f.AppendBars(dst, m.SID, m.Seq, m.Interval, m.Bars)
+	case OpBar:
+		return f.AppendBar(dst, m.SID, m.Seq, m.Interval, &m.Bar)
 	}
 	t.Errorf("op %d is not a server message", m.Op)
 	return dst
