@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tickstream/tickstream/bars"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/fanout"
 	"github.com/tickstream/tickstream/ingest"
@@ -64,6 +65,11 @@ type Config struct {
 	MaxReserved int
 	// Fanout tunes the engine (limits, heartbeat, server id).
 	Fanout fanout.Config
+	// Bars sets the bar intervals, their retention and the memory bound
+	// of all bars (bars.DefaultConfig; its Logger defaults to Logger).
+	Bars bars.Config
+	// BarsOff builds no bars: Node.Bars returns nil.
+	BarsOff bool
 	// Logger receives the node's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -78,6 +84,7 @@ func DefaultConfig() Config {
 		MaxSymbols:         1_000_000,
 		MaxReserved:        100_000,
 		Fanout:             fanout.DefaultConfig(),
+		Bars:               bars.DefaultConfig(),
 		Logger:             slog.Default(),
 	}
 }
@@ -95,25 +102,39 @@ func (c Config) Validate() error {
 		config.Check(c.MaxSymbols > 0, "MaxSymbols", c.MaxSymbols, "at least 1"),
 		config.Check(c.MaxReserved > 0, "MaxReserved", c.MaxReserved, "at least 1"),
 		config.Within("Fanout", c.Fanout.Validate()),
+		config.Within("Bars", c.barsValidate()),
 	)
 }
 
-// Node is a running pipeline: Kafka → ingest → store → hub.
+// barsValidate validates the bars' settings when bars are on.
+func (c Config) barsValidate() error {
+	if c.BarsOff {
+		return nil
+	}
+	return c.Bars.Validate()
+}
+
+// Node is a running pipeline: Kafka → ingest → store → bars → hub.
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	store    *snapshot.Store
+	bars     *bars.Store // nil when bars are off
 	hub      *fanout.Hub
 	consumer *ingest.Consumer
 	ckpt     checkpointStats
 }
 
-// New builds a node: the store, the hub as its observer, the store
+// New builds a node: the store, the bars as its observer and the hub as
+// theirs (the hub as the store's when bars are off), the store
 // restored from the checkpoint when Start is StartCheckpoint, and the
 // consumer that feeds the store. Run consumes; Close closes the clients.
 // Zero fields of cfg take their DefaultConfig value; New refuses a Config
 // that Validate refuses then.
 func New(cfg Config) (*Node, error) {
+	if cfg.Bars.Logger == nil {
+		cfg.Bars.Logger = cfg.Logger
+	}
 	config.FillZero(&cfg, DefaultConfig())
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -126,6 +147,16 @@ func New(cfg Config) (*Node, error) {
 	n.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved))
 	if n.hub, err = fanout.NewHub(n.store, cfg.Fanout); err != nil {
 		return nil, err
+	}
+	if !cfg.BarsOff {
+		if n.bars, err = bars.New(cfg.Bars); err != nil {
+			n.Close()
+			return nil, err
+		}
+		// Between the store and the hub, so that the hub's reads of the
+		// bars in Publish see the change it publishes.
+		n.bars.SetObserver(n.hub)
+		n.store.SetObserver(n.bars)
 	}
 	icfg := ingest.Config{
 		Brokers:  cfg.Brokers,
@@ -151,6 +182,9 @@ func (n *Node) Config() Config { return n.cfg }
 
 // Store returns the node's snapshot store.
 func (n *Node) Store() *snapshot.Store { return n.store }
+
+// Bars returns the node's bars, or nil when they are off.
+func (n *Node) Bars() *bars.Store { return n.bars }
 
 // Hub returns the node's fanout engine.
 func (n *Node) Hub() *fanout.Hub { return n.hub }

@@ -9,8 +9,11 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tickstream/tickstream/bars"
+	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/embedded"
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/internal/barstest"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 )
 
@@ -30,6 +33,8 @@ func TestNewRefuses(t *testing.T) {
 		{"bad start", Config{Brokers: []string{"127.0.0.1:1"}, Start: "yesterday"}, "Start yesterday: want checkpoint, earliest"},
 		{"engine's limits", Config{Brokers: []string{"127.0.0.1:1"}, Fanout: fanout.Config{SoftLimit: 8192, HardLimit: 4096}},
 			"Fanout.HardLimit 4096: want at least SoftLimit"},
+		{"bars' bound", Config{Brokers: []string{"127.0.0.1:1"}, Bars: bars.Config{MaxBytes: 1}},
+			"Bars.MaxBytes 1: want at least 48"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,8 +50,9 @@ func TestNewRefuses(t *testing.T) {
 }
 
 // TestPipeline follows a known log from the broker through ingest and the
-// store to the hub: the node's store ends equal to the log's replay, and
-// the hub heard of every change the store made.
+// store to the bars and the hub: the node's store ends equal to the log's
+// replay, its bars equal to the reference's of the log, and the hub heard
+// of every change the store made.
 func TestPipeline(t *testing.T) {
 	b, err := embedded.Start("ticks", 3)
 	if err != nil {
@@ -78,11 +84,42 @@ func TestPipeline(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	ref := barstest.NewReference(n.Bars().Intervals())
+	var u codec.Update
+	for _, m := range log {
+		if codec.DecodeRecord(m.Key, m.Value, &u) == nil {
+			ref.Apply(&u)
+		}
+	}
+	if ref.Count() == 0 {
+		t.Fatal("the log makes no bar: the test compares nothing")
+	}
+	if diff := ref.Diff(n.Bars(), n.Store()); diff != "" {
+		t.Errorf("the node's bars differ from the reference's:\n%s", diff)
+	}
 	var changes uint64
 	for _, st := range want {
 		changes += st.Seq
 	}
 	if got := n.Hub().Stats().Published; got != changes {
 		t.Errorf("the hub heard of %d changes, the store made %d", got, changes)
+	}
+}
+
+// TestBarsOff checks that a node without bars wires the store to the hub.
+func TestBarsOff(t *testing.T) {
+	n, err := New(Config{Brokers: []string{"127.0.0.1:1"}, BarsOff: true, Bars: bars.Config{MaxBytes: 1}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err) // the bars' settings do not matter when they are off
+	}
+	defer n.Close()
+	if n.Bars() != nil {
+		t.Fatal("bars are off, yet the node has some")
+	}
+	if err := n.Store().Apply(&codec.Update{Sym: []byte("A"), Mask: 1 << codec.FieldLast}); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Hub().Stats().Published; got != 1 {
+		t.Fatalf("the hub heard of %d changes, want 1", got)
 	}
 }

@@ -22,6 +22,7 @@ type collector struct {
 	checkpointTime, checkpointFailures                     *prometheus.Desc
 	outages, outageSecs, catchUpSecs, lost, recreated      *prometheus.Desc
 	publishTime                                            *prometheus.Desc
+	barsLate, barsCapped, barsBytes                        *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -58,6 +59,9 @@ func newCollector(s *Server) *collector {
 		lost:               d("ingest_records_lost_total", "Records deleted from the log (retention) before ingest read them."),
 		recreated:          d("ingest_log_recreated_total", "Partitions whose log was found to end before ingest's position (topic deleted and recreated): rebuilt from the log's start."),
 		publishTime:        d("publish_seconds", "Time to hand one store change to every subscriber's outbound buffer, timed for one change in "+strconv.Itoa(fanout.PublishSample)+"."),
+		barsLate:           d("bars_late_total", "Changes whose ts fell before the start of the symbol's newest bar, counted into that bar (bars never reopen), by interval.", "interval"),
+		barsCapped:         d("bars_capped_total", "Bars that overwrote their symbol's oldest bar before its retention (or were dropped) because --bars-max-memory was reached."),
+		barsBytes:          d("bars_memory_bytes", "Memory the bars of every symbol hold, at most --bars-max-memory."),
 		refused:            d("connections_refused_total", "Connections refused (WebSocket at the upgrade, plain HTTP at accept) or closed by a policy, by reason.", "reason"),
 	}
 }
@@ -126,6 +130,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.checkpointTime, saved)
 		counter(c.checkpointFailures, float64(ck.Failures))
+	}
+	if b := c.s.node.Bars(); b != nil {
+		st := b.Stats()
+		for i, iv := range b.Intervals() {
+			counter(c.barsLate, float64(st.Late[i]), iv.Name)
+		}
+		counter(c.barsCapped, float64(st.Capped))
+		gauge(c.barsBytes, float64(st.Bytes))
 	}
 	live := 0.0
 	if c.s.node.Ingest().Live() {

@@ -73,6 +73,10 @@ type Change struct {
 	Prev   *State
 	Next   *State
 	Mask   codec.FieldMask
+	// Carried holds the fields the update carried, changed or not: a
+	// record that repeats the last trade's price is still a trade (bars
+	// count it), though Mask does not hold the price.
+	Carried codec.FieldMask
 }
 
 // ErrFull is the error of Apply and Restore for a new symbol of the feed
@@ -329,7 +333,7 @@ func (s *Store) Apply(u *codec.Update) error {
 	}
 	sym.state.Store(next)
 	if s.observer != nil {
-		s.observer.Publish(Change{Symbol: sym, Prev: prev, Next: next, Mask: changed})
+		s.observer.Publish(Change{Symbol: sym, Prev: prev, Next: next, Mask: changed, Carried: u.Mask})
 	}
 	return nil
 }

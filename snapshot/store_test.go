@@ -78,6 +78,30 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestApplyCarried checks that a change names every field its update
+// carried, changed or not: a trade at the last trade's price is a trade.
+func TestApplyCarried(t *testing.T) {
+	var seen changes
+	s := New()
+	s.SetObserver(&seen)
+	for _, u := range []*codec.Update{
+		update("A", codec.FieldTS, 1, codec.FieldLast, 5, codec.FieldLastSize, 10),
+		update("A", codec.FieldTS, 2, codec.FieldLast, 5, codec.FieldLastSize, 10),
+		update("A", codec.FieldTS, 2, codec.FieldLast, 5, codec.FieldLastSize, 10), // a duplicate: no change
+	} {
+		if err := s.Apply(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("observer saw %d changes, want 2", len(seen))
+	}
+	trade := codec.FieldMask(1<<codec.FieldTS | 1<<codec.FieldLast | 1<<codec.FieldLastSize)
+	if ch := seen[1]; ch.Mask != 1<<codec.FieldTS || ch.Carried != trade {
+		t.Fatalf("second change: mask %b carried %b, want %b and %b", ch.Mask, ch.Carried, 1<<codec.FieldTS, trade)
+	}
+}
+
 // changes records what the store tells its observer.
 type changes []Change
 
