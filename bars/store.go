@@ -42,15 +42,9 @@ import (
 	"github.com/tickstream/tickstream/snapshot"
 )
 
-// Bar is one interval's OHLCV bar.
-type Bar struct {
-	// T is the start of the bar, unix microseconds.
-	T                              int64
-	Open, High, Low, Close, Volume float64
-	// Trades counts the trades (quotes, for a symbol that never traded)
-	// the bar holds.
-	Trades uint32
-}
+// Bar is one interval's OHLCV bar: the wire's (codec.Bar), so that the
+// hub encodes what AppendHistory returns as it is.
+type Bar = codec.Bar
 
 // Config configures a Store. Zero fields take their DefaultConfig value.
 type Config struct {
@@ -433,16 +427,15 @@ func (s *Store) Last(sym *snapshot.Symbol, i int) (b Bar, seq uint64, ok bool) {
 	return r.newest().bar(), se.seq, true
 }
 
-// Touched reports whether sym's change at seq moved its bars (those of
+// Touched reports whether change c moved its symbol's bars (those of
 // every interval move together). Call it inside the next observer's
-// Publish of that change; later it reports false once another change
-// moved them.
-func (s *Store) Touched(sym *snapshot.Symbol, seq uint64) bool {
-	se := s.lookup(sym)
+// Publish of c; later it reports false once another change moved them.
+func (s *Store) Touched(c *snapshot.Change) bool {
+	se := s.lookup(c.Symbol)
 	if se == nil {
 		return false
 	}
 	se.mu.Lock()
 	defer se.mu.Unlock()
-	return se.touched == seq && seq != 0
+	return se.touched == c.Next.Seq
 }
