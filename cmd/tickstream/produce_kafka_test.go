@@ -95,6 +95,8 @@ func TestProduceKafkaCreatesTopic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each case has its own topic; in turn they took half a minute.
+			t.Parallel()
 			topic := kafkaTopicName(t)
 			for i, want := range []string{"created the topic", "topic exists"} {
 				var stdout, stderr bytes.Buffer

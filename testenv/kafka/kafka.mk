@@ -8,8 +8,8 @@
 #   make kafka-status / kafka-logs
 #   make test-kafka [KAFKA_VERSIONS="3.9.2 4.4.0"] [KAFKA_GO_PKGS=./...] [KAFKA_CLUSTER_VERSIONS=4.4.0]
 #
-# test-kafka brings each broker version up in turn, runs the kafka-tagged Go
-# tests against it, and always brings it down; for the versions in
+# test-kafka brings each broker version up in turn, runs the Go tests of the
+# kafka-tagged files against it (KAFKA_TEST_RUN), and always brings it down; for the versions in
 # KAFKA_CLUSTER_VERSIONS (default: the newest; empty for none) it then brings a
 # 3-broker cluster up on the same ports (kafka.sh cluster-up) and runs the tests
 # named TestKafkaCluster* against it. It fails if any version failed.
@@ -34,6 +34,10 @@ KAFKA_GO_TEST_FLAGS ?= -race -count=1 -p 1 -tags kafka -timeout 15m
 KAFKA_GO_PKGS ?= ./...
 KAFKA_CLUSTER_VERSIONS ?= $(lastword $(KAFKA_VERSIONS))
 KAFKA_CLUSTER_RUN := TestKafkaCluster
+# Only the tests of kafka-tagged files need a broker; the packages' other
+# tests already ran in the plain `go test` pass, and ran again here they
+# cost more than a minute per broker version. Lazily evaluated.
+KAFKA_TEST_RUN ?= ^($(shell cd $(KAFKA_REPO_ROOT) && grep -rl --include='*_test.go' '^//go:build.*kafka' . | xargs -r sed -n 's/^func \(Test[A-Za-z0-9_]*\)(t \*testing\.T).*/\1/p' | sort -u | paste -sd'|'))$$
 
 KAFKA_SH_ENV = KAFKA_PORT=$(KAFKA_PORT) KAFKA_SASL_PORT=$(KAFKA_SASL_PORT) KAFKA_SSL_PORT=$(KAFKA_SSL_PORT)
 
@@ -71,7 +75,7 @@ test-kafka:
 				TICKSTREAM_KAFKA_SSL_BROKERS=127.0.0.1:$(KAFKA_SSL_PORT) \
 				TICKSTREAM_KAFKA_TLS_DIR=$$($(KAFKA_SH_ENV) $(KAFKA_SH) tls-dir) \
 				TICKSTREAM_KAFKA_VERSION=$$v \
-				$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) -skip '$(KAFKA_CLUSTER_RUN)' $(KAFKA_GO_PKGS) ); then :; else \
+				$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) -run '$(KAFKA_TEST_RUN)' -skip '$(KAFKA_CLUSTER_RUN)' $(KAFKA_GO_PKGS) ); then :; else \
 				failed="$$failed $$v"; \
 				echo "=== test-kafka: tests FAILED against Kafka $$v; broker log tail:"; \
 				$(KAFKA_SH_ENV) $(KAFKA_SH) logs $$v 2>/dev/null | tail -n 40; \
