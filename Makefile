@@ -33,7 +33,7 @@ build: deps
 run: deps web
 	@echo "make: compiling $(BIN) $(VERSION) with the dashboard (the first build compiles every dependency: a minute or two)"
 	@$(GOBUILD)
-	./$(BIN) serve --listen $(LISTEN)
+	./$(BIN) serve --listen $(LISTEN) --sim-history 24h
 
 vet:
 	$(GO) vet ./...

@@ -30,7 +30,20 @@ type Config struct {
 	// Duration stops the simulator after this long (0: never); the broker
 	// goes on serving the log.
 	Duration time.Duration
+	// History is the past that WriteHistory gives the market (0: none):
+	// updates stamped over [now-History, now), Rate per second of it but
+	// at most MaxHistoryUpdates, so that a node reading the topic starts
+	// with bars of that span (a dashboard's sparklines have a day's shape).
+	History time.Duration
 }
+
+// MaxHistoryUpdates bounds the updates of Config.History: 200 000 write in
+// about a second and give the most active symbols a bar every minute of a
+// day; quieter symbols get sparser bars, as on a real market.
+const MaxHistoryUpdates = 200_000
+
+// MaxHistory bounds Config.History: a week.
+const MaxHistory = 7 * 24 * time.Hour
 
 // DefaultConfig returns the feed's default settings, those a zero field
 // of Config takes.
@@ -48,6 +61,7 @@ func (c Config) Validate() error {
 		config.Check(c.Symbols >= 1 && c.Symbols <= 1_000_000, "Symbols", c.Symbols, "1 to 1000000"),
 		config.Check(c.Rate > 0, "Rate", c.Rate, "more than 0"),
 		config.Check(c.Duration >= 0, "Duration", c.Duration, "0 or more"),
+		config.Check(c.History >= 0 && c.History <= MaxHistory, "History", c.History, "0 to 168h"),
 	)
 }
 
@@ -55,6 +69,9 @@ func (c Config) Validate() error {
 type Feed struct {
 	cfg    Config
 	broker *embedded.Broker
+	// market is the simulated market, the same for WriteHistory and Run:
+	// the live run goes on from where the history left each price.
+	market *sim.Market
 }
 
 // Start starts the broker on a loopback port with the topic created. Zero
@@ -69,7 +86,7 @@ func Start(cfg Config) (*Feed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Feed{cfg: cfg, broker: b}, nil
+	return &Feed{cfg: cfg, broker: b, market: sim.NewMarket(sim.Config{Symbols: cfg.Symbols, Seed: cfg.Seed})}, nil
 }
 
 // Brokers returns the broker's address, for the node to consume.
@@ -78,16 +95,37 @@ func (f *Feed) Brokers() []string { return f.broker.Addrs() }
 // Run produces the simulated market to the topic until ctx ends or
 // Duration has passed; it returns nil then.
 func (f *Feed) Run(ctx context.Context) error {
-	market := sim.NewMarket(sim.Config{Symbols: f.cfg.Symbols, Seed: f.cfg.Seed})
 	p, err := sim.NewProducer(sim.ProducerConfig{Brokers: f.broker.Addrs(), Topic: f.cfg.Topic})
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
 	defer p.Close()
-	if _, err := p.Run(ctx, market, f.cfg.Rate, f.cfg.Duration); err != nil && ctx.Err() == nil {
+	if _, err := p.Run(ctx, f.market, f.cfg.Rate, f.cfg.Duration); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
 	return nil
+}
+
+// WriteHistory writes the market's past of Config.History (nothing when it
+// is 0), ending now, before Run: call it before the node starts, so that the
+// node is ready only once it has read the history. It returns the number of
+// updates written.
+func (f *Feed) WriteHistory(ctx context.Context) (int64, error) {
+	if f.cfg.History <= 0 {
+		return 0, nil
+	}
+	p, err := sim.NewProducer(sim.ProducerConfig{Brokers: f.broker.Addrs(), Topic: f.cfg.Topic})
+	if err != nil {
+		return 0, fmt.Errorf("simulator history: %w", err)
+	}
+	defer p.Close()
+	n := int(min(f.cfg.Rate*f.cfg.History.Seconds(), MaxHistoryUpdates))
+	now := time.Now()
+	st, err := p.History(ctx, f.market, now.Add(-f.cfg.History), now, max(n, 1))
+	if err != nil {
+		return st.Records, fmt.Errorf("simulator history: %w", err)
+	}
+	return st.Records, nil
 }
 
 // SetDown switches a simulated outage on or off: while it is on, the

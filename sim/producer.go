@@ -267,6 +267,35 @@ func (p *Producer) Run(ctx context.Context, m *Market, rate float64, duration ti
 	}
 }
 
+// History writes n of m's updates (Market.Next) stamped evenly over [from,
+// to), oldest first, as fast as the broker takes them: a past for the market
+// before Run goes live, so that a node reading the topic from the start
+// builds bars (and a day's shape) from event times it has never seen live.
+// Failed writes are retried as in Run until ctx is done. It returns ctx.Err()
+// when ctx ends first.
+func (p *Producer) History(ctx context.Context, m *Market, from, to time.Time, n int) (Stats, error) {
+	start := time.Now()
+	var st Stats
+	if n < 0 || !from.Before(to) {
+		return st, fmt.Errorf("sim: history of %d updates over [%v, %v): want n >= 0 and from before to", n, from, to)
+	}
+	span := to.Sub(from)
+	b := batch{format: p.format}
+	var u codec.Update
+	for i := range n {
+		m.Next(from.Add(time.Duration(float64(span)*float64(i)/float64(n))), &u)
+		b.add(&u)
+		if len(b.msgs) == maxBatch || i == n-1 {
+			if err := p.flush(ctx, &b, &st); err != nil {
+				st.Elapsed = time.Since(start)
+				return st, err
+			}
+		}
+	}
+	st.Elapsed = time.Since(start)
+	return st, nil
+}
+
 // ReplayOptions configures Producer.Replay.
 type ReplayOptions struct {
 	// Format is the format of the file: FormatJSONL, FormatCSV, or "" to

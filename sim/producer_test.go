@@ -232,6 +232,62 @@ func TestProducerRun(t *testing.T) {
 	}
 }
 
+// TestProducerHistory writes a past and reads it back: every update of the
+// market once, stamped evenly over the span, oldest first, then Run goes on
+// from the state the history left.
+func TestProducerHistory(t *testing.T) {
+	c := newCluster(t)
+	p, _ := newProducer(t, c, codec.Binary)
+	m := NewMarket(Config{Symbols: 20, Seed: 3})
+	to := time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC)
+	from := to.Add(-time.Hour)
+	const n = 3000
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	st, err := p.History(ctx, m, from, to, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v, %.0f records/s", st, st.Rate())
+	if st.Records != n || st.Errors != 0 {
+		t.Fatalf("%+v: want %d records, no error", st, n)
+	}
+	bySym, total, _ := decodeAll(t, consume(t, c), codec.Binary)
+	if total != n {
+		t.Fatalf("topic holds %d records, want %d", total, n)
+	}
+	var first, last float64 = math.Inf(1), math.Inf(-1)
+	trades := 0
+	for sym, recs := range bySym {
+		prev := 0.0
+		for i, r := range recs {
+			ts := r.u.Values[codec.FieldTS]
+			if !r.u.Mask.Has(codec.FieldTS) || ts < float64(from.UnixMicro()) || ts >= float64(to.UnixMicro()) {
+				t.Fatalf("%s: record %d has ts %v, want one in [%d, %d)", sym, i, ts, from.UnixMicro(), to.UnixMicro())
+			}
+			if ts < prev {
+				t.Fatalf("%s: record %d has ts %v after %v", sym, i, ts, prev)
+			}
+			prev = ts
+			first, last = min(first, ts), max(last, ts)
+			if r.u.Mask.Has(codec.FieldLast) {
+				trades++
+			}
+		}
+	}
+	// Evenly spread: the first at from, the last one step before to.
+	if step := float64(time.Hour.Microseconds()) / n; first != float64(from.UnixMicro()) || last < float64(to.UnixMicro())-2*step {
+		t.Errorf("ts from %v to %v, want from %d to about %v", first, last, from.UnixMicro(), float64(to.UnixMicro())-step)
+	}
+	if trades < n/10 || len(bySym) < 10 {
+		t.Errorf("%d trades of %d symbols: want the market's mix (a fifth trades, the popular symbols most)", trades, len(bySym))
+	}
+
+	if _, err := p.History(ctx, m, to, to, 1); err == nil {
+		t.Error("History over an empty span: no error")
+	}
+}
+
 func TestProducerRunUntilCanceled(t *testing.T) {
 	c := newCluster(t)
 	p, _ := newProducer(t, c, codec.Binary)

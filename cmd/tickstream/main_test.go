@@ -65,6 +65,8 @@ func TestCommandLine(t *testing.T) {
 			stderr: []string{`tickstream serve: --listen "localhost": want host:port`}},
 		{name: "a bad setting", args: []string{"serve", "--max-connections", "0"}, code: 2,
 			stderr: []string{"tickstream serve: --max-connections: want at least 1", "see 'tickstream serve --help'"}},
+		{name: "a history too long", args: []string{"serve", "--sim-history", "200h"}, code: 2,
+			stderr: []string{"tickstream serve: --sim-history: want 0 to 168h", "see 'tickstream serve --help'"}},
 		{name: "TLS without brokers", args: []string{"serve", "--tls"}, code: 2,
 			stderr: []string{"tickstream serve: --tls and --sasl-* apply to --brokers"}},
 		{name: "produce stray argument", args: []string{"produce", "ticks", "--brokers", "127.0.0.1:1"}, code: 2,

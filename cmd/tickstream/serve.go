@@ -39,6 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&sc.demo.Rate, "rate", sc.demo.Rate, "updates per second of the embedded market simulator")
 	fs.Int64Var(&sc.demo.Seed, "seed", sc.demo.Seed, "seed of the embedded market simulator")
 	fs.DurationVar(&sc.demo.Duration, "sim-duration", sc.demo.Duration, "stop the embedded market simulator after this long (0: never)")
+	fs.DurationVar(&sc.demo.History, "sim-history", sc.demo.History, "give the embedded market this much of a past before it goes live, e.g. 8h: updates stamped over it (--rate a second, at most 200000), so that bars and sparklines start with a shape (0: none)")
 	fs.StringVar(&sc.node.Fanout.ServerID, "server-id", "", "node name sent in HELLO (default: tickstream-<listen address>)")
 	fs.DurationVar(&sc.node.Fanout.Heartbeat, "heartbeat", sc.node.Fanout.Heartbeat, "HEARTBEAT interval of an idle connection")
 	fs.IntVar(&sc.node.Fanout.MaxSubscriptions, "max-subscriptions", sc.node.Fanout.MaxSubscriptions, "symbols one connection may subscribe to (413 past it)")
@@ -92,6 +93,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer feed.Close()
+		// Before the node starts: it is ready only once it has read the past.
+		if n, err := feed.WriteHistory(ctx); err != nil {
+			return err
+		} else if n > 0 {
+			logger.Info("simulator history written", "updates", n, "span", sc.demo.History)
+		}
 		sc.node.Brokers = feed.Brokers()
 		if sc.demoControls {
 			cfg.DemoFeed = feed
@@ -202,7 +209,7 @@ var serveFlags = map[string]string{
 	"Limits.MaxConnections": "max-connections", "Limits.MaxConnectionsPerIP": "max-connections-per-ip",
 	"Limits.RequestRate": "request-rate", "Limits.RequestBurst": "request-burst",
 	"Limits.MaxHTTPConnections": "max-http-connections",
-	"Partitions":                "partitions", "Symbols": "symbols", "Rate": "rate", "Duration": "sim-duration",
+	"Partitions":                "partitions", "Symbols": "symbols", "Rate": "rate", "Duration": "sim-duration", "History": "sim-history",
 }
 
 // settingError words a package's refusal of a setting as the one-line error
