@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,10 @@ func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
 				// cores.
 				PoolSize: min(4*runtime.GOMAXPROCS(0), 32),
 			},
-			Logger: gwsLogger{log},
+			// gws's default session storage is a map (about 400 B per
+			// connection) for the one entry the server keeps there.
+			NewSession: func() gws.SessionStorage { return &connSession{} },
+			Logger:     gwsLogger{log},
 			Recovery: func(l gws.Logger) {
 				if e := recover(); e != nil {
 					l.Error("panic in WebSocket handler: ", e)
@@ -240,10 +244,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go s.readLoop(socket)
 }
 
-// wsReadBuffer is the read buffer of a WebSocket connection: client
-// messages are small, and gws's default of 4 KiB per connection is most of
-// an idle connection's read side.
-const wsReadBuffer = 1024
+// wsReadBuffer is the read buffer of a WebSocket connection. Client
+// messages are small and rare (a SUB of 20 symbols is about 250 B, pings a
+// few bytes), and a read larger than the buffer goes straight into gws's
+// payload buffer; every connection keeps its reader for its whole life, so
+// the buffer is a share of each connection's memory (gws's default is 4 KiB).
+const wsReadBuffer = 256
 
 // upgrade hijacks the connection and hands it to gws with its reads going
 // through a frameGuard.
@@ -266,8 +272,11 @@ func (s *Server) upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
+	// The closure lives as long as the connection: it keeps the address,
+	// not the request (its headers, URL and context, about 1.3 KB).
+	remote := r.RemoteAddr
 	guard.fail = func(reason string) {
-		s.log.Debug("websocket: malformed frame", "remote", r.RemoteAddr, "reason", reason)
+		s.log.Debug("websocket: malformed frame", "remote", remote, "reason", reason)
 		_ = socket.SetDeadline(time.Now().Add(time.Second))
 		_ = socket.WriteClose(uint16(codec.CloseProtocolError), []byte(reason))
 	}
@@ -337,6 +346,65 @@ func (s *Server) refuse(socket *gws.Conn, reason int, code codec.CloseCode, msg,
 }
 
 const sessionKey = "c"
+
+// connSession is the gws session storage of one connection: its few
+// entries (the server stores one, the wsConn) in a slice.
+type connSession struct {
+	mu      sync.Mutex
+	entries []sessionEntry
+}
+
+type sessionEntry struct {
+	key   string
+	value any
+}
+
+func (s *connSession) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries)
+}
+
+func (s *connSession) Load(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.entries {
+		if e.key == key {
+			return e.value, true
+		}
+	}
+	return nil, false
+}
+
+func (s *connSession) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries = slices.DeleteFunc(s.entries, func(e sessionEntry) bool { return e.key == key })
+}
+
+func (s *connSession) Store(key string, value any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.entries {
+		if s.entries[i].key == key {
+			s.entries[i].value = value
+			return
+		}
+	}
+	s.entries = append(s.entries, sessionEntry{key, value})
+}
+
+// Range calls f on a copy of the entries, so that f may use the storage.
+func (s *connSession) Range(f func(key string, value any) bool) {
+	s.mu.Lock()
+	entries := slices.Clone(s.entries)
+	s.mu.Unlock()
+	for _, e := range entries {
+		if !f(e.key, e.value) {
+			return
+		}
+	}
+}
 
 // wsConn is one WebSocket connection: the fanout engine's Transport.
 type wsConn struct {
