@@ -131,13 +131,15 @@ func BenchmarkMemory(b *testing.B) {
 }
 
 // fillDay publishes to s a day of one trade a minute for n symbols, the
-// last 15 minutes of it one a second.
-func fillDay(s *bars.Store, n int) {
+// last 15 minutes of it one a second, and returns the symbols.
+func fillDay(s *bars.Store, n int) []*snapshot.Symbol {
+	syms := make([]*snapshot.Symbol, n)
 	next := &snapshot.State{Mask: 1<<codec.FieldTS | 1<<codec.FieldLast | 1<<codec.FieldLastSize}
 	next.Values[codec.FieldLastSize] = 1
 	c := snapshot.Change{Next: next, Carried: next.Mask, Mask: next.Mask}
 	for i := range n {
 		c.Symbol = &snapshot.Symbol{ID: uint32(i + 1), Name: fmt.Sprint("S", i)}
+		syms[i] = c.Symbol
 		next.Seq = 0
 		publish := func(ts int64) {
 			next.Seq++
@@ -150,6 +152,25 @@ func fillDay(s *bars.Store, n int) {
 		}
 		for k := range int64(900) {
 			publish(t0 + (1440-15)*60*sec + k*sec)
+		}
+	}
+	return syms
+}
+
+// BenchmarkSave copies the bars of 500 symbols with a full day of the
+// default intervals, as a checkpoint does while ingest is paused: the
+// pause bars add to each checkpoint.
+func BenchmarkSave(b *testing.B) {
+	s, err := bars.New(bars.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	syms := fillDay(s, 500)
+	for b.Loop() {
+		for _, sym := range syms {
+			if _, ok := s.Save(sym); !ok {
+				b.Fatal("no bars")
+			}
 		}
 	}
 }

@@ -309,26 +309,53 @@ func (s *Store) push(r *ring, i int, sym *snapshot.Symbol) *slot {
 // else counts and logs (once) that the bound is reached.
 func (s *Store) grow(r *ring, i int, sym *snapshot.Symbol) {
 	size := min(max(2*len(r.slots), minSlots), s.ivs[i].Keep)
-	delta := int64(size-len(r.slots)) * BytesPerBar
-	for {
-		used := s.used.Load()
-		if used+delta > s.max {
-			s.capped.Add(1)
-			if !s.warned.Swap(true) {
-				s.log.Warn("bars: memory bound reached: rings that would grow overwrite their oldest bars instead (shorter retention)",
-					"max_bytes", s.max, "symbol", sym.Name, "interval", s.ivs[i].Name)
-			}
-			return
-		}
-		if s.used.CompareAndSwap(used, used+delta) {
-			break
-		}
+	if !s.take(int64(size - len(r.slots))) {
+		s.capped.Add(1)
+		s.warnCapped(sym, i)
+		return
 	}
 	slots := make([]slot, size)
 	for k := 0; k < r.n; k++ {
 		slots[k] = *r.at(k)
 	}
 	r.slots, r.head = slots, 0
+}
+
+// take reserves the memory of n more slots, or reports that the bound
+// leaves no room for them.
+func (s *Store) take(n int64) bool {
+	for {
+		used := s.used.Load()
+		if used+n*BytesPerBar > s.max {
+			return false
+		}
+		if s.used.CompareAndSwap(used, used+n*BytesPerBar) {
+			return true
+		}
+	}
+}
+
+// takeSlots reserves the memory of up to n slots and returns how many it
+// got.
+func (s *Store) takeSlots(n int) int {
+	for {
+		used := s.used.Load()
+		got := min(int64(n), (s.max-used)/BytesPerBar)
+		if got <= 0 {
+			return 0
+		}
+		if s.used.CompareAndSwap(used, used+got*BytesPerBar) {
+			return int(got)
+		}
+	}
+}
+
+// warnCapped logs, once per store, that the memory bound was reached.
+func (s *Store) warnCapped(sym *snapshot.Symbol, i int) {
+	if !s.warned.Swap(true) {
+		s.log.Warn("bars: memory bound reached: rings that would grow overwrite their oldest bars instead (shorter retention)",
+			"max_bytes", s.max, "symbol", sym.Name, "interval", s.ivs[i].Name)
+	}
 }
 
 // series returns the series of sym, creating it when create is set and it

@@ -11,14 +11,28 @@
 // The format (all integers big-endian or unsigned LEB128 varints):
 //
 //	magic    8 bytes "tickckpt"
-//	version  uint16, 1
+//	version  uint16, 2 (version 1 lacks intervals and bars; it is still read)
 //	topic    uvarint length, bytes
 //	created  uvarint unix microseconds
 //	parts    uvarint count, then per partition: uvarint id, uvarint next offset
+//	intervals uvarint count, then per bar interval: uvarint seconds
 //	symbols  uvarint count, then per symbol: uvarint name length, name,
 //	         uvarint seq, uvarint field mask, then one little-endian float64
-//	         per field in the mask, in field order
+//	         per field in the mask, in field order; then uvarint flags
+//	         (1: the symbol has bars, 2: it has traded) and, with bars, per
+//	         interval: uvarint count, then per bar, oldest first:
+//	           uvarint start: in intervals since 1970 for the first bar,
+//	                  since the previous bar's for the others
+//	           uvarint trades
+//	           number open (from the previous bar's close; 0 for the first),
+//	                  high, low, close (from open), volume (from 0)
 //	crc      uint32 CRC-32C (Castagnoli) of every byte before it
+//
+// A number is stored as a decimal where that is exact — uvarint
+// zigzag(m - round(ref×10^k))×16 + k for the value m/10^k, k 0 to 9 — and
+// as uvarint 15 and a little-endian float64 where it is not: prices of a
+// few decimals close to the previous one take a byte or two instead of
+// eight.
 package checkpoint
 
 import (
@@ -34,12 +48,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickstream/tickstream/bars"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/snapshot"
 )
 
-// Version is the format version this package writes and reads.
-const Version = 1
+// Version is the format version this package writes. It reads this one and
+// version 1, whose checkpoints hold no bars.
+const Version = 2
 
 const (
 	magic      = "tickckpt"
@@ -66,6 +82,9 @@ var (
 type Symbol struct {
 	Name  string
 	State *snapshot.State
+	// Bars are the symbol's bars, per interval of Checkpoint.BarLens; nil
+	// when it has none.
+	Bars *bars.Series
 }
 
 // Checkpoint is a consistent picture of ingest: for every partition, Offsets
@@ -78,6 +97,8 @@ type Checkpoint struct {
 	Created time.Time
 	// Offsets maps a partition to the next offset to read.
 	Offsets map[int]int64
+	// BarLens are the bar intervals of the symbols' Bars.
+	BarLens []time.Duration
 	// Symbols holds every symbol that has data (seq > 0).
 	Symbols []Symbol
 }
@@ -101,6 +122,16 @@ func (c *Checkpoint) AppendBinary(dst []byte) ([]byte, error) {
 		dst = binary.AppendUvarint(dst, uint64(p))
 		dst = binary.AppendUvarint(dst, uint64(off))
 	}
+	if len(c.BarLens) > bars.MaxIntervals {
+		return dst, fmt.Errorf("checkpoint: %d bar intervals: want at most %d", len(c.BarLens), bars.MaxIntervals)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(c.BarLens)))
+	for _, l := range c.BarLens {
+		if l < time.Second || l > maxBarLen || l%time.Second != 0 {
+			return dst, fmt.Errorf("checkpoint: bar interval %v: want whole seconds up to 24h", l)
+		}
+		dst = binary.AppendUvarint(dst, uint64(l/time.Second))
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(c.Symbols)))
 	for _, s := range c.Symbols {
 		st := s.State
@@ -114,6 +145,10 @@ func (c *Checkpoint) AppendBinary(dst []byte) ([]byte, error) {
 			if st.Mask.Has(f) {
 				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.Values[f]))
 			}
+		}
+		var err error
+		if dst, err = appendSeries(dst, s.Bars, c.BarLens); err != nil {
+			return dst, fmt.Errorf("checkpoint: symbol %q: %w", s.Name, err)
 		}
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32c(dst[start:])), nil
@@ -132,8 +167,9 @@ func Decode(b []byte) (*Checkpoint, error) {
 	if len(b) < headerSize+crcSize {
 		return nil, fmt.Errorf("%w: truncated to %d bytes", ErrCorrupt, len(b))
 	}
-	if v := binary.BigEndian.Uint16(b[len(magic):]); v != Version {
-		return nil, fmt.Errorf("%w %d (this build reads version %d)", ErrVersion, v, Version)
+	version := binary.BigEndian.Uint16(b[len(magic):])
+	if version != 1 && version != Version {
+		return nil, fmt.Errorf("%w %d (this build reads versions 1 to %d)", ErrVersion, version, Version)
 	}
 	body := b[:len(b)-crcSize]
 	if want, got := binary.BigEndian.Uint32(b[len(body):]), crc32c(body); want != got {
@@ -154,6 +190,17 @@ func Decode(b []byte) (*Checkpoint, error) {
 			d.err = fmt.Errorf("partition %d listed twice", p)
 		}
 		c.Offsets[p] = off
+	}
+	if version >= 2 {
+		if n := d.uvarint(bars.MaxIntervals); n > 0 {
+			c.BarLens = make([]time.Duration, n)
+		}
+		for i := range c.BarLens {
+			c.BarLens[i] = time.Duration(d.uvarint(uint64(maxBarLen/time.Second))) * time.Second
+			if c.BarLens[i] == 0 && d.err == nil {
+				d.err = errors.New("bar interval of 0 seconds")
+			}
+		}
 	}
 	nsyms := d.uvarint(uint64(d.left() / 4))
 	c.Symbols = make([]Symbol, 0, nsyms)
@@ -182,7 +229,11 @@ func Decode(b []byte) (*Checkpoint, error) {
 				st.Values[f] = d.float64()
 			}
 		}
-		c.Symbols = append(c.Symbols, Symbol{Name: name, State: st})
+		sym := Symbol{Name: name, State: st}
+		if version >= 2 {
+			sym.Bars = d.series(c.BarLens)
+		}
+		c.Symbols = append(c.Symbols, sym)
 	}
 	if d.err == nil && d.left() != 0 {
 		d.err = fmt.Errorf("%d trailing bytes", d.left())

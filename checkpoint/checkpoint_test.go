@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickstream/tickstream/bars"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/snapshot"
 )
@@ -24,17 +25,37 @@ func state(seq uint64, kv ...float64) *snapshot.State {
 	return st
 }
 
-func sample() *Checkpoint {
+// sampleV1 is what testdata/v1.ckpt holds, written by version 1.
+func sampleV1() *Checkpoint {
 	return &Checkpoint{
 		Topic:   "ticks",
 		Created: time.UnixMicro(1_764_000_000_123_456),
 		Offsets: map[int]int64{0: 120_000, 1: 0, 7: math.MaxInt64},
 		Symbols: []Symbol{
-			{"AAPL", state(42, codec.FieldTS, 1_764_000_000_000_000, codec.FieldBid, 187.23, codec.FieldAsk, 187.25)},
-			{"BRK.B", state(1, codec.FieldPrevClose, -0.5)},
-			{"X:Y/Z-1_2", state(math.MaxUint64, codec.FieldLow, math.SmallestNonzeroFloat64, codec.FieldHigh, math.MaxFloat64)},
+			{Name: "AAPL", State: state(42, codec.FieldTS, 1_764_000_000_000_000, codec.FieldBid, 187.23, codec.FieldAsk, 187.25)},
+			{Name: "BRK.B", State: state(1, codec.FieldPrevClose, -0.5)},
+			{Name: "X:Y/Z-1_2", State: state(math.MaxUint64, codec.FieldLow, math.SmallestNonzeroFloat64, codec.FieldHigh, math.MaxFloat64)},
 		},
 	}
+}
+
+// t0 is a day's start, unix µs.
+const t0 = int64(1_764_028_800_000_000)
+
+func sample() *Checkpoint {
+	c := sampleV1()
+	c.BarLens = []time.Duration{time.Second, time.Minute}
+	c.Symbols[0].Bars = &bars.Series{Traded: true, Bars: [][]bars.Bar{
+		{
+			{T: t0, Open: 187.25, High: 187.5, Low: 187.24, Close: 187.24, Volume: 41200, Trades: 312},
+			{T: t0 + 1e6, Open: 187.24, High: 187.24, Low: 187.24, Close: 187.24, Volume: 0.5, Trades: 1},
+			{T: t0 + 7e6, Open: 187.3, High: math.MaxFloat64, Low: math.Copysign(0, -1), Close: math.Pi, Volume: 1e300, Trades: math.MaxUint32},
+		},
+		{{T: t0, Open: 187.25, High: 187.5, Low: 187.24, Close: math.Pi, Volume: 41200.5, Trades: 314}},
+	}}
+	c.Symbols[1].Bars = &bars.Series{Bars: [][]bars.Bar{nil, {{T: 0, Open: 1, High: 1, Low: 1, Close: 1, Trades: 1}}}}
+	c.Symbols[2].Bars = &bars.Series{Traded: true, Bars: [][]bars.Bar{nil, nil}}
+	return c
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -67,6 +88,55 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestReadsVersion1 reads a checkpoint version 1 wrote: the state and
+// offsets come back, with no bars.
+func TestReadsVersion1(t *testing.T) {
+	got, err := ReadFile("testdata/v1.ckpt", "ticks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sampleV1(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("read %+v\nwant %+v", got, want)
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	tests := []struct {
+		v, ref float64
+		size   int // bytes
+	}{
+		{0, 0, 1},
+		{187.25, 187.25, 1},
+		{187.26, 187.25, 1},
+		{187.24, 187.25, 1},
+		{187.0, 0, 2},
+		{187.25, 0, 3},
+		{41200, 0, 3},
+		{0.5, 0, 2},
+		{-3.75, 1, 2},
+		{1e-9, 0, 1},
+		{math.Pi, 3, 9},
+		{math.Copysign(0, -1), 0, 9},
+		{math.MaxFloat64, 0, 9},
+		{1 << 53, 0, 9},
+		{1<<53 - 1, -(1<<53 - 1), 9}, // the difference does not fit a zigzag of 59 bits: stored whole
+		{1e-300, 0, 9},
+		{123456.789012345, 123456.789012344, 1},
+		{123456.7890123456, 0, 9},
+	}
+	for _, tt := range tests {
+		b := appendNumber(nil, tt.v, tt.ref)
+		d := decoder{b: b}
+		got := d.number(tt.ref)
+		if d.err != nil || math.Float64bits(got) != math.Float64bits(tt.v) || d.left() != 0 {
+			t.Errorf("%v from %v: read back %v (err %v, %d bytes left)", tt.v, tt.ref, got, d.err, d.left())
+		}
+		if len(b) != tt.size {
+			t.Errorf("%v from %v: %d bytes, want %d", tt.v, tt.ref, len(b), tt.size)
+		}
+	}
+}
+
 func TestEncodeRefusesInvalid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -75,9 +145,18 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		{"no topic", Checkpoint{}},
 		{"negative offset", Checkpoint{Topic: "t", Offsets: map[int]int64{0: -1}}},
 		{"negative partition", Checkpoint{Topic: "t", Offsets: map[int]int64{-1: 0}}},
-		{"bad symbol", Checkpoint{Topic: "t", Symbols: []Symbol{{"A B", state(1, 1, 1)}}}},
-		{"seq 0", Checkpoint{Topic: "t", Symbols: []Symbol{{"A", state(0, 1, 1)}}}},
-		{"nil state", Checkpoint{Topic: "t", Symbols: []Symbol{{"A", nil}}}},
+		{"bad symbol", Checkpoint{Topic: "t", Symbols: []Symbol{{Name: "A B", State: state(1, 1, 1)}}}},
+		{"seq 0", Checkpoint{Topic: "t", Symbols: []Symbol{{Name: "A", State: state(0, 1, 1)}}}},
+		{"nil state", Checkpoint{Topic: "t", Symbols: []Symbol{{Name: "A"}}}},
+		{"bars of another interval count", Checkpoint{Topic: "t", BarLens: []time.Duration{time.Second},
+			Symbols: []Symbol{{Name: "A", State: state(1, 1, 1), Bars: &bars.Series{Bars: [][]bars.Bar{nil, nil}}}}}},
+		{"bar off its interval", Checkpoint{Topic: "t", BarLens: []time.Duration{time.Minute},
+			Symbols: []Symbol{{Name: "A", State: state(1, 1, 1), Bars: &bars.Series{Bars: [][]bars.Bar{{{T: 1e6}}}}}}}},
+		{"bars out of order", Checkpoint{Topic: "t", BarLens: []time.Duration{time.Second},
+			Symbols: []Symbol{{Name: "A", State: state(1, 1, 1), Bars: &bars.Series{Bars: [][]bars.Bar{{{T: 2e6}, {T: 1e6}}}}}}}},
+		{"bar after 2106", Checkpoint{Topic: "t", BarLens: []time.Duration{time.Second},
+			Symbols: []Symbol{{Name: "A", State: state(1, 1, 1), Bars: &bars.Series{Bars: [][]bars.Bar{{{T: 1 << 33 * 1e6}}}}}}}},
+		{"interval of half a second", Checkpoint{Topic: "t", BarLens: []time.Duration{time.Second / 2}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,7 +190,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"JSON file", []byte(`{"topic":"ticks"}`), ErrNotCheckpoint},
 		{"other magic", mod(func(b []byte) []byte { b[0] = 'T'; return b }), ErrNotCheckpoint},
 		{"magic only", []byte(magic), ErrCorrupt},
-		{"version 2", mod(func(b []byte) []byte { b[len(magic)+1] = 2; return reseal(b) }), ErrVersion},
+		{"version 3", mod(func(b []byte) []byte { b[len(magic)+1] = 3; return reseal(b) }), ErrVersion},
+		{"version 0", mod(func(b []byte) []byte { b[len(magic)+1] = 0; return reseal(b) }), ErrVersion},
 		{"flipped bit", mod(func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b }), ErrCorrupt},
 		{"truncated", good[:len(good)-9], ErrCorrupt},
 		{"bad checksum", mod(func(b []byte) []byte { b[len(b)-1]++; return b }), ErrCorrupt},
@@ -189,6 +269,11 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	v1, err := os.ReadFile("testdata/v1.ckpt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v1)
 	f.Add([]byte(magic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cp, err := Decode(b)

@@ -62,10 +62,15 @@ func (n *Node) restore() map[int]int64 {
 			"file", path, "symbols", len(cp.Symbols), "max_symbols", n.cfg.MaxSymbols)
 		return nil
 	}
+	withBars := 0
 	for _, sym := range cp.Symbols {
 		n.store.Restore([]byte(sym.Name), *sym.State)
+		if n.bars != nil && sym.Bars != nil {
+			n.bars.Restore(n.store.Lookup([]byte(sym.Name)), sym.State.Seq, cp.BarLens, *sym.Bars)
+			withBars++
+		}
 	}
-	n.log.Info("checkpoint: warm start", "file", path, "symbols", len(cp.Symbols),
+	n.log.Info("checkpoint: warm start", "file", path, "symbols", len(cp.Symbols), "symbols_with_bars", withBars,
 		"partitions", len(cp.Offsets), "age", time.Since(cp.Created).Round(time.Millisecond))
 	return cp.Offsets
 }
@@ -114,8 +119,12 @@ func (n *Node) runCheckpointed(ctx context.Context) error {
 func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error) {
 	cp := &checkpoint.Checkpoint{Topic: n.cfg.Topic, Symbols: make([]checkpoint.Symbol, 0, n.store.Len())}
 	unchanged := false
-	// States are immutable: collecting the pointers is all that needs the
-	// appliers paused; encoding and writing happen after.
+	// States are immutable: collecting the pointers, and copying the bars,
+	// is all that needs the appliers paused; encoding and writing happen
+	// after.
+	if n.bars != nil {
+		cp.BarLens = n.bars.Lens()
+	}
 	n.consumer.Quiesce(func(offsets map[int]int64) {
 		cp.Created = time.Now()
 		cp.Offsets = offsets
@@ -124,7 +133,13 @@ func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error
 		}
 		n.store.Range(func(sym *snapshot.Symbol) bool {
 			if st := sym.Load(); st.Seq > 0 {
-				cp.Symbols = append(cp.Symbols, checkpoint.Symbol{Name: sym.Name, State: st})
+				saved := checkpoint.Symbol{Name: sym.Name, State: st}
+				if n.bars != nil {
+					if sr, ok := n.bars.Save(sym); ok {
+						saved.Bars = &sr
+					}
+				}
+				cp.Symbols = append(cp.Symbols, saved)
 			}
 			return true
 		})

@@ -84,13 +84,7 @@ func TestPipeline(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ref := barstest.NewReference(n.Bars().Intervals())
-	var u codec.Update
-	for _, m := range log {
-		if codec.DecodeRecord(m.Key, m.Value, &u) == nil {
-			ref.Apply(&u)
-		}
-	}
+	ref := barstest.Replay(n.Bars().Intervals(), log)
 	if ref.Count() == 0 {
 		t.Fatal("the log makes no bar: the test compares nothing")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tickstream/tickstream/checkpoint"
 	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/embedded"
+	"github.com/tickstream/tickstream/internal/barstest"
 	"github.com/tickstream/tickstream/internal/kafkatest"
 	"github.com/tickstream/tickstream/node"
 )
@@ -127,6 +128,11 @@ func (n *testNode) check(t *testing.T, log []kafka.Message) {
 	want, _ := kafkatest.Replay(log)
 	if d := kafkatest.DiffStates(kafkatest.States(n.node.Store()), want); d != "" {
 		t.Fatal(d)
+	}
+	if b := n.node.Bars(); b != nil {
+		if d := barstest.Replay(b.Intervals(), log).Diff(b, n.node.Store()); d != "" {
+			t.Fatalf("bars differ from the reference's of the log:\n%s", d)
+		}
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/tickstream/tickstream/bars"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/snapshot"
@@ -34,6 +36,19 @@ type refSymbol struct {
 // NewReference returns a reference with no symbols.
 func NewReference(ivs []bars.Interval) *Reference {
 	return &Reference{ivs: ivs, syms: map[string]*refSymbol{}}
+}
+
+// Replay returns the reference of a log of Kafka records: the records
+// ingest would refuse are skipped, as ingest skips them.
+func Replay(ivs []bars.Interval, log []kafka.Message) *Reference {
+	r := NewReference(ivs)
+	var u codec.Update
+	for _, m := range log {
+		if codec.DecodeRecord(m.Key, m.Value, &u) == nil {
+			r.Apply(&u)
+		}
+	}
+	return r
 }
 
 // Apply replays one update.
