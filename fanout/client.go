@@ -60,14 +60,13 @@ type Client struct {
 	// held are the names without data the client holds in the store, at
 	// most Config.MaxReserved; idle lists those no subscription uses,
 	// oldest first, to forget first.
-	held       map[string]*heldName
-	idle       list.List
-	buf        []byte // messages waiting for the writer
-	bufMsgs    int    // how many messages buf holds
-	frameStart int    // where the frame being filled begins in buf
-	cuts       []int  // frame boundaries in buf
-	spare      []byte
-	spareCuts  []int
+	held map[string]*heldName
+	idle list.List
+	// out holds the messages waiting for the writer, nil when none do
+	// (outBuf).
+	out        *outBuf
+	bufMsgs    int // how many messages out holds
+	frameStart int // where the frame being filled begins in out
 	scratch    []byte
 	inflight   int // bytes handed to the transport and not yet written
 	wstate     writerState
@@ -196,7 +195,10 @@ func (c *Client) close(code codec.CloseCode, reason string) {
 	c.subs = nil
 	c.held = nil
 	c.dirty = nil
-	c.buf, c.bufMsgs = nil, 0
+	if c.out != nil {
+		c.hub.bufs.put(c.out)
+		c.out, c.bufMsgs = nil, 0
+	}
 	c.mu.Unlock()
 
 	for _, s := range subs {

@@ -148,6 +148,7 @@ type Hub struct {
 	status   atomic.Pointer[status]
 
 	encoders sync.Pool
+	bufs     outBufPool // the clients' outbound buffers
 	stats    counters
 
 	// clock is the unix time in ns of the last heartbeat tick, refreshed

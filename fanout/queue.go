@@ -32,16 +32,43 @@ func (c *Client) queue(msg []byte) {
 		go c.close(codec.CloseSlowConsumer, "slow consumer")
 		return
 	}
-	if len(c.buf) > c.frameStart && len(c.buf)-c.frameStart+len(msg) > c.hub.cfg.MaxFrameSize {
-		c.cuts = append(c.cuts, len(c.buf))
-		c.frameStart = len(c.buf)
+	need := len(msg) + 1 // and a separator
+	if c.out == nil {
+		c.out = c.hub.bufs.get(need)
+	} else if n := len(c.out.b) + need; n > cap(c.out.b) {
+		c.growOut(n)
 	}
-	if len(c.buf) > c.frameStart {
-		c.buf = c.format.AppendSeparator(c.buf)
+	ob := c.out
+	if len(ob.b) > c.frameStart && len(ob.b)-c.frameStart+len(msg) > c.hub.cfg.MaxFrameSize {
+		ob.cuts = append(ob.cuts, len(ob.b))
+		c.frameStart = len(ob.b)
 	}
-	c.buf = append(c.buf, msg...)
+	if len(ob.b) > c.frameStart {
+		ob.b = c.format.AppendSeparator(ob.b)
+	}
+	ob.b = append(ob.b, msg...)
 	c.bufMsgs++
 	c.hub.stats.messages.Add(1)
+}
+
+// growOut moves what is queued to a pooled buffer of the size class that
+// holds n bytes, and gives the old one back. c.mu is held.
+func (c *Client) growOut(n int) {
+	// Double at least, so that a buffer past the classes still grows
+	// geometrically.
+	bigger := c.hub.bufs.get(max(n, 2*cap(c.out.b)))
+	bigger.b = append(bigger.b, c.out.b...)
+	bigger.cuts = append(bigger.cuts, c.out.cuts...)
+	c.hub.bufs.put(c.out)
+	c.out = bigger
+}
+
+// buffered is the number of bytes queued for the writer. c.mu is held.
+func (c *Client) buffered() int {
+	if c.out == nil {
+		return 0
+	}
+	return len(c.out.b)
 }
 
 // startClosing puts the client in its closing state: nothing more is
@@ -90,7 +117,7 @@ func (c *Client) retireWriter() {
 }
 
 // backlog is the number of bytes queued or being written. c.mu is held.
-func (c *Client) backlog() int { return len(c.buf) + c.inflight }
+func (c *Client) backlog() int { return c.buffered() + c.inflight }
 
 // congested reports whether the client gets conflated delivery: its
 // backlog passed the soft limit, or its socket has not taken a frame for
@@ -220,7 +247,7 @@ func (c *Client) flushDirty(now time.Time) {
 	var next time.Time
 	keep := c.dirty[:0]
 	for i, s := range c.dirty {
-		if len(c.buf) > c.hub.cfg.SoftLimit {
+		if c.buffered() > c.hub.cfg.SoftLimit {
 			keep = append(keep, c.dirty[i:]...)
 			break
 		}
@@ -300,14 +327,14 @@ func (c *Client) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		if len(c.buf) == 0 && c.closing {
+		if c.out == nil && c.closing {
 			c.wstate = writerNone
 			code, reason := c.closeCode, c.closeReason
 			c.mu.Unlock()
 			c.close(code, reason)
 			return
 		}
-		if len(c.buf) == 0 {
+		if c.out == nil {
 			c.wstate = writerParked
 			c.mu.Unlock()
 			// A retired writer returns without touching the client: a
@@ -317,25 +344,20 @@ func (c *Client) writeLoop() {
 			}
 			continue
 		}
-		out, cuts := c.buf, c.cuts
-		c.buf, c.cuts, c.frameStart, c.bufMsgs = c.spare[:0], c.spareCuts[:0], 0, 0
-		c.spare, c.spareCuts = nil, nil
-		c.inflight = len(out)
+		out := c.out
+		c.out, c.frameStart, c.bufMsgs = nil, 0, 0
+		c.inflight = len(out.b)
 		c.writeStart.Store(c.hub.clock.Load())
 		c.mu.Unlock()
 
-		err := c.writeFrames(out, cuts)
+		err := c.writeFrames(out)
+		c.hub.bufs.put(out)
 
 		c.mu.Lock()
 		c.inflight = 0
 		c.lastWrite = c.hub.clock.Load()
 		if c.parked && err == nil && !c.closed {
 			c.unpark()
-		}
-		// Keep the buffer for reuse unless a burst made it large: an idle
-		// client should not pin a burst's memory.
-		if cap(out) <= 4*c.hub.cfg.MaxFrameSize {
-			c.spare, c.spareCuts = out[:0], cuts[:0]
 		}
 		if c.conflating && c.backlog() < c.hub.cfg.SoftLimit/2 {
 			c.conflating = false
@@ -352,13 +374,17 @@ func (c *Client) writeLoop() {
 	}
 }
 
-func (c *Client) writeFrames(out []byte, cuts []int) error {
+func (c *Client) writeFrames(out *outBuf) error {
 	from := 0
-	for _, to := range append(cuts, len(out)) {
+	for i := 0; i <= len(out.cuts); i++ {
+		to := len(out.b)
+		if i < len(out.cuts) {
+			to = out.cuts[i]
+		}
 		if to == from {
 			continue
 		}
-		if err := c.t.WriteFrame(out[from:to]); err != nil {
+		if err := c.t.WriteFrame(out.b[from:to]); err != nil {
 			return err
 		}
 		// The socket took a frame: a stuck write is one that takes none,
@@ -412,17 +438,16 @@ func (c *Client) tick(now time.Time) {
 		c.park()
 	}
 	idle := time.Duration(nowNs - c.lastWrite)
-	if !slow && c.wstate != writerBusy && len(c.buf) == 0 && idle >= cfg.Heartbeat {
+	if !slow && c.wstate != writerBusy && c.out == nil && idle >= cfg.Heartbeat {
 		c.scratch = c.format.AppendHeartbeat(c.scratch[:0], now.UnixMicro())
 		c.queue(c.scratch)
 		c.lastWrite = nowNs
 		c.wake()
-	} else if c.wstate != writerBusy && len(c.buf) == 0 && idle >= cfg.Heartbeat/2 {
-		// An idle connection gives its buffers back: with tens of
-		// thousands of quiet subscribers they are a large part of the
-		// memory, and a busy connection never gets here.
-		c.buf, c.cuts = nil, nil
-		c.spare, c.spareCuts, c.scratch = nil, nil, nil
+	} else if c.wstate != writerBusy && c.out == nil && idle >= cfg.Heartbeat/2 {
+		// An idle connection gives its scratch buffer and its writer
+		// back: with tens of thousands of quiet subscribers they are a
+		// large part of the memory, and a busy connection never gets here.
+		c.scratch = nil
 		c.retireWriter()
 	}
 	c.mu.Unlock()
