@@ -17,6 +17,7 @@ import (
 
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/internal/kafkatest"
+	"github.com/tickstream/tickstream/node"
 )
 
 // TestConfigSources checks the order of the sources of a setting: command
@@ -108,6 +109,12 @@ func TestServeInvalidSettings(t *testing.T) {
 		{[]string{"--listen-cert", badKey}, "--listen-cert and --listen-key"},
 		{[]string{"--allowed-origins", "example.com"}, "--allowed-origins: want"},
 		{[]string{"--max-connections", "lots"}, "-max-connections"},
+		{[]string{"--bars", "7s:1m"}, `--bars "7s:1m": interval 7s: want a length that divides 24h`},
+		{[]string{"--bars", "1m:30s"}, "want a whole number of 1m bars"},
+		{[]string{"--bars", ""}, "--bars"},
+		{[]string{"--bars-max-memory", "1B"}, "--bars-max-memory: want at least 48"},
+		{[]string{"--bars-max-memory", "lots"}, "--bars-max-memory \"lots\": want a size in bytes"},
+		{[]string{"--bars-max-memory", "-1MiB"}, "--bars-max-memory"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -129,7 +136,8 @@ func TestServeHelp(t *testing.T) {
 	}
 	for _, want := range []string{"TICKSTREAM_", "--config", "-auth", "-jwt-secret", "-jwt-public-key", "-allowed-origins", "-listen-cert",
 		"-max-connections", "-max-connections-per-ip", "-request-rate", "-max-subscriptions", "-max-message", "-handshake-timeout",
-		"-idle-timeout", "-socket-send-buffer", "-http-idle-timeout", "-max-http-connections", "-write-timeout", "-pprof", "-shutdown-timeout", "-log-format", "-tls-ca", "-sasl-mechanism", "tickstream token"} {
+		"-idle-timeout", "-socket-send-buffer", "-http-idle-timeout", "-max-http-connections", "-write-timeout", "-pprof", "-shutdown-timeout", "-log-format", "-tls-ca", "-sasl-mechanism", "tickstream token",
+		"-bars intervals", "(default 1s:15m,1m:24h)", "or off", "-bars-max-memory bytes", "(default 256MiB)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("serve --help does not mention %s", want)
 		}
@@ -203,5 +211,38 @@ func TestServeShutdown(t *testing.T) {
 	<-conn.Done()
 	if conn.CloseCode() != 1001 {
 		t.Errorf("client closed with %d, want 1001", conn.CloseCode())
+	}
+}
+
+// TestBarsFlags checks what --bars and --bars-max-memory set in the node's
+// Config, and that they read back as given.
+func TestBarsFlags(t *testing.T) {
+	tests := []struct {
+		bars, mem string
+		want      string // --bars as read back
+		off       bool
+		maxBytes  int64
+	}{
+		{"1s:15m,1m:24h", "256MiB", "1s:15m,1m:24h", false, 256 << 20},
+		{"60s:2h, 5s:10m", "2GiB", "5s:10m,1m:2h", false, 2 << 30},
+		{"off", "1000", "off", true, 1000},
+		{"1h:168h", "3KiB", "1h:168h", false, 3 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.bars, func(t *testing.T) {
+			cfg := node.DefaultConfig()
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.Var(barsFlag{&cfg}, "bars", "")
+			fs.Var(bytesFlag{&cfg.Bars.MaxBytes}, "bars-max-memory", "")
+			if err := fs.Parse([]string{"--bars", tt.bars, "--bars-max-memory", tt.mem}); err != nil {
+				t.Fatal(err)
+			}
+			if got := fs.Lookup("bars").Value.String(); got != tt.want || cfg.BarsOff != tt.off {
+				t.Errorf("--bars %q reads back %q (off %v), want %q (off %v)", tt.bars, got, cfg.BarsOff, tt.want, tt.off)
+			}
+			if cfg.Bars.MaxBytes != tt.maxBytes || fs.Lookup("bars-max-memory").Value.String() != tt.mem {
+				t.Errorf("--bars-max-memory %s: %d bytes, reads back %s", tt.mem, cfg.Bars.MaxBytes, fs.Lookup("bars-max-memory").Value)
+			}
+		})
 	}
 }
