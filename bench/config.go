@@ -123,6 +123,14 @@ type Config struct {
 	// it by design.
 	P99Limit time.Duration
 
+	// Overload judges a step by the freshness of what arrives, for a feed
+	// that offers more than the server can write: the p99 age (event time
+	// to receipt) must stay under P99Limit, and the excess is expected to
+	// be conflated rather than queued, so conflation does not fail it.
+	// Each step then reports the server's conflation counters
+	// (Step.Overload).
+	Overload bool
+
 	// ServerPID is the server process whose CPU and RSS are sampled from
 	// /proc; 0 looks it up by the URL's port when the server is on
 	// loopback, -1 samples nothing.
@@ -161,7 +169,7 @@ func DefaultConfig() Config {
 
 // Scenarios are the names Scenario knows, in the order of the standard
 // suite.
-var Scenarios = []string{"dashboard", "firehose", "skew", "storm"}
+var Scenarios = []string{"dashboard", "firehose", "skew", "storm", "overload"}
 
 // Scenario returns DefaultConfig shaped as a named scenario:
 //
@@ -171,6 +179,11 @@ var Scenarios = []string{"dashboard", "firehose", "skew", "storm"}
 //     so that a few popular symbols have most subscribers.
 //   - storm: 2000 connections of 5 symbols that all reconnect at once
 //     after the warm-up.
+//   - overload: 4000 connections of 10 of 400 symbols (100 subscribers
+//     per symbol, about 12 messages per second per connection) fed at
+//     OverloadRate, about twice the find-max knee of that shape on the
+//     2-core machine of docs/BENCHMARKS.md; judged by the p99 age of what
+//     arrives (100 ms), with the excess conflated rather than queued.
 func Scenario(name string) (Config, error) {
 	c := DefaultConfig()
 	switch name {
@@ -184,6 +197,9 @@ func Scenario(name string) (Config, error) {
 	case "storm":
 		c.Conns, c.SymbolsPerConn, c.Storm = 2000, 5, true
 		c.Rate = 1000
+	case "overload":
+		c.Conns, c.SymbolsPerConn, c.Symbols = 4000, 10, 400
+		c.Rate, c.P99Limit, c.Overload = OverloadRate, 100*time.Millisecond, true
 	default:
 		return c, fmt.Errorf("bench: unknown scenario %q: want one of %s", name, strings.Join(Scenarios, ", "))
 	}

@@ -69,7 +69,12 @@ func WriteSummary(w io.Writer, res *Result) error {
 			self = fmt.Sprintf("%.2f cores", s.Cores)
 		}
 		verdict := "ok"
-		if !st.Sustained {
+		switch {
+		case c.Overload && st.Sustained:
+			verdict = "fresh"
+		case c.Overload:
+			verdict = "STALE"
+		case !st.Sustained:
 			verdict = "NOT SUSTAINED"
 		}
 		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%s\t%s\t%s\t\n",
@@ -84,6 +89,9 @@ func WriteSummary(w io.Writer, res *Result) error {
 		if st.PublishMean > 0 {
 			fmt.Fprintf(&b, "  step %d (%.0f/s): server publish time %.1f µs per change (tickstream_publish_seconds)\n",
 				i+1, st.Rate, float64(st.PublishMean)/1e3)
+		}
+		if st.Overload != nil {
+			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, overloadLine(&st, c.P99Limit))
 		}
 		if st.Reason != "" {
 			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, st.Reason)

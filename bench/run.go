@@ -305,7 +305,7 @@ func (r *runner) resultConfig(ips int) ResultConfig {
 		Conns: c.Conns, SymbolsPerConn: c.SymbolsPerConn, SlowConns: c.SlowConns, Symbols: c.Symbols, Zipf: c.Zipf,
 		MaxHz: c.MaxHz, Fields: c.Fields, JSON: c.JSON, Compression: c.Compression,
 		RampRate: c.RampRate, SourceIPs: max(ips, 1), Rate: c.Rate, Warmup: c.Warmup,
-		Duration: c.Duration, Seed: c.Seed, Storm: c.Storm, FindMax: c.FindMax,
+		Duration: c.Duration, Seed: c.Seed, Storm: c.Storm, FindMax: c.FindMax, Overload: c.Overload,
 		P99Limit: c.p99Limit(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 	}
 }
@@ -456,6 +456,10 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	}
 	self0, selfErr := readProc(os.Getpid())
 	pub0 := r.scrapeMetrics(ctx, publishSum, publishCount)
+	var over0 map[string]float64
+	if r.cfg.Overload {
+		over0 = r.conflationMetrics(ctx)
+	}
 	errs0 := r.errorCount()
 	r.mu.Lock()
 	r.phase, r.windowStart, r.series, r.maxRSS = "measuring", startFeedAt, nil, 0
@@ -475,6 +479,10 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 			st.PublishMean = time.Duration((pub1[publishSum] - pub0[publishSum]) / n * 1e9)
 		}
 	}
+	var over1 map[string]float64
+	if r.cfg.Overload {
+		over1 = r.conflationMetrics(ctx)
+	}
 	stopFeed()
 	<-fed
 
@@ -482,6 +490,9 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	st.Duration = elapsed
 	st.Deliveries, st.Conflated, st.WireBytes = m1-m0, c1-c0, w1-w0
 	st.DeliveriesPerSec = float64(st.Deliveries) / elapsed.Seconds()
+	if r.cfg.Overload {
+		st.Overload = overloadStats(&st, over0, over1)
+	}
 	if st.Deliveries > 0 {
 		st.BytesPerDelivery = float64(st.WireBytes) / float64(st.Deliveries)
 	}
@@ -514,6 +525,9 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 
 // judge decides whether a step kept up.
 func (r *runner) judge(st *Step, newErrors int64) (bool, string) {
+	if r.cfg.Overload {
+		return r.judgeOverload(st, newErrors)
+	}
 	var why []string
 	if limit := r.cfg.p99Limit(); st.Latency.P99 > limit {
 		why = append(why, fmt.Sprintf("p99 %v over %v", st.Latency.P99.Round(time.Microsecond), limit))

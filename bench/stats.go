@@ -199,6 +199,9 @@ type Step struct {
 	// window (tickstream_publish_seconds), 0 when its metrics could not
 	// be read.
 	PublishMean time.Duration `json:"publishMean,omitempty"`
+	// Overload is the step's conflation under overload, with
+	// Config.Overload (nil otherwise).
+	Overload *OverloadStats `json:"overload,omitempty"`
 	// Bench is the benchmark's own process over the window: when it
 	// shares the machine with the server, a benchmark near its cores'
 	// limit inflates the latencies it measures.
@@ -278,6 +281,7 @@ type ResultConfig struct {
 	Seed           int64         `json:"seed"`
 	Storm          bool          `json:"storm,omitempty"`
 	FindMax        bool          `json:"findMax,omitempty"`
+	Overload       bool          `json:"overload,omitempty"`
 	P99Limit       time.Duration `json:"p99Limit"`
 	GOMAXPROCS     int           `json:"gomaxprocs"`
 	NumCPU         int           `json:"numCPU"`

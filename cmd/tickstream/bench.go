@@ -44,9 +44,17 @@ Scenarios (flags given on the command line override them):
   firehose   4 connections, every symbol, every update
   skew       1000 connections of 10 Zipf-chosen symbols (popular symbols)
   storm      2000 connections that all reconnect at once after the warm-up
+  overload   4000 connections of 10 of 400 symbols fed at about twice what the
+             server can deliver in time; judged by the p99 age of what arrives
+             (--p99, 100ms), with the excess conflated rather than queued
 
 --find-max steps the rate up by --step-factor until p99 passes --p99 or
 deliveries fall behind, and reports the highest sustained deliveries/s.
+
+--overload judges each step by the p99 age of what arrives (under --p99)
+instead: conflation is the expected answer to overload, and the server's
+conflation counters are reported. --serve-flags passes more flags to the
+--embedded server (e.g. "--max-staleness 50ms").
 
 Every flag can also be set as TICKSTREAM_<FLAG> (e.g. TICKSTREAM_URL).
 
@@ -65,6 +73,8 @@ type benchOptions struct {
 	partition int
 	logLevel  string
 	cpuProf   string
+	// serveFlags are more flags of the --embedded server.
+	serveFlags string
 }
 
 // benchFlags registers the flags of bench on fs, bound to cfg and o, with
@@ -100,6 +110,8 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.Float64Var(&cfg.StepFactor, "step-factor", cfg.StepFactor, "find-max: rate factor between steps")
 	fs.IntVar(&cfg.MaxSteps, "max-steps", cfg.MaxSteps, "find-max: most steps")
 	fs.DurationVar(&cfg.P99Limit, "p99", cfg.P99Limit, "find-max: p99 latency limit of a sustained step (plus 1/maxHz)")
+	fs.BoolVar(&cfg.Overload, "overload", cfg.Overload, "judge steps by the p99 age of what arrives (--p99), conflation expected, and report the server's conflation")
+	fs.StringVar(&o.serveFlags, "serve-flags", "", "embedded: more flags of the server, space-separated (e.g. \"--max-staleness 50ms\")")
 	fs.IntVar(&cfg.ServerPID, "server-pid", cfg.ServerPID, "server process to sample CPU and RSS from (0: the one listening on the URL's loopback port, -1: none)")
 	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "progress and latency series interval")
 	fs.StringVar(&o.jsonFile, "json", "", "write every figure as JSON to `file`")
@@ -163,7 +175,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if o.embedded {
-		stop, err := startBenchServer(ctx, &cfg, o.partition, stderr)
+		stop, err := startBenchServer(ctx, &cfg, o.partition, strings.Fields(o.serveFlags), stderr)
 		if err != nil {
 			return err
 		}
@@ -244,6 +256,9 @@ func (o *benchOptions) apply(cfg *bench.Config, given map[string]bool) error {
 			return err
 		}
 	}
+	if o.serveFlags != "" && !o.embedded {
+		return errors.New("--serve-flags needs --embedded: it passes flags to the server that --embedded starts")
+	}
 	if o.embedded && given["url"] {
 		return errors.New("--url and --embedded exclude each other: --embedded starts its own server")
 	}
@@ -286,8 +301,8 @@ const benchServerWait = 20 * time.Second
 
 // startBenchServer starts an embedded broker in this process and a server
 // consuming it in a child process, on loopback ports, and points cfg at
-// them. stop ends both.
-func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, stderr io.Writer) (stop func(), err error) {
+// them; extra are more flags of the server. stop ends both.
+func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, extra []string, stderr io.Writer) (stop func(), err error) {
 	broker, err := embedded.Start(cfg.Topic, partitions)
 	if err != nil {
 		return nil, err
@@ -303,8 +318,9 @@ func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, st
 		broker.Close()
 		return nil, fmt.Errorf("embedded server: %w", err)
 	}
-	cmd := exec.Command(exe, "serve", "--listen", addr, "--brokers", strings.Join(cfg.Brokers, ","),
-		"--topic", cfg.Topic, "--log-level", "warn", fmt.Sprintf("--compression=%t", cfg.Compression))
+	args := append([]string{"serve", "--listen", addr, "--brokers", strings.Join(cfg.Brokers, ","),
+		"--topic", cfg.Topic, "--log-level", "warn", fmt.Sprintf("--compression=%t", cfg.Compression)}, extra...)
+	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	// A server reading Kafka may insist on client authentication; the
 	// benchmark's loopback server serves anyone. The environment, unlike a

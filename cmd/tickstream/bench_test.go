@@ -51,8 +51,21 @@ func TestBenchFlags(t *testing.T) {
 		{"bad field", []string{"--fields", "bid,colour"}, `unknown field "colour"`, nil},
 		{"zero conns", []string{"--scenario", "firehose", "--conns", "0"}, "Conns 0", nil},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level", nil},
+		{"serve flags without embedded", []string{"--serve-flags", "--max-staleness 50ms"}, "--serve-flags needs --embedded", nil},
 	}
 	testRefusals(t, runBench, tests, "usage: tickstream bench")
+}
+
+// TestBenchServeFlags checks that --serve-flags reach the embedded server:
+// one it refuses stops the run before it starts.
+func TestBenchServeFlags(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Setenv(benchChildEnv, "1")
+	var stdout, stderr bytes.Buffer
+	err := runBench(t.Context(), []string{"--embedded", "--serve-flags", "--max-frame 4096 --no-such-flag", "--conns", "1"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "embedded server: exited before serving") || !strings.Contains(stderr.String(), "no-such-flag") {
+		t.Fatalf("err %v, stderr %q: want the server to refuse --no-such-flag", err, stderr.String())
+	}
 }
 
 // TestBenchEmbedded runs the whole command: a child server, a short run,

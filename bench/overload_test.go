@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunOverload runs the overload judgement against a real server: the
+// step carries the server's conflation counters and the summary reports
+// them, and the final state check still runs.
+func TestRunOverload(t *testing.T) {
+	url, brokers := testServer(t)
+	cfg := shortConfig(url, brokers)
+	cfg.Overload, cfg.P99Limit = true, time.Hour
+	res, err := Run(t.Context(), cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := summary(t, res)
+	t.Log("\n" + out)
+	if !res.Passed || res.Final.Skipped != "" || res.Final.Checked == 0 {
+		t.Fatalf("run failed or skipped its final check: %v %q", res.Failures, res.Final.Skipped)
+	}
+	o := res.Steps[0].Overload
+	switch {
+	case o == nil:
+		t.Fatal("no overload figures")
+	case o.ServerMessages <= 0 || o.ServerShare < 0 || o.OfferedPerSec <= 0:
+		t.Errorf("overload figures %+v: want the server's messages and share read from /metrics", o)
+	case !strings.Contains(out, "overload: p99 age") || !strings.Contains(out, "fresh"):
+		t.Errorf("summary lacks the overload line or the fresh verdict")
+	}
+}
+
+func TestOverloadStats(t *testing.T) {
+	st := &Step{Duration: 2 * time.Second, Deliveries: 300, Conflated: 100}
+	m0 := map[string]float64{conflatedMetric: 10, messagesMetric: 1000, startsSeries("staleness"): 1, startsSeries("backlog"): 0}
+	m1 := map[string]float64{conflatedMetric: 110, messagesMetric: 1300, startsSeries("staleness"): 5, startsSeries("backlog"): 2, conflatingMetric: 3}
+	o := overloadStats(st, m0, m1)
+	want := OverloadStats{OfferedPerSec: 200, ClientShare: 0.25, ServerConflated: 100, ServerMessages: 300, ServerShare: 0.25,
+		Starts: map[string]int64{"staleness": 4, "backlog": 2}, Conflating: 3}
+	if o.OfferedPerSec != want.OfferedPerSec || o.ClientShare != want.ClientShare || o.ServerConflated != want.ServerConflated ||
+		o.ServerMessages != want.ServerMessages || o.ServerShare != want.ServerShare || o.Conflating != want.Conflating ||
+		len(o.Starts) != 2 || o.Starts["staleness"] != 4 || o.Starts["backlog"] != 2 {
+		t.Errorf("overloadStats = %+v, want %+v", *o, want)
+	}
+	// A server without the newer counters, and one whose metrics could
+	// not be read.
+	old := overloadStats(st, map[string]float64{conflatedMetric: 0, messagesMetric: 0}, map[string]float64{conflatedMetric: 0, messagesMetric: 400})
+	if old.Starts != nil || old.Conflating != -1 || old.ServerShare != 0 {
+		t.Errorf("without the newer counters: %+v, want no starts, conflating -1, share 0", *old)
+	}
+	if none := overloadStats(st, nil, m1); none.ServerShare != -1 || none.OfferedPerSec != 0 || none.ClientShare != 0.25 {
+		t.Errorf("without metrics: %+v, want server share -1 and the clients' share", *none)
+	}
+}
+
+func TestJudgeOverload(t *testing.T) {
+	r := &runner{cfg: Config{Overload: true, P99Limit: 100 * time.Millisecond}}
+	tests := []struct {
+		name   string
+		st     Step
+		errs   int64
+		ok     bool
+		reason string
+	}{
+		{"fresh, mostly conflated", Step{Rate: 100, Produced: 100, Duration: time.Second, Deliveries: 10, Conflated: 90,
+			Latency: Latency{P99: 80 * time.Millisecond}}, 0, true, ""},
+		{"stale", Step{Rate: 100, Produced: 100, Duration: time.Second, Deliveries: 100,
+			Latency: Latency{P99: 2 * time.Second}}, 0, false, "p99 age 2s over 100ms"},
+		{"feed short", Step{Rate: 100, Produced: 50, Duration: time.Second, Deliveries: 100}, 0, false, "producer reached only 50 of 100"},
+		{"errors", Step{Duration: time.Second, Deliveries: 100}, 2, false, "2 errors"},
+		{"nothing", Step{Duration: time.Second}, 0, false, "nothing delivered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, reason := r.judge(&tt.st, tt.errs)
+			if ok != tt.ok || !strings.Contains(reason, tt.reason) {
+				t.Errorf("judge = %t %q, want %t with %q", ok, reason, tt.ok, tt.reason)
+			}
+		})
+	}
+}
