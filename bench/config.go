@@ -169,7 +169,7 @@ func DefaultConfig() Config {
 
 // Scenarios are the names Scenario knows, in the order of the standard
 // suite.
-var Scenarios = []string{"dashboard", "firehose", "skew", "storm", "overload"}
+var Scenarios = []string{"dashboard", "firehose", "skew", "storm", "overload", "conns"}
 
 // Scenario returns DefaultConfig shaped as a named scenario:
 //
@@ -184,6 +184,9 @@ var Scenarios = []string{"dashboard", "firehose", "skew", "storm", "overload"}
 //     OverloadRate, about twice the find-max knee of that shape on the
 //     2-core machine of docs/BENCHMARKS.md; judged by the p99 age of what
 //     arrives (100 ms), with the excess conflated rather than queued.
+//   - conns: 18000 connections of 20 of 1000 symbols at 20 updates/s
+//     (7200 deliveries/s), for the server's memory per connection
+//     (Result.Memory); a process needs ulimit -n above 18000.
 func Scenario(name string) (Config, error) {
 	c := DefaultConfig()
 	switch name {
@@ -200,6 +203,9 @@ func Scenario(name string) (Config, error) {
 	case "overload":
 		c.Conns, c.SymbolsPerConn, c.Symbols = 4000, 10, 400
 		c.Rate, c.P99Limit, c.Overload = OverloadRate, 100*time.Millisecond, true
+	case "conns":
+		c.Conns, c.SymbolsPerConn, c.Symbols = 18_000, 20, 1000
+		c.Rate, c.DialTimeout = 20, 30*time.Second
 	default:
 		return c, fmt.Errorf("bench: unknown scenario %q: want one of %s", name, strings.Join(Scenarios, ", "))
 	}

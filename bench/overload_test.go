@@ -31,6 +31,9 @@ func TestRunOverload(t *testing.T) {
 	case !strings.Contains(out, "overload: p99 age") || !strings.Contains(out, "fresh"):
 		t.Errorf("summary lacks the overload line or the fresh verdict")
 	}
+	if m := res.Memory; m == nil || m.Conns != cfg.Conns || m.HeapPerConn == -1 || !strings.Contains(out, "server memory:") {
+		t.Errorf("memory %+v: want the server's Go memory per connection of %d, in the summary", m, cfg.Conns)
+	}
 }
 
 func TestOverloadStats(t *testing.T) {
@@ -80,5 +83,22 @@ func TestJudgeOverload(t *testing.T) {
 				t.Errorf("judge = %t %q, want %t with %q", ok, reason, tt.ok, tt.reason)
 			}
 		})
+	}
+}
+
+func TestMemoryPerConn(t *testing.T) {
+	before := memorySample{rss: 100 << 20, heap: 20 << 20, stacks: 1 << 20}
+	after := memorySample{rss: 100<<20 + 4000*10240, heap: 20<<20 + 4000*6144, stacks: 1<<20 + 4000*4096}
+	m := memoryPerConn(before, after, 4000)
+	if m.Conns != 4000 || m.RSSPerConn != 10240 || m.HeapPerConn != 6144 || m.StackPerConn != 4096 {
+		t.Errorf("memoryPerConn = %+v, want 10240 B RSS, 6144 B heap, 4096 B stacks per connection", *m)
+	}
+	if got := memoryLine(m); !strings.Contains(got, "10.0 KB per connection") || !strings.Contains(got, "Go heap 6.0 KB + stacks 4.0 KB") {
+		t.Errorf("memoryLine = %q", got)
+	}
+	// Without /proc (a remote or in-process server) or /metrics.
+	none := memoryPerConn(memorySample{heap: -1, stacks: -1}, memorySample{heap: -1, stacks: -1}, 10)
+	if none.RSSPerConn != 0 || none.HeapPerConn != -1 || none.StackPerConn != -1 || memoryLine(none) != "10 connections open" {
+		t.Errorf("without figures: %+v, %q", *none, memoryLine(none))
 	}
 }

@@ -49,6 +49,9 @@ func WriteSummary(w io.Writer, res *Result) error {
 	if res.Storm != nil {
 		fmt.Fprintf(&b, "  reconnect storm:           %s\n", connectLine(res.Storm))
 	}
+	if res.Memory != nil {
+		fmt.Fprintf(&b, "  server memory:             %s\n", memoryLine(res.Memory))
+	}
 	if s := res.Slow; s != nil {
 		fmt.Fprintf(&b, "  slow connections:          %s\n", slowLine(s))
 	}

@@ -79,6 +79,8 @@ type runner struct {
 	lastTick         time.Time
 	lastDeliveries   int64
 	maxRSS           int64
+	// mem0 is the server's memory before the connections opened.
+	mem0 memorySample
 }
 
 // Run runs the benchmark that cfg describes and returns its figures. It
@@ -130,6 +132,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 	ticker := r.startTicker()
 	defer ticker()
 
+	r.mem0 = r.serverMemory(ctx)
 	res.Connect = r.connectAll(ctx, r.slots, cfg.RampRate, cfg.DialConcurrency)
 	if res.Connect.Ready == 0 {
 		r.closeAll(r.slots, cfg.DialConcurrency)
@@ -474,6 +477,9 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	r.tick(end)
 	_, c1, w1 := r.totals()
 	m1 := r.measured()
+	if i == 0 {
+		res.Memory = memoryPerConn(r.mem0, r.serverMemory(ctx), int(r.open.Load()))
+	}
 	if pub1 := r.scrapeMetrics(ctx, publishSum, publishCount); pub0 != nil && pub1 != nil {
 		if n := pub1[publishCount] - pub0[publishCount]; n > 0 {
 			st.PublishMean = time.Duration((pub1[publishSum] - pub0[publishSum]) / n * 1e9)

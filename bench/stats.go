@@ -236,6 +236,10 @@ type Result struct {
 	MaxSustained     float64 `json:"maxSustained,omitempty"`
 	MaxSustainedRate float64 `json:"maxSustainedRate,omitempty"`
 
+	// Memory is the server's memory per connection, measured at the end
+	// of the first step.
+	Memory *MemoryStats `json:"memory,omitempty"`
+
 	Totals Totals `json:"totals"`
 	// Slow is the figures of the connections that never read
 	// (Config.SlowConns), nil without them.

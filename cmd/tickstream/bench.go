@@ -47,6 +47,8 @@ Scenarios (flags given on the command line override them):
   overload   4000 connections of 10 of 400 symbols fed at about twice what the
              server can deliver in time; judged by the p99 age of what arrives
              (--p99, 100ms), with the excess conflated rather than queued
+  conns      18000 connections of 20 of 1000 symbols at 20 updates/s: the
+             server's memory per connection (needs ulimit -n above 18000)
 
 --find-max steps the rate up by --step-factor until p99 passes --p99 or
 deliveries fall behind, and reports the highest sustained deliveries/s.
