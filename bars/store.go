@@ -411,6 +411,11 @@ func (b *slot) bar() Bar {
 // goroutine; inside the next observer's Publish it sees the bars of the
 // change being published.
 func (s *Store) AppendHistory(dst []Bar, sym *snapshot.Symbol, i int, since int64, n int) ([]Bar, uint64) {
+	return s.AppendRange(dst, sym, i, since, math.MaxInt64, n)
+}
+
+// AppendRange is AppendHistory for the bars that start in [from, to).
+func (s *Store) AppendRange(dst []Bar, sym *snapshot.Symbol, i int, from, to int64, n int) ([]Bar, uint64) {
 	se := s.lookup(sym)
 	if se == nil {
 		return dst, 0
@@ -418,23 +423,29 @@ func (s *Store) AppendHistory(dst []Bar, sym *snapshot.Symbol, i int, since int6
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	r := &se.rings[i]
-	// Start times increase: the first bar at or after since by bisection.
+	lo, hi := r.search(from), r.search(to)
+	if n > 0 && hi-lo > n {
+		lo = hi - n
+	}
+	for k := lo; k < hi; k++ {
+		dst = append(dst, r.at(k).bar())
+	}
+	return dst, se.seq
+}
+
+// search returns the index of r's first bar that starts at or after t
+// (unix µs), r.n when none does: start times increase, so by bisection.
+func (r *ring) search(t int64) int {
 	lo, hi := 0, r.n
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if int64(r.at(mid).sec)*1e6 < since {
+		if int64(r.at(mid).sec)*1e6 < t {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	if n > 0 && r.n-lo > n {
-		lo = r.n - n
-	}
-	for k := lo; k < r.n; k++ {
-		dst = append(dst, r.at(k).bar())
-	}
-	return dst, se.seq
+	return lo
 }
 
 // Last returns the newest bar of sym at interval i, which may still be

@@ -320,6 +320,26 @@ func TestAppendHistory(t *testing.T) {
 		{"since and the last 2", t0 + 5*sec, 2, all[8:]},
 		{"since after the newest", t0 + 19*sec, 0, nil},
 	}
+	ranges := []struct {
+		name     string
+		from, to int64
+		n        int
+		want     []bars.Bar
+	}{
+		{"a range", t0 + 4*sec, t0 + 10*sec, 0, all[2:5]},
+		{"to a bar's start excludes it", t0, t0 + 2*sec, 0, all[:1]},
+		{"the newest 2 of a range", t0 + 4*sec, t0 + 11*sec, 2, all[4:6]},
+		{"an empty range", t0 + 5*sec, t0 + 6*sec, 0, nil},
+		{"to before from", t0 + 10*sec, t0, 0, nil},
+	}
+	for _, tt := range ranges {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := p.bars.AppendRange(nil, sym, 0, tt.from, tt.to, tt.n)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			prefix := []bars.Bar{{T: 1}}

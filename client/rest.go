@@ -25,6 +25,34 @@ type SnapshotResponse struct {
 	Snapshots map[string]SymbolSnapshot `json:"snapshots"`
 }
 
+// RESTBar is one bar in GET /api/v1/bars.
+type RESTBar struct {
+	T      int64   `json:"t"` // start, unix µs
+	Open   float64 `json:"o"`
+	High   float64 `json:"h"`
+	Low    float64 `json:"l"`
+	Close  float64 `json:"c"`
+	Volume float64 `json:"v"`
+	Trades uint32  `json:"n"`
+}
+
+// BarsResponse is the body of GET /api/v1/bars.
+type BarsResponse struct {
+	Symbol   string `json:"symbol"`
+	Interval string `json:"interval"`
+	// Seq is the symbol's version the bars are complete up to: every
+	// change up to it is in them (0 when the symbol has no bar yet).
+	Seq  uint64    `json:"seq"`
+	Bars []RESTBar `json:"bars"`
+}
+
+// BarInterval is one entry of GET /api/v1/bars/intervals.
+type BarInterval struct {
+	Name    string `json:"name"`
+	Seconds int64  `json:"seconds"`
+	Keep    int    `json:"keep"` // bars a symbol keeps
+}
+
 // SymbolsResponse is the body of GET /api/v1/symbols.
 type SymbolsResponse struct {
 	Symbols []string `json:"symbols"`

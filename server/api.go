@@ -20,6 +20,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /api/v1/snapshot", s.authorize(s.serveSnapshot))
 	mux.HandleFunc("GET /api/v1/symbols", s.authorize(s.serveSymbols))
+	mux.HandleFunc("GET /api/v1/bars", s.authorize(s.serveBars))
+	mux.HandleFunc("GET /api/v1/bars/intervals", s.authorize(s.serveBarIntervals))
 	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/tickstream/tickstream/client"
+	"github.com/tickstream/tickstream/node"
 )
 
 // TestOpenAPI validates the node's real responses against
@@ -50,6 +51,7 @@ func TestOpenAPI(t *testing.T) {
 	}
 	closed := startServer(t, setup{Config: Config{Auth: auth}, Demo: demo.Config{Symbols: 30, Rate: 500}})
 	grant := token(t, []string{"AAPL", "MSFT"}, time.Now().Add(time.Hour), nil)
+	noBars := startServer(t, setup{Node: node.Config{BarsOff: true}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 
 	cases := []struct {
 		name   string
@@ -70,6 +72,18 @@ func TestOpenAPI(t *testing.T) {
 		{"granted", closed, "/api/v1/snapshot?symbols=AAPL&token=" + grant, 200},
 		{"not granted", closed, "/api/v1/snapshot?symbols=TSLA&token=" + grant, 403},
 		{"granted symbols", closed, "/api/v1/symbols?token=" + grant, 200},
+		{"bars", open, "/api/v1/bars?symbol=AAPL&interval=1s", 200},
+		{"bars as CSV", open, "/api/v1/bars?symbol=AAPL&interval=1m&format=csv", 200},
+		{"bars of a range", open, "/api/v1/bars?symbol=AAPL&interval=1m&from=2020-01-01T00:00:00Z&to=4102444800000000&limit=5", 200},
+		{"bars of an unknown interval", open, "/api/v1/bars?symbol=AAPL&interval=5m", 400},
+		{"bars of an unknown symbol", open, "/api/v1/bars?symbol=NEVERSEEN&interval=1s", 404},
+		{"bars without token", closed, "/api/v1/bars?symbol=AAPL&interval=1s", 401},
+		{"bars not granted", closed, "/api/v1/bars?symbol=TSLA&interval=1s&token=" + grant, 403},
+		{"bars granted", closed, "/api/v1/bars?symbol=AAPL&interval=1s&token=" + grant, 200},
+		{"bars off", noBars, "/api/v1/bars?symbol=AAPL&interval=1s", 404},
+		{"bar intervals", open, "/api/v1/bars/intervals", 200},
+		{"bar intervals without token", closed, "/api/v1/bars/intervals", 401},
+		{"bar intervals, bars off", noBars, "/api/v1/bars/intervals", 404},
 		{"document", open, "/api/v1/openapi.json", 200},
 		{"health", open, "/healthz", 200},
 		{"ready", open, "/readyz", 200},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -38,15 +39,21 @@ func NewReference(ivs []bars.Interval) *Reference {
 	return &Reference{ivs: ivs, syms: map[string]*refSymbol{}}
 }
 
-// Replay returns the reference of a log of Kafka records: the records
-// ingest would refuse are skipped, as ingest skips them.
+// Replay returns the reference of a log of Kafka records as ingest hands
+// them to the store: the records it refuses are skipped, and a record
+// without ts gets the time it is read (a change, then, whatever else it
+// carries: a node's bars from such records depend on when it read them).
 func Replay(ivs []bars.Interval, log []kafka.Message) *Reference {
 	r := NewReference(ivs)
 	var u codec.Update
 	for _, m := range log {
-		if codec.DecodeRecord(m.Key, m.Value, &u) == nil {
-			r.Apply(&u)
+		if codec.DecodeRecord(m.Key, m.Value, &u) != nil {
+			continue
 		}
+		if !u.Mask.Has(codec.FieldTS) {
+			u.Set(codec.FieldTS, float64(time.Now().UnixMicro()))
+		}
+		r.Apply(&u)
 	}
 	return r
 }
