@@ -98,7 +98,7 @@ func TestBarsREST(t *testing.T) {
 				want = want[len(want)-10_000:]
 				target += "&limit=10000"
 			}
-			got, seq := restBars(t, n.Server, target)
+			got, seq := restBars(t, "http://"+n.Addr(), target)
 			if !slices.Equal(got, want) {
 				t.Fatalf("%s: %d bars, want %d:\n got %v\nwant %v", target, len(got), len(want), got, want)
 			}
@@ -128,7 +128,7 @@ func TestBarsREST(t *testing.T) {
 	}
 	for _, tt := range ranges {
 		target := "/api/v1/bars?symbol=BAR03&interval=1m&" + tt.query
-		if got, _ := restBars(t, n.Server, target); !slices.Equal(got, tt.want) {
+		if got, _ := restBars(t, "http://"+n.Addr(), target); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: got %v, want %v", target, got, tt.want)
 		}
 	}
@@ -143,11 +143,12 @@ func TestBarsREST(t *testing.T) {
 	}
 }
 
-// restBars returns the bars and seq of a GET /api/v1/bars in JSON.
-func restBars(t *testing.T, s *Server, target string) ([]bars.Bar, uint64) {
+// restBars returns the bars and seq of a GET /api/v1/bars in JSON from
+// the node at base (http://host:port).
+func restBars(t *testing.T, base, target string) ([]bars.Bar, uint64) {
 	t.Helper()
 	var resp client.BarsResponse
-	getJSON(t, "http://"+s.Addr()+target, &resp)
+	getJSON(t, base+target, &resp)
 	var out []bars.Bar
 	for _, b := range resp.Bars {
 		out = append(out, bars.Bar(b))
@@ -244,7 +245,7 @@ func TestBarsRESTRefuses(t *testing.T) {
 		})
 	}
 	// Nothing else changed: the refusals left the bars as they were.
-	if got, _ := restBars(t, n.Server, "/api/v1/bars?symbol=LONG&interval=1m"+grant); len(got) != 168 {
+	if got, _ := restBars(t, "http://"+n.Addr(), "/api/v1/bars?symbol=LONG&interval=1m"+grant); len(got) != 168 {
 		t.Fatalf("LONG has %d 1m bars after the refusals, want 168", len(got))
 	}
 }
