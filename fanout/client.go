@@ -69,7 +69,10 @@ type Client struct {
 	frameStart int // where the frame being filled begins in out
 	scratch    []byte
 	inflight   int // bytes handed to the transport and not yet written
-	wstate     writerState
+	// queuedAt and inflightAt are the hub clock (unix ns) when the oldest
+	// message of out, and of the write in flight, was queued (staleness).
+	queuedAt, inflightAt int64
+	wstate               writerState
 	// kick wakes a parked writer: true for more to write, false to end.
 	kick       chan bool
 	lastWrite  int64 // hub clock (unix ns) when the last write ended
@@ -169,6 +172,9 @@ func (c *Client) close(code codec.CloseCode, reason string) {
 	if c.parked {
 		c.parked = false
 		c.hub.stats.stuck.Add(-1)
+	}
+	if c.conflating {
+		c.stopConflating()
 	}
 	c.retireWriter()
 	if c.timer != nil {

@@ -37,8 +37,19 @@ type Config struct {
 	// switched to conflated delivery, as one over SoftLimit is (default
 	// 1s): a client on a slow link fills its socket long before it fills
 	// SoftLimit with small deltas, and would otherwise see prices minutes
-	// old. Measured on the hub's clock, so to within a heartbeat tick.
+	// old. Measured on the hub's clock (see MaxStaleness).
 	SoftLag time.Duration
+	// MaxStaleness is the freshness budget of a client: when the oldest
+	// message queued for it that its socket has not taken is older than
+	// this, the client is switched to conflated delivery, as one over
+	// SoftLimit is (default 50ms). A client that is slow but not stuck
+	// (a slow link, or a node that cannot write everything it is offered)
+	// then gets the newest state of each symbol instead of a queue of
+	// old ones. It switches back when a write ends with what is still
+	// queued under half the budget old. Measured on the hub's clock,
+	// which ticks every quarter of the budget (at least 1ms, at most the
+	// heartbeat tick).
+	MaxStaleness time.Duration
 	// HardLimit is the outbound backlog, in bytes, that a client may stay
 	// over for at most SlowGrace before it is closed with 4008 (default 4 MiB).
 	HardLimit int
@@ -71,6 +82,7 @@ func DefaultConfig() Config {
 		Heartbeat:        5 * time.Second,
 		SoftLimit:        256 << 10,
 		SoftLag:          time.Second,
+		MaxStaleness:     50 * time.Millisecond,
 		HardLimit:        4 << 20,
 		SlowGrace:        5 * time.Second,
 		MaxSubscriptions: 5000,
@@ -87,6 +99,7 @@ func (c Config) Validate() error {
 		config.Check(c.Heartbeat > 0, "Heartbeat", c.Heartbeat, "more than 0"),
 		config.Check(c.SoftLimit > 0, "SoftLimit", c.SoftLimit, "more than 0"),
 		config.Check(c.SoftLag > 0, "SoftLag", c.SoftLag, "more than 0"),
+		config.Check(c.MaxStaleness > 0, "MaxStaleness", c.MaxStaleness, "more than 0"),
 		config.Check(c.HardLimit >= c.SoftLimit, "HardLimit", c.HardLimit, "at least SoftLimit"),
 		config.Check(c.SlowGrace > 0, "SlowGrace", c.SlowGrace, "more than 0"),
 		config.Check(c.MaxSubscriptions > 0, "MaxSubscriptions", c.MaxSubscriptions, "at least 1"),
@@ -104,11 +117,16 @@ type Stats struct {
 	Bytes         uint64
 	Frames        uint64
 	Conflated     uint64 // updates merged into a later DELTA
-	Dropped       uint64 // messages and pending deltas discarded when their client closed
-	SlowCloses    uint64 // clients closed with 4008
-	Errors        map[int]uint64
-	Published     uint64 // changes published
-	WriteErrors   uint64
+	// ConflationStarts counts the times a client was switched to
+	// conflated delivery, by cause.
+	ConflationStarts [ConflationCauses]uint64
+	// Conflating counts the clients in conflated delivery now.
+	Conflating  int64
+	Dropped     uint64 // messages and pending deltas discarded when their client closed
+	SlowCloses  uint64 // clients closed with 4008
+	Errors      map[int]uint64
+	Published   uint64 // changes published
+	WriteErrors uint64
 	// Stuck counts the clients whose socket has taken nothing for
 	// SoftLag, parked off the publish path now.
 	Stuck int64
@@ -121,7 +139,8 @@ type counters struct {
 	clients, subs                            atomic.Int64
 	messages, bytes, frames, conflated, slow atomic.Uint64
 	published, writeErrors, dropped          atomic.Uint64
-	stuck                                    atomic.Int64
+	stuck, conflating                        atomic.Int64
+	conflationStarts                         [ConflationCauses]atomic.Uint64
 	publishTime                              histogram
 	errMu                                    sync.Mutex
 	errs                                     map[int]uint64
@@ -151,12 +170,14 @@ type Hub struct {
 	bufs     outBufPool // the clients' outbound buffers
 	stats    counters
 
-	// clock is the unix time in ns of the last heartbeat tick, refreshed
-	// every period: the writers read it instead of time.Now (46 ns here,
-	// called several times per delivery) for the idle and slow checks,
-	// which run on those ticks anyway.
-	clock  atomic.Int64
-	period time.Duration
+	// clock is the unix time in ns, refreshed every clockPeriod: the
+	// publisher and the writers read it instead of time.Now (46 ns here,
+	// needed several times per delivery) for the staleness, idle and slow
+	// checks, which need no finer precision. period is the heartbeat
+	// tick, on which every client is visited.
+	clock       atomic.Int64
+	clockPeriod time.Duration
+	period      time.Duration
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -188,6 +209,7 @@ func NewHub(store *snapshot.Store, cfg Config) (*Hub, error) {
 	h.status.Store(&status{state: codec.StatusLive})
 	h.encoders.New = func() any { return new(encoder) }
 	h.period = max(min(cfg.Heartbeat/4, time.Second), 10*time.Millisecond)
+	h.clockPeriod = min(max(cfg.MaxStaleness/4, time.Millisecond), h.period)
 	h.clock.Store(time.Now().UnixNano())
 	store.SetObserver(h)
 	go h.heartbeats()
@@ -255,8 +277,12 @@ func (h *Hub) Stats() Stats {
 		Published:     h.stats.published.Load(),
 		WriteErrors:   h.stats.writeErrors.Load(),
 		Stuck:         h.stats.stuck.Load(),
+		Conflating:    h.stats.conflating.Load(),
 		PublishTime:   h.stats.publishTime.load(),
 		Errors:        map[int]uint64{},
+	}
+	for i := range s.ConflationStarts {
+		s.ConflationStarts[i] = h.stats.conflationStarts[i].Load()
 	}
 	h.stats.errMu.Lock()
 	for k, v := range h.stats.errs {
@@ -343,10 +369,14 @@ func (h *Hub) heartbeats() {
 	defer close(h.done)
 	tick := time.NewTicker(h.period)
 	defer tick.Stop()
+	clock := time.NewTicker(h.clockPeriod)
+	defer clock.Stop()
 	for {
 		select {
 		case <-h.stop:
 			return
+		case now := <-clock.C:
+			h.clock.Store(now.UnixNano())
 		case now := <-tick.C:
 			h.clock.Store(now.UnixNano())
 			for _, c := range h.clientList() {

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
@@ -35,6 +36,7 @@ func (c *Client) queue(msg []byte) {
 	need := len(msg) + 1 // and a separator
 	if c.out == nil {
 		c.out = c.hub.bufs.get(need)
+		c.queuedAt = c.hub.clock.Load()
 	} else if n := len(c.out.b) + need; n > cap(c.out.b) {
 		c.growOut(n)
 	}
@@ -119,16 +121,84 @@ func (c *Client) retireWriter() {
 // backlog is the number of bytes queued or being written. c.mu is held.
 func (c *Client) backlog() int { return c.buffered() + c.inflight }
 
+// ConflationCause is what switched a client to conflated delivery.
+type ConflationCause int
+
+// The causes of conflated delivery, Config's three limits.
+const (
+	// ConflatedForStaleness: the oldest message its socket has not taken
+	// was older than MaxStaleness.
+	ConflatedForStaleness ConflationCause = iota
+	// ConflatedForBacklog: its backlog passed SoftLimit.
+	ConflatedForBacklog
+	// ConflatedForLag: its socket had not taken a frame for SoftLag.
+	ConflatedForLag
+)
+
+// ConflationCauses is the number of ConflationCause values.
+const ConflationCauses = 3
+
+// String returns the cause's name: staleness, backlog or lag.
+func (c ConflationCause) String() string {
+	switch c {
+	case ConflatedForStaleness:
+		return "staleness"
+	case ConflatedForBacklog:
+		return "backlog"
+	case ConflatedForLag:
+		return "lag"
+	}
+	return fmt.Sprintf("ConflationCause(%d)", int(c))
+}
+
 // congested reports whether the client gets conflated delivery: its
-// backlog passed the soft limit, or its socket has not taken a frame for
-// SoftLag. It stays so until a write ends with the backlog under half the
-// soft limit. c.mu is held.
+// backlog passed the soft limit, its socket has not taken a frame for
+// SoftLag, or the oldest message its socket has not taken is older than
+// MaxStaleness. It stays so until a write ends with the backlog under half
+// the soft limit and what is still queued under half MaxStaleness old.
+// c.mu is held.
 func (c *Client) congested() bool {
-	if !c.conflating && (c.backlog() > c.hub.cfg.SoftLimit ||
-		c.inflight > 0 && time.Duration(c.hub.clock.Load()-c.writeStart.Load()) > c.hub.cfg.SoftLag) {
-		c.conflating = true
+	if c.conflating {
+		return true
+	}
+	cfg := &c.hub.cfg
+	now := c.hub.clock.Load()
+	switch {
+	case c.backlog() > cfg.SoftLimit:
+		c.startConflating(ConflatedForBacklog)
+	case c.inflight > 0 && time.Duration(now-c.writeStart.Load()) > cfg.SoftLag:
+		c.startConflating(ConflatedForLag)
+	case c.staleness(now) > cfg.MaxStaleness:
+		c.startConflating(ConflatedForStaleness)
 	}
 	return c.conflating
+}
+
+// staleness is the age at hub clock now of the oldest message queued that
+// the socket has not taken: the oldest of the write in flight, else of
+// the buffer; 0 when nothing is. c.mu is held.
+func (c *Client) staleness(now int64) time.Duration {
+	switch {
+	case c.inflight > 0:
+		return time.Duration(now - c.inflightAt)
+	case c.out != nil:
+		return time.Duration(now - c.queuedAt)
+	}
+	return 0
+}
+
+// startConflating switches the client to conflated delivery. c.mu is held.
+func (c *Client) startConflating(cause ConflationCause) {
+	c.conflating = true
+	c.hub.stats.conflationStarts[cause].Add(1)
+	c.hub.stats.conflating.Add(1)
+}
+
+// stopConflating switches the client back to delivering every change.
+// c.mu is held.
+func (c *Client) stopConflating() {
+	c.conflating = false
+	c.hub.stats.conflating.Add(-1)
 }
 
 // deliver hands one published change to one subscription. It runs on the
@@ -346,7 +416,7 @@ func (c *Client) writeLoop() {
 		}
 		out := c.out
 		c.out, c.frameStart, c.bufMsgs = nil, 0, 0
-		c.inflight = len(out.b)
+		c.inflight, c.inflightAt = len(out.b), c.queuedAt
 		c.writeStart.Store(c.hub.clock.Load())
 		c.mu.Unlock()
 
@@ -359,8 +429,9 @@ func (c *Client) writeLoop() {
 		if c.parked && err == nil && !c.closed {
 			c.unpark()
 		}
-		if c.conflating && c.backlog() < c.hub.cfg.SoftLimit/2 {
-			c.conflating = false
+		if c.conflating && c.backlog() < c.hub.cfg.SoftLimit/2 &&
+			c.staleness(c.lastWrite) < c.hub.cfg.MaxStaleness/2 {
+			c.stopConflating()
 		}
 		c.mu.Unlock()
 		if err != nil {

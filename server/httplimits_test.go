@@ -188,6 +188,8 @@ func TestHTTPConnectionLimit(t *testing.T) {
 		`tickstream_connections_refused_total{reason="http_idle_evicted"}`,
 		`tickstream_connections_refused_total{reason="max_http_connections"}`,
 		`tickstream_http_connections `,
+		`tickstream_conflation_starts_total{reason="staleness"} 0`,
+		`tickstream_conflating_connections 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

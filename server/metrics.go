@@ -14,7 +14,7 @@ import (
 type collector struct {
 	s                                                      *Server
 	clients, httpConns, subs, messages, bytes, frames      *prometheus.Desc
-	conflated, stuck                                       *prometheus.Desc
+	conflated, stuck, conflationStarts, conflating         *prometheus.Desc
 	dropped                                                *prometheus.Desc
 	slow, errs, published, records, rejected, lag, lagSecs *prometheus.Desc
 	symbols, reserved, live                                *prometheus.Desc
@@ -41,6 +41,8 @@ func newCollector(s *Server) *collector {
 		bytes:              d("bytes_out_total", "Bytes written to clients (before compression)."),
 		frames:             d("frames_out_total", "WebSocket frames written to clients."),
 		conflated:          d("conflated_total", "Updates merged into a later DELTA."),
+		conflationStarts:   d("conflation_starts_total", "Times a connection was switched to conflated delivery, by cause: staleness (its oldest message not yet taken by its socket older than --max-staleness), backlog (past --soft-limit), lag (its socket took nothing for --soft-lag).", "reason"),
+		conflating:         d("conflating_connections", "Connections in conflated delivery now (see tickstream_conflation_starts_total)."),
 		stuck:              d("stuck_connections", "Connections whose socket has taken nothing for --soft-lag (clients that stopped reading), taken off the publish path until it does or --slow-grace closes them."),
 		dropped:            d("dropped_total", "Messages and pending deltas discarded undelivered when their connection closed (slow consumers, failed writes, clients gone)."),
 		slow:               d("slow_consumer_closes_total", "Connections closed with 4008."),
@@ -96,6 +98,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.frames, float64(h.Frames))
 	counter(c.conflated, float64(h.Conflated))
 	gauge(c.stuck, float64(h.Stuck))
+	for cause, n := range h.ConflationStarts {
+		counter(c.conflationStarts, float64(n), fanout.ConflationCause(cause).String())
+	}
+	gauge(c.conflating, float64(h.Conflating))
 	counter(c.dropped, float64(h.Dropped))
 	counter(c.slow, float64(h.SlowCloses))
 	counter(c.published, float64(h.Published))

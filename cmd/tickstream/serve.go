@@ -46,6 +46,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&sc.node.Fanout.MaxReserved, "max-reserved-per-conn", sc.node.Fanout.MaxReserved, "symbols without data yet (not sent by the feed) one connection may hold, subscribed or remembered for a re-SUB (413 past it)")
 	fs.IntVar(&sc.node.Fanout.SoftLimit, "soft-limit", sc.node.Fanout.SoftLimit, "outbound backlog `bytes` past which a connection gets conflated deltas")
 	fs.DurationVar(&sc.node.Fanout.SoftLag, "soft-lag", sc.node.Fanout.SoftLag, "a connection whose socket has not taken a write for this long gets conflated deltas too")
+	fs.DurationVar(&sc.node.Fanout.MaxStaleness, "max-staleness", sc.node.Fanout.MaxStaleness, "freshness budget: a connection whose oldest message not yet taken by its socket is older than this gets conflated deltas too (the newest state of each symbol instead of a queue of old ones)")
 	fs.IntVar(&sc.node.Fanout.HardLimit, "hard-limit", sc.node.Fanout.HardLimit, "outbound backlog `bytes` a connection may stay over for --slow-grace before 4008")
 	fs.DurationVar(&sc.node.Fanout.SlowGrace, "slow-grace", sc.node.Fanout.SlowGrace, "how long a connection may stay over --hard-limit, or block a write")
 	fs.DurationVar(&sc.node.Fanout.FlushDelay, "flush-delay", sc.node.Fanout.FlushDelay, "hold each connection's writer this long to pack more messages per frame")
@@ -177,6 +178,7 @@ func validateServe(sc *serveConfig, e *edgeFlags) error {
 		{n.Fanout.Heartbeat >= 100*time.Millisecond, "heartbeat", "want at least 100ms"},
 		{n.Fanout.SoftLimit >= 4096, "soft-limit", "want at least 4096"},
 		{n.Fanout.SoftLag >= 10*time.Millisecond, "soft-lag", "want at least 10ms"},
+		{n.Fanout.MaxStaleness >= time.Millisecond, "max-staleness", "want at least 1ms"},
 		{n.Fanout.FlushDelay >= 0 && n.Fanout.FlushDelay <= time.Second, "flush-delay", "want 0 to 1s"},
 		{n.Fanout.MaxFrameSize >= 1024, "max-frame", "want at least 1024"},
 		{cfg.MaxMessageSize >= 256, "max-message", "want at least 256"},
@@ -203,7 +205,7 @@ var serveFlags = map[string]string{
 	"Topic": "topic", "Start": "start", "CheckpointInterval": "checkpoint-interval",
 	"MaxSymbols": "max-symbols", "MaxReserved": "max-reserved",
 	"Fanout.Heartbeat": "heartbeat", "Fanout.SoftLimit": "soft-limit", "Fanout.SoftLag": "soft-lag",
-	"Fanout.HardLimit": "hard-limit", "Fanout.SlowGrace": "slow-grace", "Fanout.MaxSubscriptions": "max-subscriptions",
+	"Fanout.MaxStaleness": "max-staleness", "Fanout.HardLimit": "hard-limit", "Fanout.SlowGrace": "slow-grace", "Fanout.MaxSubscriptions": "max-subscriptions",
 	"Fanout.MaxReserved": "max-reserved-per-conn", "Fanout.MaxFrameSize": "max-frame", "Fanout.FlushDelay": "flush-delay",
 	"Listen": "listen", "AllowedOrigins": "allowed-origins", "MaxMessageSize": "max-message",
 	"HandshakeTimeout": "handshake-timeout", "IdleTimeout": "idle-timeout", "WriteTimeout": "write-timeout",
