@@ -157,20 +157,32 @@ func fillDay(s *bars.Store, n int) []*snapshot.Symbol {
 	return syms
 }
 
-// BenchmarkSave copies the bars of 500 symbols with a full day of the
-// default intervals, as a checkpoint does while ingest is paused: the
-// pause bars add to each checkpoint.
+// BenchmarkSave saves the bars of 500 symbols with a full day of the
+// default intervals, as a checkpoint does: "mark" is the part done while
+// ingest is paused (bars.Store.Mark of every symbol), "copy" the part done
+// after (Copy of every mark).
 func BenchmarkSave(b *testing.B) {
 	s, err := bars.New(bars.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	syms := fillDay(s, 500)
-	for b.Loop() {
-		for _, sym := range syms {
-			if _, ok := s.Save(sym); !ok {
-				b.Fatal("no bars")
+	marks := make([]bars.Mark, len(syms))
+	b.Run("mark", func(b *testing.B) {
+		for b.Loop() {
+			for i, sym := range syms {
+				var ok bool
+				if marks[i], ok = s.Mark(sym); !ok {
+					b.Fatal("no bars")
+				}
 			}
 		}
-	}
+	})
+	b.Run("copy", func(b *testing.B) {
+		for b.Loop() {
+			for _, m := range marks {
+				s.Copy(m)
+			}
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package bars_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -38,11 +39,11 @@ func TestSaveRestore(t *testing.T) {
 				if err := restored.snap.Restore([]byte(name), *st); err != nil {
 					t.Fatal(err)
 				}
-				sr, ok := saved.bars.Save(sym)
+				m, ok := saved.bars.Mark(sym)
 				if !ok {
 					continue
 				}
-				restored.bars.Restore(restored.snap.Lookup([]byte(name)), st.Seq, saved.bars.Lens(), sr)
+				restored.bars.Restore(restored.snap.Lookup([]byte(name)), st.Seq, saved.bars.Lens(), saved.bars.Copy(m))
 			}
 			// The reference of the restored store reads the whole log.
 			for _, u := range log[:half] {
@@ -91,5 +92,58 @@ func TestRestoreKeepsTradeMode(t *testing.T) {
 	p.bars.Publish(snapshot.Change{Symbol: sym, Next: next, Carried: next.Mask, Mask: next.Mask})
 	if got, seq := p.bars.AppendHistory(nil, sym, 0, 0, 0); !slices.Equal(got, []bars.Bar{mid}) || seq != 6 {
 		t.Fatalf("got %v at seq %d, want only the restored bar, at seq 6", got, seq)
+	}
+}
+
+// TestMarkCopy marks a store's bars at a cut, goes on applying the log,
+// copies the marked bars only then (as a checkpoint does once ingest has
+// resumed), and restores them into a second store that applies the same
+// records after the cut: both end with the same bars, however many bars
+// the first store pushed out of its rings between the mark and the copy.
+func TestMarkCopy(t *testing.T) {
+	log := randomLog(9, 5000, 3)
+	const cut, after = 2000, 50
+	for _, tt := range []struct {
+		spec    string
+		between int
+	}{
+		{"1s:1h,1m:24h", 0}, {"1s:1h,1m:24h", 1}, {"1s:1h,1m:24h", 10}, {"1s:1h,1m:24h", 300},
+		{"1s:20s,1m:5m", 10}, {"1s:20s,1m:5m", 300}, {"1s:20s,1m:5m", 2000},
+	} {
+		t.Run(fmt.Sprint(tt.spec, ", ", tt.between, " records between the mark and the copy"), func(t *testing.T) {
+			spec, between := tt.spec, tt.between
+			orig := newPipeline(t, spec, bars.DefaultMaxBytes)
+			orig.apply(t, log[:cut]...)
+			type marked struct {
+				name string
+				st   snapshot.State
+				m    bars.Mark
+			}
+			var marks []marked
+			for _, name := range orig.ref.Symbols() {
+				sym := orig.snap.Lookup([]byte(name))
+				if m, ok := orig.bars.Mark(sym); ok {
+					marks = append(marks, marked{name, *sym.Load(), m})
+				}
+			}
+			orig.apply(t, log[cut:cut+between]...)
+			restored := newPipeline(t, spec, bars.DefaultMaxBytes)
+			for _, mk := range marks {
+				if err := restored.snap.Restore([]byte(mk.name), mk.st); err != nil {
+					t.Fatal(err)
+				}
+				restored.bars.Restore(restored.snap.Lookup([]byte(mk.name)), mk.st.Seq, orig.bars.Lens(), orig.bars.Copy(mk.m))
+			}
+			orig.apply(t, log[cut+between:cut+between+after]...)
+			restored.apply(t, log[cut:cut+between+after]...)
+			for _, name := range orig.ref.Symbols() {
+				for i := range 2 {
+					want, _ := orig.history(name, i)
+					if got, _ := restored.history(name, i); !slices.Equal(got, want) {
+						t.Fatalf("%s %d: restored %d bars, the original %d:\n got %v\nwant %v", name, i, len(got), len(want), got, want)
+					}
+				}
+			}
+		})
 	}
 }

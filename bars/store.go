@@ -106,6 +106,9 @@ type ring struct {
 	slots []slot
 	head  int // index of the oldest bar
 	n     int // bars held
+	// pushed counts the bars ever added (restored ones included), so that
+	// a checkpoint's Mark finds its bars again once more have come.
+	pushed uint64
 }
 
 func (r *ring) at(k int) *slot { return &r.slots[(r.head+k)%len(r.slots)] }
@@ -295,11 +298,13 @@ func (s *Store) push(r *ring, i int, sym *snapshot.Symbol) *slot {
 	}
 	if r.n < len(r.slots) {
 		r.n++
+		r.pushed++
 		return r.newest()
 	}
 	if len(r.slots) == 0 {
 		return nil
 	}
+	r.pushed++
 	b := &r.slots[r.head]
 	r.head = (r.head + 1) % len(r.slots)
 	return b

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tickstream/tickstream/bars"
 	"github.com/tickstream/tickstream/checkpoint"
 	"github.com/tickstream/tickstream/snapshot"
 )
@@ -119,11 +120,13 @@ func (n *Node) runCheckpointed(ctx context.Context) error {
 func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error) {
 	cp := &checkpoint.Checkpoint{Topic: n.cfg.Topic, Symbols: make([]checkpoint.Symbol, 0, n.store.Len())}
 	unchanged := false
-	// States are immutable: collecting the pointers, and copying the bars,
-	// is all that needs the appliers paused; encoding and writing happen
-	// after.
+	// States are immutable and bars but the newest final: collecting the
+	// pointers and marking the bars (bars.Store.Mark) is all that needs the
+	// appliers paused; copying the bars, encoding and writing happen after.
+	var marks map[int]bars.Mark // by index in cp.Symbols
 	if n.bars != nil {
 		cp.BarLens = n.bars.Lens()
+		marks = map[int]bars.Mark{}
 	}
 	n.consumer.Quiesce(func(offsets map[int]int64) {
 		cp.Created = time.Now()
@@ -133,19 +136,22 @@ func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error
 		}
 		n.store.Range(func(sym *snapshot.Symbol) bool {
 			if st := sym.Load(); st.Seq > 0 {
-				saved := checkpoint.Symbol{Name: sym.Name, State: st}
 				if n.bars != nil {
-					if sr, ok := n.bars.Save(sym); ok {
-						saved.Bars = &sr
+					if m, ok := n.bars.Mark(sym); ok {
+						marks[len(cp.Symbols)] = m
 					}
 				}
-				cp.Symbols = append(cp.Symbols, saved)
+				cp.Symbols = append(cp.Symbols, checkpoint.Symbol{Name: sym.Name, State: st})
 			}
 			return true
 		})
 	})
 	if unchanged {
 		return nil, nil
+	}
+	for i, m := range marks {
+		sr := n.bars.Copy(m)
+		cp.Symbols[i].Bars = &sr
 	}
 	if err := checkpoint.WriteFile(n.cfg.Checkpoint, cp); err != nil {
 		return nil, err
