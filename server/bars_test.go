@@ -136,6 +136,26 @@ func TestBarsREST(t *testing.T) {
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || !strings.HasPrefix(string(body), "time,open,high,low,close,volume,trades\n") {
 		t.Errorf("Accept: text/csv: %d %s %.60q", code, hdr.Get("Content-Type"), body)
 	}
+	var late [2]int
+	for _, name := range names {
+		for i := range late {
+			late[i] += ref.Late(name, i)
+		}
+	}
+	for i, iv := range []string{"1s", "1m"} {
+		if got := metric(t, n.Server, `tickstream_bars_late_total{interval="`+iv+`"}`); got != float64(late[i]) {
+			t.Errorf("tickstream_bars_late_total{interval=%q} %v, want %d", iv, got, late[i])
+		}
+	}
+	if late[0] == 0 {
+		t.Error("the log has no late record at 1s: the late counter is not tested")
+	}
+	if got := metric(t, n.Server, "tickstream_bars_memory_bytes"); got < float64(ref.Count())*float64(bars.BytesPerBar) {
+		t.Errorf("tickstream_bars_memory_bytes %v, less than the %d bars held", got, ref.Count())
+	}
+	if got := metric(t, n.Server, "tickstream_bars_capped_total"); got != 0 {
+		t.Errorf("tickstream_bars_capped_total %v, want 0 (far below the bound)", got)
+	}
 	var ivs []client.BarInterval
 	getJSON(t, "http://"+n.Addr()+"/api/v1/bars/intervals", &ivs)
 	if want := []client.BarInterval{{Name: "1s", Seconds: 1, Keep: 10800}, {Name: "1m", Seconds: 60, Keep: 1440}}; !slices.Equal(ivs, want) {
