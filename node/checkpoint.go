@@ -66,10 +66,14 @@ func (n *Node) restore() map[int]int64 {
 	withBars := 0
 	for _, sym := range cp.Symbols {
 		n.store.Restore([]byte(sym.Name), *sym.State)
-		if n.bars != nil && sym.Bars != nil {
-			n.bars.Restore(n.store.Lookup([]byte(sym.Name)), sym.State.Seq, cp.BarLens, *sym.Bars)
+		if restored := n.store.Lookup([]byte(sym.Name)); restored != nil && n.bars != nil && sym.Bars != nil {
+			n.bars.Restore(restored, sym.State.Seq, cp.BarLens, *sym.Bars)
 			withBars++
 		}
+	}
+	if n.bars != nil && withBars == 0 && len(cp.Symbols) > 0 {
+		n.log.Warn("checkpoint: it holds no bars (written by a version without bars, or with --bars off): bars start empty; start once with --start -24h (no checkpoint) to rebuild them from the log",
+			"file", path)
 	}
 	n.log.Info("checkpoint: warm start", "file", path, "symbols", len(cp.Symbols), "symbols_with_bars", withBars,
 		"partitions", len(cp.Offsets), "age", time.Since(cp.Created).Round(time.Millisecond))

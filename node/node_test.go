@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +117,35 @@ func TestBarsOff(t *testing.T) {
 	}
 	if got := n.Hub().Stats().Published; got != 1 {
 		t.Fatalf("the hub heard of %d changes, want 1", got)
+	}
+}
+
+// TestRestoreVersion1 starts a node over a checkpoint of version 1, which
+// has no bars: the prices come back, the bars start empty, and the log
+// says how to rebuild them.
+func TestRestoreVersion1(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "node.ckpt")
+	v1, err := os.ReadFile("../checkpoint/testdata/v1.ckpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, v1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	n, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Checkpoint: file, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	sym := n.Store().Lookup([]byte("AAPL"))
+	if sym == nil || sym.Load().Seq != 42 {
+		t.Fatalf("AAPL not restored: %v", sym)
+	}
+	if got, _ := n.Bars().AppendHistory(nil, sym, 0, 0, 0); len(got) != 0 {
+		t.Fatalf("bars %v from a checkpoint without bars", got)
+	}
+	if !strings.Contains(logs.String(), "checkpoint: it holds no bars") || !strings.Contains(logs.String(), "--start -24h") {
+		t.Fatalf("the log does not say the bars start empty:\n%s", logs.String())
 	}
 }
