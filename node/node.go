@@ -145,14 +145,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger}
 	n.store = snapshot.New(snapshot.WithMaxSymbols(cfg.MaxSymbols), snapshot.WithMaxReserved(cfg.MaxReserved))
+	if !cfg.BarsOff {
+		if n.bars, err = bars.New(cfg.Bars); err != nil {
+			return nil, err
+		}
+	}
 	if n.hub, err = fanout.NewHub(n.store, cfg.Fanout); err != nil {
 		return nil, err
 	}
-	if !cfg.BarsOff {
-		if n.bars, err = bars.New(cfg.Bars); err != nil {
-			n.Close()
-			return nil, err
-		}
+	if n.bars != nil {
 		// Between the store and the hub, so that the hub's reads of the
 		// bars in Publish see the change it publishes.
 		n.bars.SetObserver(n.hub)
