@@ -111,7 +111,15 @@ type ring struct {
 	pushed uint64
 }
 
-func (r *ring) at(k int) *slot { return &r.slots[(r.head+k)%len(r.slots)] }
+// at returns the k-th oldest bar, 0 <= k < r.n; it compares where a
+// modulo would divide, on every change.
+func (r *ring) at(k int) *slot {
+	i := r.head + k
+	if i >= len(r.slots) {
+		i -= len(r.slots)
+	}
+	return &r.slots[i]
+}
 
 func (r *ring) newest() *slot { return r.at(r.n - 1) }
 
