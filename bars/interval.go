@@ -75,7 +75,8 @@ func durationName(d time.Duration) string {
 }
 
 // ParseIntervals reads an interval spec: comma-separated `length:retention`
-// pairs of Go durations, such as DefaultIntervals. Each length is a whole
+// pairs of Go durations (a retention may also be whole days: 7d), such as
+// DefaultIntervals. Each length is a whole
 // number of seconds dividing 24 h; each retention a whole number of
 // lengths, at most MaxKeep of them. The intervals come back sorted from
 // the shortest, each named canonically ("60s" is "1m").
@@ -93,7 +94,7 @@ func ParseIntervals(spec string) ([]Interval, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bars: interval %q: length: %w", pair, err)
 		}
-		retention, err := time.ParseDuration(keepText)
+		retention, err := parseRetention(keepText)
 		if err != nil {
 			return nil, fmt.Errorf("bars: interval %q: retention: %w", pair, err)
 		}
@@ -133,6 +134,19 @@ func checkIntervals(ivs []Interval) error {
 		}
 	}
 	return nil
+}
+
+// parseRetention reads a retention: a Go duration, or a whole number of
+// days such as 7d.
+func parseRetention(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > 366 {
+			return 0, fmt.Errorf("%q: want a whole number of days from 1 to 366", s)
+		}
+		return time.Duration(n) * day, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // FormatIntervals writes intervals as ParseIntervals reads them.

@@ -59,7 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", cfg.HTTPIdleTimeout, "close a keep-alive HTTP connection idle this long")
 	fs.IntVar(&sc.node.MaxSymbols, "max-symbols", sc.node.MaxSymbols, "size bound of the feed's symbol table (records of new symbols past it are counted and skipped)")
 	fs.IntVar(&sc.node.MaxReserved, "max-reserved", sc.node.MaxReserved, "symbols without data yet that all connections together may hold (503 past it)")
-	fs.Var(barsFlag{&sc.node}, "bars", "OHLCV bar `intervals` of every symbol as length:retention durations, each length whole seconds dividing 24h (e.g. 1s:15m,1m:24h,1h:168h), or off; a symbol keeps its last retention/length bars (sparse: no trade, no bar)")
+	fs.Var(barsFlag{&sc.node}, "bars", "OHLCV bar `intervals` of every symbol as length:retention durations, each length whole seconds dividing 24h (e.g. 1s:15m,1m:24h,1h:30d), or off; a symbol keeps its last retention/length bars (sparse: no trade, no bar)")
 	fs.Var(bytesFlag{&sc.node.Bars.MaxBytes}, "bars-max-memory", "`bytes` the bars of all symbols may hold together (48 a bar), e.g. 256MiB or 2GiB: past it a symbol's ring that would grow overwrites its oldest bar instead")
 	fs.BoolVar(&sc.demoControls, "demo-controls", false, "enable POST /api/v1/demo/feed?state=down|up (embedded broker outage switch)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
