@@ -59,7 +59,7 @@ type Config struct {
 }
 
 // DefaultMaxBytes is the default memory bound of all bars: a full day of
-// the default intervals for about 2,300 symbols.
+// the default intervals (112 KB of rings each) for about 2,390 symbols.
 const DefaultMaxBytes = 256 << 20
 
 // DefaultConfig returns the default settings, those a zero field of
