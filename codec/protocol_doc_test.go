@@ -42,7 +42,7 @@ var docOps = map[string]Op{
 	"SUB": OpSub, "UNSUB": OpUnsub, "SNAP": OpSnap, "PING": OpPing,
 	"HELLO": OpHello, "ACK": OpAck, "SNAPSHOT": OpSnapshot, "DELTA": OpDelta,
 	"PONG": OpPong, "ERROR": OpError, "HEARTBEAT": OpHeartbeat, "STATUS": OpStatus,
-	"AUTH": OpAuth, "AUTHED": OpAuthed,
+	"AUTH": OpAuth, "AUTHED": OpAuthed, "BARS": OpBars, "BAR": OpBar,
 }
 
 type docExample struct {
