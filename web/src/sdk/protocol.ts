@@ -32,6 +32,10 @@ export const Op = {
   STATUS: 27,
   /** Extension: the reply to AUTH, with the new token's expiry (PROTOCOL.md §6.9). */
   AUTHED: 28,
+  /** Extension: a subscription's bar history, after its SNAPSHOT (PROTOCOL.md §6.10). */
+  BARS: 29,
+  /** Extension: the newest state of one bar of a subscription (PROTOCOL.md §6.11). */
+  BAR: 30,
 } as const;
 
 /** The v1 field table; the server's HELLO is authoritative (fields may be appended). */
@@ -167,6 +171,39 @@ export interface AuthedMsg {
   expiresUs: number;
 }
 
+/**
+ * One OHLCV bar as the server builds it (PROTOCOL.md §17): `t` its start in unix µs, open,
+ * high, low and close prices, volume (sum of trade sizes) and the number of trades (of quotes,
+ * for a symbol whose feed carries no trades). The same names as the REST API's `/api/v1/bars`.
+ */
+export interface Bar {
+  t: number;
+  o: number;
+  h: number;
+  l: number;
+  c: number;
+  v: number;
+  n: number;
+}
+export interface BarsMsg {
+  op: 29;
+  sid: number;
+  /** The symbol's version the bars are complete up to. */
+  seq: number;
+  /** The interval's name, e.g. "1m". */
+  interval: string;
+  /** Oldest first; the last one may still be forming. */
+  bars: Bar[];
+}
+export interface BarMsg {
+  op: 30;
+  sid: number;
+  /** The version of the change that moved the bar. */
+  seq: number;
+  interval: string;
+  bar: Bar;
+}
+
 export type ServerMessage =
   | HelloMsg
   | AckMsg
@@ -176,7 +213,9 @@ export type ServerMessage =
   | ErrorMsg
   | HeartbeatMsg
   | StatusMsg
-  | AuthedMsg;
+  | AuthedMsg
+  | BarsMsg
+  | BarMsg;
 
 /** Thrown (and reported as an "error" event) when a frame does not follow the protocol. */
 export class ProtocolError extends Error {
@@ -193,6 +232,12 @@ export interface SubOptions {
   maxHz?: number;
   /** Only these fields (by name); default all. */
   fields?: string[];
+  /** Also receive bars of this interval (a name the server has, e.g. "1m"): live BARs. */
+  bars?: string;
+  /** History: the last n bars (1..10000, the forming one included) as one BARS. Needs `bars`. */
+  barCount?: number;
+  /** History: every retained bar with `t >= barSince` (unix µs) as one BARS. Needs `bars`; excludes `barCount`. */
+  barSince?: number;
 }
 
 const encoder = new Encoder({ ignoreUndefined: true });
@@ -204,6 +249,9 @@ function wireOpts(opts: SubOptions | undefined): Record<string, unknown> | undef
   if (opts.snap !== undefined) o.snap = opts.snap;
   if (opts.maxHz !== undefined && opts.maxHz > 0) o.maxHz = opts.maxHz;
   if (opts.fields !== undefined && opts.fields.length > 0) o.fields = opts.fields;
+  if (opts.bars !== undefined) o.bars = opts.bars;
+  if (opts.barCount !== undefined) o.barCount = opts.barCount;
+  if (opts.barSince !== undefined) o.barSince = opts.barSince;
   return Object.keys(o).length > 0 ? o : undefined;
 }
 
@@ -339,9 +387,40 @@ export function parseMessage(v: unknown): ServerMessage | null {
       if (!isInt(id) || typeof expiresUs !== "number") throw new ProtocolError(`bad AUTHED: ${preview(v)}`);
       return { op, id, expiresUs };
     }
+    case Op.BARS: {
+      const [, sid, seq, interval, list] = v;
+      if (!isInt(sid) || !isInt(seq) || typeof interval !== "string" || !Array.isArray(list)) {
+        throw new ProtocolError(`bad BARS: ${preview(v)}`);
+      }
+      const bars: Bar[] = new Array<Bar>(list.length);
+      for (let i = 0; i < list.length; i++) {
+        const b = parseBar(list[i]);
+        if (!b) throw new ProtocolError(`bad bar ${i} in BARS: ${preview(list[i])}`);
+        bars[i] = b;
+      }
+      return { op, sid, seq, interval, bars };
+    }
+    case Op.BAR: {
+      const [, sid, seq, interval, tuple] = v;
+      const bar = parseBar(tuple);
+      if (!isInt(sid) || !isInt(seq) || typeof interval !== "string" || !bar) throw new ProtocolError(`bad BAR: ${preview(v)}`);
+      return { op, sid, seq, interval, bar };
+    }
     default:
       return null; // unknown server op: ignored by contract
   }
+}
+
+/** A bar tuple `[t, o, h, l, c, v, n]` (more elements are ignored), or null when it is not one. */
+function parseBar(b: unknown): Bar | null {
+  if (!Array.isArray(b) || b.length < 7) return null;
+  const [t, o, h, l, c, vol, n] = b as unknown[];
+  if (!isInt(t) || !isNum(o) || !isNum(h) || !isNum(l) || !isNum(c) || !isNum(vol) || !isInt(n)) return null;
+  return { t, o, h, l, c, v: vol, n };
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === "number" && Number.isFinite(v);
 }
 
 /**

@@ -74,6 +74,41 @@ describe("decodeFrame", () => {
     ]);
   });
 
+  it("decodes BAR and BARS bytes, whatever number encoding each value has", () => {
+    // [30, 7, 1043, "1m", [1764072000000000, 187.5, 188, 187, 187.5, 100, 2]]: t uint64, open
+    // float32, high and low integers, close float64, volume fixint, trades fixint.
+    const bar = new Uint8Array([
+      0x95, 0x1e, 0x07, 0xcd, 0x04, 0x13, 0xa2, 0x31, 0x6d, 0x97, 0xcf, 0x00, 0x06, 0x44, 0x6a, 0x04, 0xeb, 0x10, 0x00, 0xca, 0x43,
+      0x3b, 0x80, 0x00, 0xcc, 0xbc, 0xcc, 0xbb, 0xcb, 0x40, 0x67, 0x70, 0, 0, 0, 0, 0, 0x64, 0x02,
+    ]);
+    const want = { t: 1764072000000000, o: 187.5, h: 188, l: 187, c: 187.5, v: 100, n: 2 };
+    expect(decodeFrame(bar)).toEqual([{ op: 30, sid: 7, seq: 1043, interval: "1m", bar: want }]);
+    expect(decodeFrame('[30,7,1043,"1m",[1764072000000000,187.5,188,187,187.5,100,2]]')).toEqual(decodeFrame(bar));
+    const bars = decodeFrame(frame([29, 7, 1043, "1m", [[1764071940000000, 187, 187.5, 186.5, 187, 0.5, 1], [1764072000000000, 187.5, 188, 187, 187.5, 100, 2]]]));
+    expect(bars).toEqual([
+      { op: 29, sid: 7, seq: 1043, interval: "1m", bars: [{ t: 1764071940000000, o: 187, h: 187.5, l: 186.5, c: 187, v: 0.5, n: 1 }, want] },
+    ]);
+    // no bar yet: an empty history; trailing elements of the message and of a bar are ignored
+    expect(decodeFrame(frame([29, 7, 0, "1s", []], [30, 7, 5, "1s", [1, 2, 2, 2, 2, 0, 1, "future"], "future"]))).toEqual([
+      { op: 29, sid: 7, seq: 0, interval: "1s", bars: [] },
+      { op: 30, sid: 7, seq: 5, interval: "1s", bar: { t: 1, o: 2, h: 2, l: 2, c: 2, v: 0, n: 1 } },
+    ]);
+  });
+
+  it.each([
+    ["BARS without its interval", [29, 7, 1, 60, []], /bad BARS/],
+    ["BARS whose list is a map", [29, 7, 1, "1m", {}], /bad BARS/],
+    ["a bar with a fractional time", [29, 7, 1, "1m", [[1.5, 1, 1, 1, 1, 0, 1]]], /bad bar 0 in BARS/],
+    ["a bar with 6 elements", [29, 7, 1, "1m", [[1, 1, 1, 1, 0, 1]]], /bad bar 0 in BARS/],
+    ["a bar with a fractional trade count", [30, 7, 1, "1m", [1, 1, 1, 1, 1, 0, 1.5]], /bad BAR/],
+    ["a bar with a price that is a string", [30, 7, 1, "1m", [1, "1", 1, 1, 1, 0, 1]], /bad BAR/],
+    ["BAR without a bar", [30, 7, 1, "1m"], /bad BAR/],
+  ])("refuses %s", (_, msg, re) => {
+    const errors: ProtocolError[] = [];
+    expect(decodeFrame(frame(msg as unknown[], [26, 1]), (e) => errors.push(e))).toEqual([{ op: 26, serverTimeUs: 1 }]);
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(re)]);
+  });
+
   it("accepts a Uint8Array view into a larger buffer", () => {
     const inner = new Uint8Array(frame([26, 42]));
     const big = new Uint8Array(inner.length + 10);
@@ -91,6 +126,13 @@ describe("client messages", () => {
     expect(hexOf(encodeSub(3, ["A"], { snap: false }))).toBe("94 01 03 91 a1 41 81 a4 73 6e 61 70 c2");
     // maxHz 0 is the default and is not sent
     expect(hexOf(encodeSub(4, ["A"], { maxHz: 0 }))).toBe("93 01 04 91 a1 41");
+    // bars options: sent as given, after the others
+    expect(hexOf(encodeSub(8, ["A"], { bars: "1m", barCount: 390 }))).toBe(
+      "94 01 08 91 a1 41 82 a4 62 61 72 73 a2 31 6d a8 62 61 72 43 6f 75 6e 74 cd 01 86",
+    );
+    expect(encodeSub(9, ["A"], { maxHz: 4, bars: "1s", barSince: 1764072000000000 })).toEqual(
+      encode([1, 9, ["A"], { maxHz: 4, bars: "1s", barSince: 1764072000000000 }]),
+    );
     expect(hexOf(encodeUnsub(5, ["A", "B"]))).toBe("93 02 05 92 a1 41 a1 42");
     expect(hexOf(encodeSnap(6, ["A"]))).toBe("93 03 06 91 a1 41");
     expect(hexOf(encodePing(7, 12))).toBe("93 04 07 0c");
