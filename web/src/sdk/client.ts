@@ -4,6 +4,7 @@
  * page-visibility throttling.
  */
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { BarSeries, MAX_BARS } from "./bars.js";
 import { Emitter } from "./emitter.js";
 import {
   CloseCode,
@@ -22,6 +23,9 @@ import {
   tokenExpiryMs,
   type AckMsg,
   type AuthedMsg,
+  type Bar,
+  type BarMsg,
+  type BarsMsg,
   type DeltaMsg,
   type ErrorMsg,
   type FeedState,
@@ -107,6 +111,13 @@ export class SymbolState {
   updatedAt = 0;
   /** Set when the server rejected the symbol (ERROR op 25). */
   error: { code: number; message: string } | undefined;
+  /** The bars of the subscription's `bars` interval: history (BARS) and live (BAR). */
+  readonly bars = new BarSeries();
+  /**
+   * True from the SNAPSHOT (or, with `snap` false, the ACK) of a subscription that asked for
+   * history until its BARS: guarantee 5 has no DELTA or BAR of the symbol come in between.
+   */
+  awaitingBars = false;
   constructor(readonly symbol: string) {}
 }
 
@@ -118,6 +129,27 @@ export interface UpdateEvent {
   /** True for a SNAPSHOT, false for a DELTA. */
   snapshot: boolean;
   seq: number;
+}
+
+/** A BARS applied: the symbol's bars are now this history (PROTOCOL.md §6.10). */
+export interface BarsEvent {
+  symbol: string;
+  state: SymbolState;
+  interval: string;
+  /** Every bar held now, oldest first (the same array as `state.bars.list`). */
+  bars: readonly Bar[];
+  seq: number;
+}
+
+/** A BAR applied (PROTOCOL.md §6.11). */
+export interface BarEvent {
+  symbol: string;
+  state: SymbolState;
+  interval: string;
+  bar: Bar;
+  seq: number;
+  /** True when the bar is a new one: every earlier bar is final. False: it replaced the newest. */
+  appended: boolean;
 }
 
 export type ClientErrorKind = "server" | "protocol" | "transport" | "auth";
@@ -145,6 +177,10 @@ export interface SubscribeResult {
 
 export interface ClientEvents {
   update: UpdateEvent;
+  /** A subscription's bar history arrived (after its SNAPSHOT; again after a reconnect or resync). */
+  bars: BarsEvent;
+  /** A live bar update. */
+  bar: BarEvent;
   status: StatusEvent;
   error: ClientErrorEvent;
   hello: HelloMsg;
@@ -216,6 +252,12 @@ export interface ClientStats {
   /** DELTAs dropped because they could not apply (no snapshot yet, or seq not greater). */
   droppedDeltas: number;
   snapRequests: number;
+  /** BARS applied. */
+  barHistories: number;
+  /** BARs applied. */
+  barUpdates: number;
+  /** BARs dropped: awaiting a resync, or of an interval the subscription no longer has. */
+  droppedBars: number;
   /** Connections opened (HELLO received). */
   connections: number;
   heartbeats: number;
@@ -228,7 +270,12 @@ interface Desired {
   opts: SubOptions;
   /** The options of the last SUB the server ACKed for the symbol, on any connection. */
   acked?: SubOptions;
+  /** The options as sent in the last SUB the server ACKed on this connection: what it applies. */
+  server?: SubOptions;
 }
+
+/** A SUB awaiting its ACK: per symbol, the `Desired.opts` object it was sent for and what it sent. */
+type PendingSub = Map<string, { opts: SubOptions; wire: SubOptions }>;
 
 interface SubWaiter {
   pending: Set<string>;
@@ -252,6 +299,9 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     deltas: 0,
     droppedDeltas: 0,
     snapRequests: 0,
+    barHistories: 0,
+    barUpdates: 0,
+    droppedBars: 0,
     connections: 0,
     heartbeats: 0,
   };
@@ -285,7 +335,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
   private desired = new Map<string, Desired>();
   private sidMap = new Map<number, SymbolState>();
   /** SUBs awaiting their ACK: each symbol with the `Desired.opts` object the SUB was sent for. */
-  private pendingSubs = new Map<number, Map<string, SubOptions>>();
+  private pendingSubs = new Map<number, PendingSub>();
   private pendingSnap = new Set<string>();
   private pings = new Map<number, { sentAt: number; resolve: (r: PingResult) => void; reject: (e: Error) => void }>();
   private waiters: SubWaiter[] = [];
@@ -302,6 +352,10 @@ export class TickstreamClient extends Emitter<ClientEvents> {
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   /** Request id of the AUTH in flight, 0 when none. */
   private authId = 0;
+  /** A BARS or BAR came on this connection: the server has bars. */
+  private barsSeen = false;
+  /** The server answered a SUB with history without BARS (noBarsOnServer). */
+  private barsAbsent = false;
 
   constructor(url: string, options: ClientOptions = {}) {
     super();
@@ -356,6 +410,20 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     return this.desired.get(symbol)?.state;
   }
 
+  /**
+   * Whether the server of this connection sends bars: true once a BARS or BAR came, false once
+   * it answered a SUB asking for history with a DELTA and no BARS (a server without bars, or
+   * older than them), undefined until either.
+   */
+  get barsAvailable(): boolean | undefined {
+    return this.barsSeen ? true : this.barsAbsent ? false : undefined;
+  }
+
+  /** The bars held for a subscribed symbol, oldest first (empty when none; see `state(s).bars`). */
+  bars(symbol: string): readonly Bar[] {
+    return this.desired.get(symbol)?.state.bars.list ?? [];
+  }
+
   /** All subscribed symbols and their states, in subscription order. */
   states(): Map<string, SymbolState> {
     const m = new Map<string, SymbolState>();
@@ -389,6 +457,10 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       fields: opts.fields ?? this.opts.fields,
     };
     if (opts.snap === false) merged.snap = false;
+    // Passed on as given: the server refuses bad combinations with an ERROR 400 that names them.
+    if (opts.bars !== undefined) merged.bars = opts.bars;
+    if (opts.barCount !== undefined) merged.barCount = opts.barCount;
+    if (opts.barSince !== undefined) merged.barSince = opts.barSince;
     for (const s of valid) {
       const d = this.desired.get(s);
       if (d) {
@@ -582,6 +654,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     clearTimeout(this.renewTimer);
     this.connectTimer = this.retryTimer = this.watchdog = this.pingTimer = this.renewTimer = undefined;
     this.authId = 0;
+    this.barsSeen = this.barsAbsent = false;
     this.sidMap.clear();
     this.pendingSubs.clear();
     this.pendingSnap.clear();
@@ -593,6 +666,11 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       d.state.ready = false;
       d.state.seq = -1;
       d.state.sid = -1;
+      // The bars stay on show until the next connection's BARS replaces them.
+      d.state.bars.ready = false;
+      d.state.bars.seq = -1;
+      d.state.awaitingBars = false;
+      d.server = undefined;
     }
     for (const p of this.pings.values()) p.reject(new Error(`tickstream: connection lost (${reason})`));
     this.pings.clear();
@@ -655,6 +733,12 @@ export class TickstreamClient extends Emitter<ClientEvents> {
         break;
       case Op.SNAPSHOT:
         this.onSnapshot(m);
+        break;
+      case Op.BAR:
+        this.onBar(m);
+        break;
+      case Op.BARS:
+        this.onBars(m);
         break;
       case Op.HEARTBEAT:
         this.stats.heartbeats++;
@@ -792,7 +876,12 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       if (st.sid >= 0 && st.sid !== sid && this.sidMap.get(st.sid) === st) this.sidMap.delete(st.sid);
       st.sid = sid;
       st.error = undefined;
-      d.acked = requested?.get(sym) ?? d.acked;
+      const sent = requested?.get(sym);
+      if (sent) {
+        d.acked = sent.opts;
+        this.applyBarOptions(st, sent.wire);
+        d.server = sent.wire;
+      }
       this.sidMap.set(sid, st);
       accepted.push(sym);
     }
@@ -827,7 +916,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     // (and refused again, dropping a live subscription) on every reconnect.
     this.pendingSubs.delete(m.id);
     const refused: string[] = [];
-    for (const [s, opts] of sent) {
+    for (const [s, { opts }] of sent) {
       const d = this.desired.get(s);
       if (!d || d.opts !== opts) continue; // unsubscribed, or a later SUB replaced the options
       refused.push(s);
@@ -878,6 +967,117 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     st.ready = true;
     st.updatedAt = Date.now();
     this.emit("update", { symbol: st.symbol, state: st, changed, snapshot: true, seq: m.seq });
+    // The server follows the SNAPSHOT of a subscription with history (SUB, re-SUB, SNAP) by a BARS.
+    const o = this.desired.get(st.symbol)?.server;
+    if (o?.bars !== undefined && !this.barsAbsent) {
+      if (hasHistory(o)) st.awaitingBars = true;
+      else if (!st.bars.ready) this.startLiveBars(st, o.bars);
+    }
+  }
+
+  /**
+   * Sets a symbol's bars up for the options of a SUB the server has just ACKed: a new interval
+   * starts empty; history arrives with the next BARS (right after the ACK when `snap` is false).
+   */
+  private applyBarOptions(st: SymbolState, o: SubOptions): void {
+    const series = st.bars;
+    if (hasHistory(o) || o.bars !== series.interval) {
+      series.limit = o.barCount !== undefined ? Math.min(o.barCount, MAX_BARS) : MAX_BARS;
+    }
+    if (o.bars === undefined) {
+      series.reset("");
+      series.ready = false;
+      st.awaitingBars = false;
+      return;
+    }
+    if (o.bars !== series.interval) {
+      series.reset(o.bars);
+      series.ready = false;
+    }
+    if (o.snap === false && !this.barsAbsent) {
+      if (hasHistory(o)) st.awaitingBars = true;
+      else if (!series.ready) this.startLiveBars(st, o.bars);
+    }
+  }
+
+  /** Live bars only: no history will come, so the bars start empty from here. */
+  private startLiveBars(st: SymbolState, interval: string): void {
+    st.bars.reset(interval);
+    st.bars.ready = true;
+  }
+
+  private onBars(m: BarsMsg): void {
+    this.barsSeen = true;
+    const st = this.sidMap.get(m.sid);
+    if (!st) return;
+    const o = this.desired.get(st.symbol)?.server;
+    if (!st.ready && o?.snap !== false) {
+      this.barsViolation(st, `BARS for ${st.symbol} came before its SNAPSHOT`);
+      return;
+    }
+    const bad = st.bars.history(m);
+    if (bad) {
+      this.barsViolation(st, `${bad} (${st.symbol})`);
+      return;
+    }
+    st.awaitingBars = false;
+    this.stats.barHistories++;
+    this.emit("bars", { symbol: st.symbol, state: st, interval: m.interval, bars: st.bars.list, seq: m.seq });
+  }
+
+  private onBar(m: BarMsg): void {
+    this.barsSeen = true;
+    const st = this.sidMap.get(m.sid);
+    if (!st) return;
+    if (st.awaitingBars) {
+      this.barsViolation(st, `BAR for ${st.symbol} came before its BARS`);
+      return;
+    }
+    const series = st.bars;
+    if (!series.ready || m.interval !== series.interval) {
+      // Awaiting a resync, or sent before a re-SUB changed the interval.
+      this.stats.droppedBars++;
+      return;
+    }
+    const r = series.update(m);
+    if (typeof r === "object") {
+      this.barsViolation(st, `${r.violation} (${st.symbol})`);
+      return;
+    }
+    this.stats.barUpdates++;
+    this.emit("bar", { symbol: st.symbol, state: st, interval: m.interval, bar: m.bar, seq: m.seq, appended: r === "appended" });
+  }
+
+  /**
+   * The server answered SUBs that asked for history without a BARS: it keeps no bars. Said once
+   * per connection; no symbol awaits a BARS on it any more (`barsAvailable` is false).
+   */
+  private noBarsOnServer(): void {
+    this.barsAbsent = true;
+    for (const d of this.desired.values()) d.state.awaitingBars = false;
+    this.protocolError(
+      new ProtocolError("the server answered a SUB with bars without BARS: it keeps no bars (a server older than them); no bars on this connection"),
+    );
+  }
+
+  /**
+   * The server broke guarantee 5 for a symbol: its bars are no longer trusted. Reported as a
+   * protocol error and repaired like a DELTA out of order, by SNAP: the SNAPSHOT it brings is
+   * followed by a fresh BARS (or, for live bars only, the bars start again empty).
+   */
+  private barsViolation(st: SymbolState, why: string): void {
+    this.stats.droppedBars++;
+    st.bars.ready = false;
+    st.awaitingBars = false;
+    this.protocolError(new ProtocolError(`${why}; requesting SNAP`));
+    this.requestSnap(st);
+  }
+
+  private requestSnap(st: SymbolState): void {
+    if (this.pendingSnap.has(st.symbol)) return;
+    this.pendingSnap.add(st.symbol);
+    this.stats.snapRequests++;
+    this.sendSnap([st.symbol]);
   }
 
   private onDelta(m: DeltaMsg): void {
@@ -891,12 +1091,19 @@ export class TickstreamClient extends Emitter<ClientEvents> {
           new ProtocolError(`DELTA for ${st.symbol} has seq ${m.seq}, not greater than ${st.seq}; requesting SNAP`),
         );
       }
-      if (!this.pendingSnap.has(st.symbol)) {
-        this.pendingSnap.add(st.symbol);
-        this.stats.snapRequests++;
-        this.sendSnap([st.symbol]);
-      }
+      this.requestSnap(st);
       return;
+    }
+    if (st.awaitingBars) {
+      if (!this.barsSeen) {
+        // Not one BARS or BAR on this connection: a server without bars (one older than them
+        // ignores the options), not a broken one. A SNAP would bring no BARS either.
+        this.noBarsOnServer();
+      } else {
+        this.stats.droppedDeltas++;
+        this.barsViolation(st, `DELTA for ${st.symbol} came before its BARS`);
+        return;
+      }
     }
     this.stats.deltas++;
     const fields = this.fields;
@@ -953,7 +1160,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
 
   private sendSub(symbols: string[], o: SubOptions): void {
     const id = this.id();
-    this.pendingSubs.set(id, new Map(symbols.map((s) => [s, this.desired.get(s)!.opts])));
+    this.pendingSubs.set(id, new Map(symbols.map((s) => [s, { opts: this.desired.get(s)!.opts, wire: o }])));
     this.send(subCommand(id, symbols, o));
   }
 
@@ -969,7 +1176,15 @@ export class TickstreamClient extends Emitter<ClientEvents> {
   /** The options actually sent for a subscription, given the visibility state. */
   private wireOpts(o: SubOptions, snap = true): SubOptions {
     const w: SubOptions = { ...o };
-    if (!snap) w.snap = false;
+    if (!snap) {
+      w.snap = false;
+      if (o.snap !== false) {
+        // The client's own re-SUB that only changes the pace (page hidden): the server keeps the
+        // subscription's bars, so no history is asked again.
+        delete w.barCount;
+        delete w.barSince;
+      }
+    }
     if (this.hidden && this.visSource) {
       const hz = (this.opts.visibility || undefined)?.hiddenMaxHz ?? 1;
       w.maxHz = o.maxHz && o.maxHz > 0 ? Math.min(o.maxHz, hz) : hz;
@@ -983,7 +1198,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     const groups = new Map<string, { opts: SubOptions; symbols: string[] }>();
     for (const [sym, d] of this.desired) {
       const o = this.wireOpts(d.opts, snap && d.opts.snap !== false);
-      const key = JSON.stringify([o.snap, o.maxHz, o.fields]);
+      const key = JSON.stringify([o.snap, o.maxHz, o.fields, o.bars, o.barCount, o.barSince]);
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { opts: o, symbols: [] }));
       g.symbols.push(sym);
@@ -1008,6 +1223,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
         for (const d of this.desired.values()) {
           if (d.state.sid >= 0) this.sidMap.delete(d.state.sid);
           d.state.ready = false;
+          d.state.bars.ready = false;
         }
         if (syms.length) this.send([Op.UNSUB, this.id(), syms]);
       } else {
@@ -1081,6 +1297,11 @@ export class TickstreamClient extends Emitter<ClientEvents> {
 }
 
 // ---------------------------------------------------------------------------
+
+/** True when SUB options ask for a history (BARS). */
+function hasHistory(o: SubOptions): boolean {
+  return o.bars !== undefined && (o.barCount !== undefined || o.barSince !== undefined);
+}
 
 function nowMs(): number {
   return Date.now();

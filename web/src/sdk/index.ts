@@ -15,6 +15,8 @@ export {
   buildUrl,
   SymbolState,
   TickstreamClient,
+  type BarEvent,
+  type BarsEvent,
   type ClientErrorEvent,
   type ClientErrorKind,
   type ClientEvents,
@@ -33,6 +35,7 @@ export {
   type WebSocketCtor,
   type WebSocketLike,
 } from "./client.js";
+export { BarSeries, MAX_BARS, type BarApplied } from "./bars.js";
 export { backoffDelay, type BackoffOptions } from "./backoff.js";
 export { Emitter, type Listener } from "./emitter.js";
 export {

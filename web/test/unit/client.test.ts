@@ -6,9 +6,8 @@ import {
   type StatusEvent,
   type TickstreamClient,
   type UpdateEvent,
-  type VisibilitySource,
 } from "../../src/sdk/index.js";
-import { FakeWebSocket, HELLO } from "./fake-websocket.js";
+import { FakeDocument, FakeWebSocket, HELLO } from "./fake-websocket.js";
 
 const flush = () => vi.advanceTimersByTimeAsync(0);
 
@@ -453,21 +452,6 @@ describe("ping", () => {
     await expect(p).rejects.toThrow(/connection lost/);
   });
 });
-
-class FakeDocument implements VisibilitySource {
-  visibilityState = "visible";
-  private fns: Array<() => void> = [];
-  addEventListener(_t: "visibilitychange", fn: () => void) {
-    this.fns.push(fn);
-  }
-  removeEventListener(_t: "visibilitychange", fn: () => void) {
-    this.fns = this.fns.filter((f) => f !== fn);
-  }
-  set(state: "visible" | "hidden") {
-    this.visibilityState = state;
-    for (const f of this.fns) f();
-  }
-}
 
 describe("page visibility", () => {
   it("throttles with a low maxHz while hidden and re-snapshots on return", async () => {

@@ -1,5 +1,5 @@
 import { decode, encode } from "@msgpack/msgpack";
-import type { WebSocketLike } from "../../src/sdk/index.js";
+import type { VisibilitySource, WebSocketLike } from "../../src/sdk/index.js";
 
 /** Concatenates several encoded messages into one frame, as the server may send them. */
 export function frame(...msgs: unknown[][]): ArrayBuffer {
@@ -84,5 +84,21 @@ export class FakeWebSocket implements WebSocketLike {
     if (this.readyState === 3) return;
     this.readyState = 3;
     this.onclose?.({ code, reason });
+  }
+}
+
+/** A page whose visibility the test sets. */
+export class FakeDocument implements VisibilitySource {
+  visibilityState = "visible";
+  private fns: Array<() => void> = [];
+  addEventListener(_t: "visibilitychange", fn: () => void) {
+    this.fns.push(fn);
+  }
+  removeEventListener(_t: "visibilitychange", fn: () => void) {
+    this.fns = this.fns.filter((f) => f !== fn);
+  }
+  set(state: "visible" | "hidden") {
+    this.visibilityState = state;
+    for (const f of this.fns) f();
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * The bars a client holds for one subscription (PROTOCOL.md §6.10, §6.11, §7 guarantee 5): the
+ * history a BARS brought, then every BAR applied to it — the same `t` replaces the newest bar, a
+ * later `t` appends one (and makes every earlier bar final).
+ */
+import type { Bar, BarMsg, BarsMsg } from "./protocol.js";
+
+/** The server's limit on one history (barCount, and the bars of a barSince). */
+export const MAX_BARS = 10000;
+
+/** What applying a BAR did: replaced the newest bar, appended one, or broke guarantee 5 (the reason). */
+export type BarApplied = "replaced" | "appended" | { violation: string };
+
+export class BarSeries {
+  /** The interval of the bars held ("1m"); "" while the subscription asks for none. */
+  interval = "";
+  /** The symbol's version the bars are complete up to on this connection (-1: none yet). */
+  seq = -1;
+  /**
+   * True while the bars follow the server's: the history arrived (or the subscription asked for
+   * live bars only), no violation since. False from a reconnect or a resync until the next BARS.
+   */
+  ready = false;
+  /** Oldest first, at most `limit`; the newest may still be forming. */
+  readonly list: Bar[] = [];
+  /** How many bars are kept: barCount, else MAX_BARS; older ones are dropped as new ones come. */
+  limit = MAX_BARS;
+
+  /** The newest bar, or undefined. */
+  get last(): Bar | undefined {
+    return this.list[this.list.length - 1];
+  }
+
+  /** Forgets the bars (a new interval, or live-only bars after a resync). */
+  reset(interval: string): void {
+    this.interval = interval;
+    this.list.length = 0;
+    this.seq = -1;
+  }
+
+  /**
+   * Replaces the bars with a BARS's history. Returns the violation when its bars are not in
+   * strictly increasing `t` (the bars are then left as they were).
+   */
+  history(m: BarsMsg): string | undefined {
+    for (let i = 1; i < m.bars.length; i++) {
+      if (m.bars[i]!.t <= m.bars[i - 1]!.t) {
+        return `BARS holds bar t=${m.bars[i]!.t} after t=${m.bars[i - 1]!.t}, not oldest first`;
+      }
+    }
+    this.interval = m.interval;
+    const from = Math.max(0, m.bars.length - this.limit);
+    this.list.length = 0;
+    for (let i = from; i < m.bars.length; i++) this.list.push(m.bars[i]!);
+    this.seq = m.seq;
+    this.ready = true;
+    return undefined;
+  }
+
+  /** Applies a BAR of this series' interval: checks that neither `seq` nor `t` goes back. */
+  update(m: BarMsg): BarApplied {
+    if (m.seq < this.seq) return { violation: `BAR has seq ${m.seq}, below the bars' ${this.seq}` };
+    const last = this.last;
+    const b = m.bar;
+    if (last && b.t < last.t) return { violation: `BAR has t=${b.t}, before the newest bar's t=${last.t}` };
+    this.seq = m.seq;
+    if (last && b.t === last.t) {
+      this.list[this.list.length - 1] = b;
+      return "replaced";
+    }
+    this.list.push(b);
+    if (this.list.length > this.limit) this.list.splice(0, this.list.length - this.limit);
+    return "appended";
+  }
+}
