@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // A small protocol-v1 mock of `tickstream serve` for developing the dashboard without the
 // Go server: static files from dist/app, /readyz, /api/v1/symbols, /api/v1/snapshot,
-// POST /api/v1/demo/feed?state=down|up, and /ws (tickstream.v1 MessagePack) with a random
-// walk of N symbols at R updates/s. Several messages are packed into one frame, like the
+// POST /api/v1/demo/feed?state=down|up, /api/v1/bars/intervals, and /ws (tickstream.v1
+// MessagePack) with a random walk of N symbols at R updates/s, and 1-minute bars (BARS, BAR)
+// of the last --history-hours (default 8) before the start, then live. Several messages are packed into one frame, like the
 // server may do. It is NOT the reference implementation: the Go server is.
 //
 //   node scripts/mock-server.mjs --listen 127.0.0.1:8080 [--symbols 500 --rate 2000]
@@ -44,6 +45,42 @@ for (const s of symbols) {
     state: { ts: nowUs(), bid: r2(p - 0.01), bidSize: 100, ask: r2(p + 0.01), askSize: 200, last: r2(p), lastSize: 100, volume: 1000, open: r2(p), high: r2(p), low: r2(p), prevClose: r2(p * (1 + (Math.random() - 0.5) * 0.04)) },
   });
 }
+// 1-minute bars per symbol: a random walk back from the current price, one bar a minute.
+const BAR_US = 60_000_000;
+const HISTORY_BARS = Math.round(Number(args["history-hours"] ?? 8) * 60);
+const bars = new Map(); // sym -> [{t, o, h, l, c, v, n}], oldest first
+for (const s of symbols) {
+  const list = [];
+  let c = store.get(s).state.last;
+  const now = Math.floor(nowUs() / BAR_US) * BAR_US;
+  for (let i = 1; i <= HISTORY_BARS; i++) {
+    const o = r2(c * (1 + (Math.random() - 0.5) * 0.004));
+    list.push({ t: now - i * BAR_US, o, h: r2(Math.max(o, c) * 1.001), l: r2(Math.min(o, c) * 0.999), c, v: 100 * (1 + Math.floor(Math.random() * 50)), n: 1 + Math.floor(Math.random() * 10) });
+    c = o;
+  }
+  bars.set(s, list.reverse());
+}
+const tuple = (b) => [b.t, b.o, b.h, b.l, b.c, b.v, b.n];
+
+/** Counts a trade into the symbol's newest bar or starts one; returns the bar. */
+function trade(sym, ts, price, size) {
+  const list = bars.get(sym);
+  const t = Math.floor(ts / BAR_US) * BAR_US;
+  let b = list[list.length - 1];
+  if (b && b.t >= t) {
+    b.h = Math.max(b.h, price);
+    b.l = Math.min(b.l, price);
+    b.c = price;
+    b.v += size;
+    b.n++;
+  } else {
+    b = { t, o: price, h: price, l: price, c: price, v: size, n: 1 };
+    list.push(b);
+    if (list.length > 1440) list.shift();
+  }
+  return b;
+}
+
 let feed = "live";
 const conns = new Set();
 
@@ -61,7 +98,8 @@ function step(sym) {
   const diff = {};
   for (const [k, v] of Object.entries(changed)) if (st[k] !== v) { st[k] = v; diff[F[k]] = v; }
   e.seq++;
-  for (const c of conns) c.onUpdate(sym, e.seq, diff);
+  const bar = trade(sym, changed.ts, changed.last, changed.lastSize);
+  for (const c of conns) c.onUpdate(sym, e.seq, diff, bar);
 }
 
 // ~RATE updates/s in 10 ms ticks
@@ -84,7 +122,7 @@ class Conn {
     this.ws = ws;
     this.out = [];
     this.sids = new Map(); // sym -> sid
-    this.subs = new Map(); // sym -> {seq}
+    this.subs = new Map(); // sym -> {seq, opts}
     this.nextSid = 1;
     this.lastSent = Date.now();
     this.send([20, 1, "mock-node", HEARTBEAT_MS, FIELDS]);
@@ -108,14 +146,20 @@ class Conn {
   snapshot(sym) {
     const e = store.get(sym);
     const sid = this.sids.get(sym);
-    this.subs.set(sym, { seq: e.seq });
+    const opts = this.subs.get(sym)?.opts;
     this.send([22, sid, e.seq, indexed(e.state)]);
+    if (opts?.bars && (opts.barCount || opts.barSince)) {
+      let list = bars.get(sym).filter((b) => !opts.barSince || b.t >= opts.barSince);
+      if (opts.barCount) list = list.slice(-opts.barCount);
+      this.send([29, sid, e.seq, opts.bars, list.map(tuple)]);
+    }
   }
-  onUpdate(sym, seq, diff) {
+  onUpdate(sym, seq, diff, bar) {
     const s = this.subs.get(sym);
     if (!s) return;
     s.seq = seq;
     this.send([23, this.sids.get(sym), seq, diff]);
+    if (s.opts?.bars) this.send([30, this.sids.get(sym), seq, s.opts.bars, tuple(bar)]);
   }
   onMessage(data) {
     let msgs;
@@ -126,9 +170,17 @@ class Conn {
         const ok = [], bad = [];
         for (const s of list) (store.has(s) ? ok : bad).push(s);
         if (bad.length) this.send([25, id, 404, "unknown symbol", bad]);
+        if (opts?.bars !== undefined && opts.bars !== "1m") {
+          this.send([25, id, 400, `bad request: option bars: unknown interval ${JSON.stringify(opts.bars)} (this server has 1m)`]);
+          continue;
+        }
         for (const s of ok) if (!this.sids.has(s)) this.sids.set(s, this.nextSid++);
         this.send([21, id, ok.map((s) => [s, this.sids.get(s)])]);
-        for (const s of ok) if (!opts || opts.snap !== false || !this.subs.has(s)) this.snapshot(s);
+        for (const s of ok) {
+          const had = this.subs.has(s);
+          this.subs.set(s, { seq: store.get(s).seq, opts });
+          if (!opts || opts.snap !== false || !had) this.snapshot(s);
+        }
       } else if (op === 2) {
         for (const s of list) this.subs.delete(s);
       } else if (op === 3) {
@@ -159,6 +211,7 @@ const server = createServer(async (req, res) => {
     for (const s of (url.searchParams.get("symbols") ?? "").split(",")) { const e = store.get(s); if (e) out[s] = { seq: e.seq, state: e.state }; }
     return json(200, { snapshots: out });
   }
+  if (url.pathname === "/api/v1/bars/intervals") return json(200, [{ name: "1m", seconds: 60, keep: 1440 }]);
   if (url.pathname === "/api/v1/demo/feed" && req.method === "POST") {
     const st = url.searchParams.get("state");
     feed = st === "down" ? "stale" : "live";

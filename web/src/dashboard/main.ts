@@ -6,8 +6,9 @@
  * cost one small batch of text/class writes per frame.
  */
 import "./style.css";
-import { CloseCode, connect, type StatusEvent, type TickstreamClient } from "../sdk/index.js";
+import { CloseCode, connect, type StatusEvent, type SubOptions, type TickstreamClient } from "../sdk/index.js";
 import { TokenStore, refusalReason } from "./auth.js";
+import type { ChartPanel } from "./chart.js";
 import { SymbolInput, symbolSearch } from "./autocomplete.js";
 import { fmtMs, fmtRate } from "./format.js";
 import { QuoteTable } from "./table.js";
@@ -26,6 +27,7 @@ const watchlist = new Watchlist();
 const table = new QuoteTable({
   onRemove: (s) => watchlist.remove(s),
   onMove: (s, to) => watchlist.move(s, to),
+  onOpen: (s) => void openChart(s),
 });
 $("#table-wrap").appendChild(table.el);
 
@@ -110,6 +112,108 @@ client.on("update", (u) => {
   queueFrame();
 });
 
+// ----- bars: each row's sparkline, and the chart -----------------------------------------
+//
+// Every row asks for the 1-minute bars since local midnight with its subscription, so its
+// sparkline has the day's shape in the frame that shows its first price (the BARS follows
+// the SNAPSHOT in the same batch). The chart draws the same bars: opening it costs no request.
+
+/** The interval the rows ask for; null on a server that keeps no bars. */
+let barInterval: string | null = params.get("bars") ?? "1m";
+
+function localMidnightUs(): number {
+  const d = new Date();
+  d.setHours(0, 0, 0, 0);
+  return d.getTime() * 1000;
+}
+
+function subOptions(): SubOptions {
+  return barInterval ? { bars: barInterval, barSince: localMidnightUs() } : {};
+}
+
+/**
+ * Subscribes rows. A server without the interval, or with bars off, refuses the whole SUB
+ * (ERROR 400 naming the option): the rows then ask for the interval nearest to a minute that
+ * the server lists, or for no bars, and the sparklines draw the prices seen instead.
+ */
+async function subscribeRows(symbols: string[]): Promise<void> {
+  const asked = barInterval;
+  const r = await client.subscribe(symbols, subOptions());
+  const refused = r.rejected.filter((x) => x.code === 400 && /\bbar(s|Count|Since)\b/.test(x.message)).map((x) => x.symbol);
+  if (!asked || refused.length === 0) return;
+  if (barInterval === asked) {
+    const next = await nearestInterval(asked);
+    if (barInterval === asked) barInterval = next;
+    console.warn(`tickstream: ${r.rejected[0]!.message}; the sparklines use ${barInterval ? `${barInterval} bars` : "the prices seen"}`);
+  }
+  const again = refused.filter((s) => watchlist.has(s) && !client.state(s));
+  if (again.length) await subscribeRows(again);
+}
+
+/** The server's interval nearest to a minute other than `refused`, or null (none, or bars off). */
+async function nearestInterval(refused: string): Promise<string | null> {
+  try {
+    const res = await fetch("/api/v1/bars/intervals", { headers: { Accept: "application/json", ...auth.headers() }, signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) return null;
+    const list = (await res.json()) as Array<{ name?: unknown; seconds?: unknown }>;
+    let best: string | null = null;
+    let bestDist = Infinity;
+    for (const it of Array.isArray(list) ? list : []) {
+      if (typeof it.name !== "string" || typeof it.seconds !== "number" || it.name === refused || !(it.seconds > 0)) continue;
+      const dist = Math.abs(Math.log(it.seconds / 60));
+      if (dist < bestDist) [best, bestDist] = [it.name, dist];
+    }
+    return best;
+  } catch {
+    return null;
+  }
+}
+
+client.on("bars", (e) => {
+  table.setBars(e.symbol, e.bars);
+  dirty.add(e.symbol);
+  queueFrame();
+  if (chart?.symbol === e.symbol) chart.setHistory(e.bars);
+});
+client.on("bar", (e) => {
+  table.barsChanged(e.symbol);
+  dirty.add(e.symbol);
+  queueFrame();
+  if (chart?.symbol === e.symbol) chart.update(e.bar);
+});
+
+let chart: ChartPanel | undefined;
+let chartModule: Promise<typeof import("./chart.js")> | undefined;
+
+/** Opens the candlestick chart of a row; lightweight-charts loads on the first one. */
+async function openChart(symbol: string): Promise<void> {
+  if (!barInterval) {
+    flashHint("This server keeps no bars: no chart");
+    return;
+  }
+  let mod: typeof import("./chart.js");
+  try {
+    mod = await (chartModule ??= import("./chart.js"));
+  } catch (e) {
+    chartModule = undefined;
+    flashHint(`Could not load the chart: ${(e as Error).message}`);
+    return;
+  }
+  const st = client.state(symbol);
+  if (!st) return; // removed meanwhile
+  chart ??= new mod.ChartPanel(
+    {
+      dialog: $<HTMLDialogElement>("#chart"),
+      title: $("#chart-title"),
+      legend: $("#chart-legend"),
+      host: $("#chart-host"),
+      closeButton: $<HTMLButtonElement>("#chart-close"),
+    },
+    (s) => table.focus(s),
+  );
+  chart.open(symbol, st.bars.interval || barInterval, st.bars.list);
+}
+
 // ----- watchlist <-> subscriptions ------------------------------------------------------
 
 watchlist.onChange((symbols) => {
@@ -118,7 +222,8 @@ watchlist.onChange((symbols) => {
   const gone = have.filter((s) => !want.has(s));
   const added = symbols.filter((s) => !client.state(s));
   if (gone.length) client.unsubscribe(gone);
-  if (added.length) void client.subscribe(added);
+  if (chart?.symbol !== undefined && !want.has(chart.symbol)) chart.close();
+  if (added.length) void subscribeRows(added);
   table.sync(symbols);
   for (const s of symbols) dirty.add(s);
   queueFrame();

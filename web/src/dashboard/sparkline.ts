@@ -1,5 +1,11 @@
-/** A per-symbol sparkline of recent prices, drawn on a small canvas. */
+/**
+ * A per-symbol sparkline on a small canvas: the closes of the symbol's bars (the day's 1-minute
+ * bars, history then live), placed by time; or, on a server without bars, the last prices seen
+ * since the row appeared.
+ */
+import type { Bar } from "../sdk/index.js";
 
+/** Prices kept for a sparkline without bars. */
 const CAP = 120;
 
 export class Sparkline {
@@ -7,6 +13,8 @@ export class Sparkline {
   private readonly buf = new Float64Array(CAP);
   private start = 0;
   private len = 0;
+  /** The bars drawn (the SDK's own array, never copied), or null: draw the prices. */
+  private bars: readonly Bar[] | null = null;
   private dirty = false;
   private drawnAt = 0;
   private readonly w: number;
@@ -22,13 +30,26 @@ export class Sparkline {
     c.style.width = width + "px";
     c.style.height = height + "px";
     c.className = "spark";
+    c.dataset.points = "0";
     this.canvas = c;
     const ctx = c.getContext("2d");
     ctx?.scale(dpr, dpr);
   }
 
+  /** Draws these bars from now on (they change in place: call `changed()` after a BAR). */
+  setBars(bars: readonly Bar[]): void {
+    this.bars = bars;
+    this.dirty = true;
+  }
+
+  /** The bars drawn changed. */
+  changed(): void {
+    this.dirty = true;
+  }
+
+  /** A last price; drawn only while the sparkline has no bars. */
   push(v: number): void {
-    if (!Number.isFinite(v)) return;
+    if (!Number.isFinite(v) || this.bars) return;
     if (this.len < CAP) {
       this.buf[(this.start + this.len) % CAP] = v;
       this.len++;
@@ -37,10 +58,6 @@ export class Sparkline {
       this.start = (this.start + 1) % CAP;
     }
     this.dirty = true;
-  }
-
-  get size(): number {
-    return this.len;
   }
 
   /** Redraws when new points arrived, at most every `minIntervalMs`. */
@@ -57,34 +74,41 @@ export class Sparkline {
     if (!ctx) return;
     const { w, h } = this;
     ctx.clearRect(0, 0, w, h);
-    const n = this.len;
+    const bars = this.bars;
+    const n = bars ? bars.length : this.len;
+    this.canvas.dataset.points = String(n);
     if (n < 2) return;
+    const value = bars ? (i: number) => bars[i]!.c : (i: number) => this.buf[(this.start + i) % CAP]!;
+    // Bars are sparse (a minute without a trade has none): place them by time, so a quiet
+    // stretch shows as a straight segment, not squeezed away.
+    const t0 = bars ? bars[0]!.t : 0;
+    const span = bars ? bars[n - 1]!.t - t0 || 1 : n - 1;
+    const pos = bars ? (i: number) => (bars[i]!.t - t0) / span : (i: number) => i / span;
     let min = Infinity;
     let max = -Infinity;
     for (let i = 0; i < n; i++) {
-      const v = this.buf[(this.start + i) % CAP]!;
+      const v = value(i);
       if (v < min) min = v;
       if (v > max) max = v;
     }
     const pad = 2;
     const range = max - min || Math.abs(max) * 1e-4 || 1;
-    const dx = (w - pad * 2) / (n - 1); // the points seen so far span the width
-    const x0 = pad;
+    const x = (i: number) => pad + pos(i) * (w - pad * 2);
     const y = (v: number) => h - pad - ((v - min) / range) * (h - pad * 2);
-    const first = this.buf[this.start]!;
-    const last = this.buf[(this.start + n - 1) % CAP]!;
+    const first = bars ? bars[0]!.o : value(0);
+    const last = value(n - 1);
     const up = last >= first;
     const stroke = dim ? "#6b7385" : up ? "#2fcf7a" : "#ff5d67";
     ctx.beginPath();
-    ctx.moveTo(x0, y(first));
-    for (let i = 1; i < n; i++) ctx.lineTo(x0 + i * dx, y(this.buf[(this.start + i) % CAP]!));
+    ctx.moveTo(x(0), y(value(0)));
+    for (let i = 1; i < n; i++) ctx.lineTo(x(i), y(value(i)));
     ctx.lineWidth = 1.25;
     ctx.strokeStyle = stroke;
     ctx.lineJoin = "round";
     ctx.stroke();
     // soft area under the line
-    ctx.lineTo(x0 + (n - 1) * dx, h);
-    ctx.lineTo(x0, h);
+    ctx.lineTo(x(n - 1), h);
+    ctx.lineTo(x(0), h);
     ctx.closePath();
     ctx.globalAlpha = 0.12;
     ctx.fillStyle = stroke;
@@ -92,7 +116,7 @@ export class Sparkline {
     ctx.globalAlpha = 1;
     // last point
     ctx.beginPath();
-    ctx.arc(x0 + (n - 1) * dx, y(last), 1.8, 0, Math.PI * 2);
+    ctx.arc(x(n - 1), y(last), 1.8, 0, Math.PI * 2);
     ctx.fillStyle = stroke;
     ctx.fill();
   }

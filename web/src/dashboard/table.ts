@@ -2,7 +2,7 @@
  * The live quote table. Rows are created once per symbol; updates only touch the
  * cells whose text changed and restart a CSS flash animation (no forced reflow).
  */
-import type { SymbolState } from "../sdk/index.js";
+import type { Bar, SymbolState } from "../sdk/index.js";
 import { fmtChange, fmtPct, fmtPrice, fmtVolume } from "./format.js";
 import { Sparkline } from "./sparkline.js";
 
@@ -45,6 +45,8 @@ interface Row {
 export interface TableCallbacks {
   onRemove(symbol: string): void;
   onMove(symbol: string, to: number): void;
+  /** A click on a row (or Enter on its symbol): open the symbol's chart. */
+  onOpen(symbol: string): void;
 }
 
 export class QuoteTable {
@@ -80,7 +82,7 @@ export class QuoteTable {
       th.setAttribute("role", "columnheader");
       th.dataset.col = key;
       if (key === "chg" || key === "pct") th.title = "Change vs previous close";
-      if (key === "trend") th.title = "Recent last-trade prices";
+      if (key === "trend") th.title = "Today's 1-minute bars (recent last prices on a server without bars)";
       head.appendChild(th);
     }
     const body = document.createElement("div");
@@ -121,9 +123,19 @@ export class QuoteTable {
     this.order = [...symbols];
   }
 
-  /** Adds a price point to the symbol's sparkline (called for every update). */
+  /** Adds a price point to the symbol's sparkline (called for every update; unused once it has bars). */
   addPoint(symbol: string, price: number): void {
     this.rows.get(symbol)?.spark.push(price);
+  }
+
+  /** Draws the symbol's sparkline from these bars (the SDK's array: `barsChanged` after it changed). */
+  setBars(symbol: string, bars: readonly Bar[]): void {
+    this.rows.get(symbol)?.spark.setBars(bars);
+  }
+
+  /** The bars of the symbol's sparkline changed (a live BAR). */
+  barsChanged(symbol: string): void {
+    this.rows.get(symbol)?.spark.changed();
   }
 
   /** Renders one symbol's state. `now` is performance.now(). */
@@ -156,6 +168,11 @@ export class QuoteTable {
       row.tr.classList.toggle("has-error", !!state.error);
     }
     row.spark.maybeDraw(now, 200, dim);
+  }
+
+  /** Moves the keyboard focus to the symbol's name (where its chart was opened from). */
+  focus(symbol: string): void {
+    this.rows.get(symbol)?.tr.querySelector<HTMLButtonElement>(".sym-name")?.focus();
   }
 
   /** Redraws every sparkline (e.g. when the connection state changes colour). */
@@ -221,10 +238,14 @@ export class QuoteTable {
     tdGrip.appendChild(grip);
 
     const tdSym = cellEl("sym-col");
-    const name = document.createElement("span");
+    // A button: the row's chart opens with the keyboard too (Enter or Space on the name).
+    const name = document.createElement("button");
+    name.type = "button";
     name.className = "sym-name";
     name.textContent = symbol;
-    name.title = symbol;
+    name.title = `${symbol}: open the chart`;
+    name.setAttribute("aria-label", `Open the chart of ${symbol}`);
+    name.setAttribute("aria-haspopup", "dialog");
     const note = document.createElement("span");
     note.className = "sym-note";
     tdSym.append(name, note);
@@ -268,10 +289,10 @@ export class QuoteTable {
     const tb = this.tbody;
     tb.addEventListener("click", (e) => {
       const t = e.target as HTMLElement;
-      if (t.closest(".remove")) {
-        const s = this.symbolOf(t);
-        if (s) this.cb.onRemove(s);
-      }
+      const s = this.symbolOf(t);
+      if (!s) return;
+      if (t.closest(".remove")) this.cb.onRemove(s);
+      else if (!t.closest(".grip")) this.cb.onOpen(s);
     });
     tb.addEventListener("keydown", (e) => {
       const t = e.target as HTMLElement;
