@@ -84,14 +84,36 @@ function queueFrame(): void {
   requestAnimationFrame(flush);
 }
 
+/**
+ * How long a row whose history is on its way may wait for it: its BARS follows its SNAPSHOT,
+ * maybe in the next WebSocket frame, and its first paint should show the price and the day's
+ * shape. A server that sends no BARS at all (older than bars) is found out by the first DELTA;
+ * the bound keeps a quiet symbol's row from waiting for one.
+ */
+const HOLD_FOR_BARS_MS = 500;
+const heldSince = new Map<string, number>();
+let holdTimer: ReturnType<typeof setTimeout> | undefined;
+
 function flush(): void {
   frameQueued = false;
   const t0 = performance.now();
   for (const s of dirty) {
     const st = client.state(s);
+    if (st?.awaitingBars) {
+      const since = heldSince.get(s) ?? t0;
+      heldSince.set(s, since);
+      if (t0 - since < HOLD_FOR_BARS_MS) {
+        holdTimer ??= setTimeout(() => {
+          holdTimer = undefined;
+          queueFrame();
+        }, HOLD_FOR_BARS_MS);
+        continue;
+      }
+    }
+    heldSince.delete(s);
     if (st) table.render(st, t0, dim);
+    dirty.delete(s);
   }
-  dirty.clear();
   // Keep frames coming while highlights are pending, so they end on time.
   if (table.sweepFlashes(t0)) queueFrame();
   renderMsTotal += performance.now() - t0;
@@ -187,7 +209,7 @@ let chartModule: Promise<typeof import("./chart.js")> | undefined;
 
 /** Opens the candlestick chart of a row; lightweight-charts loads on the first one. */
 async function openChart(symbol: string): Promise<void> {
-  if (!barInterval) {
+  if (!barInterval || client.barsAvailable === false) {
     flashHint("This server keeps no bars: no chart");
     return;
   }
