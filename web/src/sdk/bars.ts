@@ -25,6 +25,12 @@ export class BarSeries {
   readonly list: Bar[] = [];
   /** How many bars are kept: barCount, else MAX_BARS; older ones are dropped as new ones come. */
   limit = MAX_BARS;
+  /**
+   * After a lost connection: the `t` of the newest bar held. The next history asks only for the
+   * bars from there (`barSince`) and is merged: every earlier bar was final when the next one
+   * began, and every node builds the same bars from the same log.
+   */
+  resumeFrom: number | undefined;
 
   /** The newest bar, or undefined. */
   get last(): Bar | undefined {
@@ -36,6 +42,7 @@ export class BarSeries {
     this.interval = interval;
     this.list.length = 0;
     this.seq = -1;
+    this.resumeFrom = undefined;
   }
 
   /**
@@ -48,10 +55,19 @@ export class BarSeries {
         return `BARS holds bar t=${m.bars[i]!.t} after t=${m.bars[i - 1]!.t}, not oldest first`;
       }
     }
+    const resume = this.resumeFrom;
+    this.resumeFrom = undefined;
+    if (resume !== undefined && m.interval === this.interval && (m.bars[0]?.t ?? resume) >= resume) {
+      // The bars since the newest one held: keep those before it, take the rest from here.
+      let keep = this.list.length;
+      while (keep > 0 && this.list[keep - 1]!.t >= resume) keep--;
+      this.list.length = keep;
+    } else {
+      this.list.length = 0;
+    }
     this.interval = m.interval;
-    const from = Math.max(0, m.bars.length - this.limit);
-    this.list.length = 0;
-    for (let i = from; i < m.bars.length; i++) this.list.push(m.bars[i]!);
+    for (const b of m.bars) this.list.push(b);
+    if (this.list.length > this.limit) this.list.splice(0, this.list.length - this.limit);
     this.seq = m.seq;
     this.ready = true;
     return undefined;

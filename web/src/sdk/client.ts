@@ -666,9 +666,12 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       d.state.ready = false;
       d.state.seq = -1;
       d.state.sid = -1;
-      // The bars stay on show until the next connection's BARS replaces them.
-      d.state.bars.ready = false;
-      d.state.bars.seq = -1;
+      // The bars stay on show until the next connection's BARS, which brings only the bars
+      // from the newest one held on.
+      const bars = d.state.bars;
+      if (bars.ready && bars.last) bars.resumeFrom = bars.last.t;
+      bars.ready = false;
+      bars.seq = -1;
       d.state.awaitingBars = false;
       d.server = undefined;
     }
@@ -879,7 +882,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
       const sent = requested?.get(sym);
       if (sent) {
         d.acked = sent.opts;
-        this.applyBarOptions(st, sent.wire);
+        this.applyBarOptions(st, sent.wire, sent.opts);
         d.server = sent.wire;
       }
       this.sidMap.set(sid, st);
@@ -976,13 +979,15 @@ export class TickstreamClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Sets a symbol's bars up for the options of a SUB the server has just ACKed: a new interval
-   * starts empty; history arrives with the next BARS (right after the ACK when `snap` is false).
+   * Sets a symbol's bars up for the options `o` of a SUB the server has just ACKed (`asked`: the
+   * subscription's own, whose barCount bounds the bars kept, also when the SUB resumed with
+   * barSince): a new interval starts empty; history arrives with the next BARS (right after the
+   * ACK when `snap` is false).
    */
-  private applyBarOptions(st: SymbolState, o: SubOptions): void {
+  private applyBarOptions(st: SymbolState, o: SubOptions, asked: SubOptions): void {
     const series = st.bars;
     if (hasHistory(o) || o.bars !== series.interval) {
-      series.limit = o.barCount !== undefined ? Math.min(o.barCount, MAX_BARS) : MAX_BARS;
+      series.limit = asked.barCount !== undefined ? Math.min(asked.barCount, MAX_BARS) : MAX_BARS;
     }
     if (o.bars === undefined) {
       series.reset("");
@@ -1173,9 +1178,16 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     return (this.opts.visibility || undefined)?.mode ?? "throttle";
   }
 
-  /** The options actually sent for a subscription, given the visibility state. */
-  private wireOpts(o: SubOptions, snap = true): SubOptions {
+  /**
+   * The options actually sent for a subscription, given the visibility state; `resumeFrom`: the
+   * history asks only for the bars from the newest one held (BarSeries.resumeFrom).
+   */
+  private wireOpts(o: SubOptions, snap = true, resumeFrom?: number): SubOptions {
     const w: SubOptions = { ...o };
+    if (resumeFrom !== undefined && snap && hasHistory(o)) {
+      delete w.barCount;
+      w.barSince = resumeFrom;
+    }
     if (!snap) {
       w.snap = false;
       if (o.snap !== false) {
@@ -1197,7 +1209,7 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     if (this.hidden && this.visSource && this.pauseMode() === "unsubscribe") return;
     const groups = new Map<string, { opts: SubOptions; symbols: string[] }>();
     for (const [sym, d] of this.desired) {
-      const o = this.wireOpts(d.opts, snap && d.opts.snap !== false);
+      const o = this.wireOpts(d.opts, snap && d.opts.snap !== false, d.state.bars.resumeFrom);
       const key = JSON.stringify([o.snap, o.maxHz, o.fields, o.bars, o.barCount, o.barSince]);
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { opts: o, symbols: [] }));
@@ -1223,7 +1235,9 @@ export class TickstreamClient extends Emitter<ClientEvents> {
         for (const d of this.desired.values()) {
           if (d.state.sid >= 0) this.sidMap.delete(d.state.sid);
           d.state.ready = false;
-          d.state.bars.ready = false;
+          const bars = d.state.bars;
+          if (bars.ready && bars.last) bars.resumeFrom = bars.last.t;
+          bars.ready = false;
         }
         if (syms.length) this.send([Op.UNSUB, this.id(), syms]);
       } else {

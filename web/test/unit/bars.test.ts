@@ -161,24 +161,68 @@ describe("bars", () => {
     expect(t.client.bars("AAPL")).toEqual([bar(0, 2), bar(1, 3)]);
   });
 
-  it("keeps showing the bars across a reconnect and replaces them with the new connection's BARS", async () => {
+  it("keeps showing the bars across a reconnect, then asks only for the bars from the newest one held", async () => {
     const t = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 10, jitter: 0 } });
-    void t.client.subscribe("AAPL", { bars: "1m", barCount: 390, maxHz: 4 });
+    void t.client.subscribe(["AAPL", "MSFT"], { bars: "1m", barCount: 3, maxHz: 4 });
     let ws = await open();
-    ackAndSnapshot(ws, 40);
-    ws.serverSend([29, 1, 40, "1m", [tuple(0, 1), tuple(1, 2)]]);
+    ws.serverSend(
+      [21, 1, [["AAPL", 1], ["MSFT", 2]]],
+      [22, 1, 40, { 5: 2 }],
+      [29, 1, 40, "1m", [tuple(0, 1), tuple(1, 2)]],
+      [22, 2, 7, { 5: 9 }],
+      [29, 2, 7, "1m", []], // no bar yet: nothing to resume from
+    );
     ws.serverClose(1006);
     await flush();
     expect(t.client.bars("AAPL")).toEqual([bar(0, 1), bar(1, 2)]);
     expect(t.client.state("AAPL")!.bars.ready).toBe(false);
     await vi.advanceTimersByTimeAsync(20);
     ws = await open();
-    expect(ws.sent).toEqual([[1, 2, ["AAPL"], { maxHz: 4, bars: "1m", barCount: 390 }]]);
-    // another node: other sid, seqs that do not continue the old connection's
-    ws.serverSend([21, 2, [["AAPL", 9]]], [22, 9, 3, { 5: 3 }], [29, 9, 3, "1m", [tuple(1, 2), tuple(2, 3)]]);
+    expect(ws.sent).toEqual([
+      [1, 2, ["AAPL"], { maxHz: 4, bars: "1m", barSince: T0 + MIN }],
+      [1, 3, ["MSFT"], { maxHz: 4, bars: "1m", barCount: 3 }],
+    ]);
+    // another node: other sids, seqs that do not continue the old connection's; the newest bar
+    // held (minute 1) changed meanwhile, and minutes 2 and 3 came
+    ws.serverSend(
+      [21, 2, [["AAPL", 9]]],
+      [22, 9, 3, { 5: 3 }],
+      [29, 9, 3, "1m", [tuple(1, 2.5), tuple(2, 3), tuple(3, 4)]],
+      [21, 3, [["MSFT", 8]]],
+      [22, 8, 2, { 5: 9 }],
+      [29, 8, 2, "1m", [tuple(3, 9)]],
+    );
     expect(t.errors).toEqual([]);
-    expect(t.client.bars("AAPL")).toEqual([bar(1, 2), bar(2, 3)]);
-    expect(t.histories.map((h) => h.seq)).toEqual([40, 3]);
+    // merged, then the last barCount kept
+    expect(t.client.bars("AAPL")).toEqual([bar(1, 2.5), bar(2, 3), bar(3, 4)]);
+    expect(t.client.bars("MSFT")).toEqual([bar(3, 9)]);
+    expect(t.histories.map((h) => [h.symbol, h.seq, h.bars.length])).toEqual([
+      ["AAPL", 40, 2],
+      ["MSFT", 7, 0],
+      ["AAPL", 3, 3],
+      ["MSFT", 2, 1],
+    ]);
+    // A later SUB of the client's own asks for the whole history again, and it replaces.
+    void t.client.subscribe("AAPL", { bars: "1m", barCount: 3 });
+    expect(ws.sentOps(1).at(-1)).toEqual([1, 4, ["AAPL"], { bars: "1m", barCount: 3 }]);
+    ws.serverSend([21, 4, [["AAPL", 9]]], [22, 9, 4, { 5: 3 }], [29, 9, 4, "1m", [tuple(0, 1), tuple(1, 2.5)]]);
+    expect(t.client.bars("AAPL")).toEqual([bar(0, 1), bar(1, 2.5)]);
+  });
+
+  it("takes a whole history that starts before the newest bar held as it is", async () => {
+    const t = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 10, jitter: 0 } });
+    void t.client.subscribe("AAPL", { bars: "1m", barSince: T0 });
+    let ws = await open();
+    ackAndSnapshot(ws, 40);
+    ws.serverSend([29, 1, 40, "1m", [tuple(0, 1), tuple(1, 2)]]);
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(20);
+    ws = await open();
+    expect(ws.sent).toEqual([[1, 2, ["AAPL"], { bars: "1m", barSince: T0 + MIN }]]);
+    // a server that answers with more than asked: no merge, the history as it came
+    ackAndSnapshot(ws, 41);
+    ws.serverSend([29, 1, 41, "1m", [tuple(0, 5), tuple(2, 6)]]);
+    expect(t.client.bars("AAPL")).toEqual([bar(0, 5), bar(2, 6)]);
   });
 
   it("a re-SUB to another interval starts the new one from its BARS and drops BARs of the old", async () => {
