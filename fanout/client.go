@@ -73,17 +73,12 @@ type Client struct {
 	// message of out, and of the write in flight, was queued (staleness).
 	queuedAt, inflightAt int64
 	wstate               writerState
-	// kick wakes a parked writer: true for more to write, false to end.
-	kick       chan bool
-	lastWrite  int64 // hub clock (unix ns) when the last write ended
-	conflating bool
-	overSince  time.Time
-	dirty      []*subscription
-	timer      *time.Timer
-	timerAt    time.Time
-	// writer is c.writeLoop bound once: `go c.writeLoop()` would allocate
-	// a closure on every start of the writer.
-	writer func()
+	lastWrite            int64 // hub clock (unix ns) when the last write ended
+	conflating           bool
+	overSince            time.Time
+	dirty                []*subscription
+	timer                *time.Timer
+	timerAt              time.Time
 
 	// writeStart is the hub clock (unix ns) when the write in flight began
 	// or last had a frame taken; the writer stores it without c.mu.
@@ -115,8 +110,6 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		held:      map[string]*heldName{},
 		lastWrite: h.clock.Load(),
 	}
-	c.writer = c.writeLoop
-	c.kick = make(chan bool, 1)
 	h.statusMu.Lock()
 	defer h.statusMu.Unlock()
 	c.mu.Lock()
@@ -176,7 +169,6 @@ func (c *Client) close(code codec.CloseCode, reason string) {
 	if c.conflating {
 		c.stopConflating()
 	}
-	c.retireWriter()
 	if c.timer != nil {
 		c.timer.Stop()
 	}

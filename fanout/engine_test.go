@@ -383,33 +383,66 @@ func TestTopicTableGrowsOnlyWhenNeeded(t *testing.T) {
 	}
 }
 
-// TestWriterParksAndRetires checks the writer's life: it stays parked
-// between messages of a busy client, the tick retires it once the client
-// is idle, and a later delivery starts a new one that delivers in order.
-func TestWriterParksAndRetires(t *testing.T) {
-	store, hub := newTestHub(t, Config{Heartbeat: 80 * time.Millisecond})
-	fc := newFakeConn(t, codec.Binary)
-	c := hub.Register(fc, ClientOptions{Format: codec.Binary})
-	fc.subscribe(c, 1, []string{"AAPL"}, codec.DefaultSubOptions())
-	writer := func() (writing, parked bool) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.wstate == writerBusy, c.wstate == writerParked
+// TestWriterPoolSharesWorkers checks that 300 busy clients are written by
+// the pool's few workers, each client's deltas in order, and that a client
+// is out of the pool's hands once written.
+func TestWriterPoolSharesWorkers(t *testing.T) {
+	store, hub := newTestHub(t, Config{})
+	conns := make([]*fakeConn, 300)
+	clients := make([]*Client, len(conns))
+	for i := range conns {
+		conns[i] = newFakeConn(t, codec.Binary)
+		clients[i] = hub.Register(conns[i], ClientOptions{Format: codec.Binary})
+		conns[i].subscribe(clients[i], 1, []string{"AAPL"}, codec.DefaultSubOptions())
 	}
-	bid := 1.0
-	publish := func() {
-		bid += 0.25
+	most := 0
+	for i := range 50 {
 		u := &codec.Update{Sym: []byte("AAPL")}
-		u.Set(codec.FieldBid, bid)
+		u.Set(codec.FieldBid, float64(i))
+		store.Apply(u)
+		hub.writers.mu.Lock()
+		most = max(most, len(hub.writers.workers))
+		hub.writers.mu.Unlock()
+	}
+	for i, fc := range conns {
+		waitFor(t, "every delta", func() bool { return fc.seq("AAPL") == 50 })
+		fc.checkContract(t)
+		waitFor(t, "the client out of the pool", func() bool {
+			clients[i].mu.Lock()
+			defer clients[i].mu.Unlock()
+			return clients[i].wstate == writerNone
+		})
+	}
+	// A write that takes a clock tick (2ms; -race, a loaded machine)
+	// counts as blocked and gets a worker started in its place, so the
+	// bound is loose; a goroutine per busy client would be 300.
+	t.Logf("at most %d workers for %d clients (%d cores)", most, len(conns), hub.writers.target)
+	if most > len(conns)/10 {
+		t.Errorf("%d workers for %d clients whose writes never block, want a few", most, len(conns))
+	}
+}
+
+// TestWriterPoolBesideBlockedWrites holds a worker in the write of each of
+// twice as many clients as the pool has workers, clients that never read:
+// the clock tick starts workers in their place, so a client that reads
+// still gets every delta.
+func TestWriterPoolBesideBlockedWrites(t *testing.T) {
+	store, hub := newTestHub(t, Config{SoftLag: time.Minute, SlowGrace: time.Minute})
+	opts := codec.DefaultSubOptions()
+	for range 2 * hub.writers.target {
+		sc := newStuckConn()
+		t.Cleanup(func() { sc.Close(codec.CloseGoingAway, "") })
+		hub.Register(sc, ClientOptions{Format: codec.Binary}).Subscribe(1, []string{"AAPL"}, opts)
+	}
+	waitFor(t, "the workers blocked", func() bool { return int(hub.writers.inWrite.Load()) == 2*hub.writers.target })
+	fc := newFakeConn(t, codec.Binary)
+	fc.subscribe(hub.Register(fc, ClientOptions{Format: codec.Binary}), 1, []string{"AAPL"}, opts)
+	for i := range 20 {
+		u := &codec.Update{Sym: []byte("AAPL")}
+		u.Set(codec.FieldBid, float64(i))
 		store.Apply(u)
 	}
-	publish()
-	waitFor(t, "a parked writer", func() bool { w, p := writer(); return !w && p })
-	waitFor(t, "the idle writer retired", func() bool { w, p := writer(); return !w && !p })
-	for range 50 {
-		publish()
-	}
-	waitFor(t, "every delta", func() bool { return fc.seq("AAPL") == 51 })
+	waitFor(t, "every delta to the client that reads", func() bool { return fc.seq("AAPL") == 20 })
 	fc.checkContract(t)
 }
 

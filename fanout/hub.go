@@ -7,8 +7,9 @@
 // Transport that takes whole frames. Publishing reads each symbol's
 // subscriber list through an atomic pointer (copy-on-write), encodes each
 // delta once per distinct (format, field projection) and appends the same
-// bytes to every subscriber's outbound buffer; a writer goroutine per busy
-// client coalesces whatever is buffered into as few frames as possible.
+// bytes to every subscriber's outbound buffer; a pool of writer goroutines,
+// one per core, takes the busy clients in turn and writes whatever each has
+// buffered in as few frames as possible.
 package fanout
 
 import (
@@ -37,7 +38,7 @@ type Config struct {
 	// switched to conflated delivery, as one over SoftLimit is (default
 	// 1s): a client on a slow link fills its socket long before it fills
 	// SoftLimit with small deltas, and would otherwise see prices minutes
-	// old. Measured on the hub's clock (see MaxStaleness).
+	// old. Measured on the hub's clock (every 2ms).
 	SoftLag time.Duration
 	// MaxStaleness is the freshness budget of a client: when the oldest
 	// message queued for it that its socket has not taken is older than
@@ -47,8 +48,8 @@ type Config struct {
 	// then gets the newest state of each symbol instead of a queue of
 	// old ones. It switches back when a write ends with what is still
 	// queued under half the budget old. Measured on the hub's clock,
-	// which ticks every quarter of the budget (at least 1ms, at most the
-	// heartbeat tick).
+	// which ticks every 2ms (every quarter of the budget when that is
+	// shorter, at least 1ms).
 	MaxStaleness time.Duration
 	// HardLimit is the outbound backlog, in bytes, that a client may stay
 	// over for at most SlowGrace before it is closed with 4008 (default 4 MiB).
@@ -68,9 +69,10 @@ type Config struct {
 	// MaxFrameSize is the size past which buffered messages are split into
 	// several frames (default 64 KiB); one message is never split.
 	MaxFrameSize int
-	// FlushDelay holds a writer this long before it collects the buffer, so
-	// that more messages share a frame (default 0: write at once; messages
-	// that arrive during a write share the next frame anyway).
+	// FlushDelay holds a client this long in the writers' queue before its
+	// buffer is collected, so that more messages share a frame (default 0:
+	// write at once; messages that arrive during a write share the next
+	// frame anyway).
 	FlushDelay time.Duration
 }
 
@@ -168,6 +170,7 @@ type Hub struct {
 
 	encoders sync.Pool
 	bufs     outBufPool // the clients' outbound buffers
+	writers  *writerPool
 	stats    counters
 
 	// clock is the unix time in ns, refreshed every clockPeriod: the
@@ -209,8 +212,11 @@ func NewHub(store *snapshot.Store, cfg Config) (*Hub, error) {
 	h.status.Store(&status{state: codec.StatusLive})
 	h.encoders.New = func() any { return new(encoder) }
 	h.period = max(min(cfg.Heartbeat/4, time.Second), 10*time.Millisecond)
-	h.clockPeriod = min(max(cfg.MaxStaleness/4, time.Millisecond), h.period)
+	// The writer pool's check of blocked writes runs on the clock tick
+	// too, hence at most 2ms.
+	h.clockPeriod = min(max(cfg.MaxStaleness/4, time.Millisecond), 2*time.Millisecond)
 	h.clock.Store(time.Now().UnixNano())
+	h.writers = newWriterPool(h)
 	store.SetObserver(h)
 	go h.heartbeats()
 	return h, nil
@@ -230,6 +236,7 @@ func (h *Hub) Close(code codec.CloseCode, reason string) {
 	for _, c := range h.clientList() {
 		c.close(code, reason)
 	}
+	h.writers.close()
 }
 
 func (h *Hub) clientList() []*Client {
@@ -377,6 +384,7 @@ func (h *Hub) heartbeats() {
 			return
 		case now := <-clock.C:
 			h.clock.Store(now.UnixNano())
+			h.writers.check(now.UnixNano())
 		case now := <-tick.C:
 			h.clock.Store(now.UnixNano())
 			for _, c := range h.clientList() {

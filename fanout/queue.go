@@ -83,40 +83,13 @@ func (c *Client) startClosing(code codec.CloseCode, reason string) {
 	c.closingSince = c.hub.clock.Load()
 }
 
-// writerState is the life of a client's writer goroutine. A busy client
-// keeps its writer parked between messages, so that a delivery costs a
-// channel send instead of a new goroutine; the hub's tick retires the
-// writer of a client idle for half a heartbeat, and close retires it.
+// writerState says whether a client is in the hands of the writer pool.
 type writerState uint8
 
 const (
-	writerNone   writerState = iota // no writer goroutine
-	writerBusy                      // the writer is at work
-	writerParked                    // the writer waits on kick
+	writerNone writerState = iota // not queued for a worker
+	writerBusy                    // queued for a worker, or being written
 )
-
-// wake starts the writer when there is something to write and none runs.
-// c.mu is held.
-func (c *Client) wake() {
-	if c.wstate == writerBusy || c.closed {
-		return
-	}
-	parked := c.wstate == writerParked
-	c.wstate = writerBusy
-	if parked {
-		c.kick <- true // never blocks: a parked writer takes one kick
-		return
-	}
-	go c.writer()
-}
-
-// retireWriter lets a parked writer goroutine end. c.mu is held.
-func (c *Client) retireWriter() {
-	if c.wstate == writerParked {
-		c.wstate = writerNone
-		c.kick <- false
-	}
-}
 
 // backlog is the number of bytes queued or being written. c.mu is held.
 func (c *Client) backlog() int { return c.buffered() + c.inflight }
@@ -380,71 +353,6 @@ func (c *Client) onTimer() {
 	}
 }
 
-// writeLoop writes whatever is buffered, frame by frame, until the buffer
-// stays empty; messages queued during a write share the next frames. A
-// closing client's writer sends what is queued, then closes it.
-func (c *Client) writeLoop() {
-	for {
-		if d := c.hub.cfg.FlushDelay; d > 0 {
-			time.Sleep(d)
-		}
-		c.mu.Lock()
-		if !c.closed && !c.closing && len(c.dirty) > 0 {
-			c.flushDirty(time.Now())
-		}
-		if c.closed {
-			c.wstate = writerNone
-			c.mu.Unlock()
-			return
-		}
-		if c.out == nil && c.closing {
-			c.wstate = writerNone
-			code, reason := c.closeCode, c.closeReason
-			c.mu.Unlock()
-			c.close(code, reason)
-			return
-		}
-		if c.out == nil {
-			c.wstate = writerParked
-			c.mu.Unlock()
-			// A retired writer returns without touching the client: a
-			// new one may already be at work.
-			if !<-c.kick {
-				return
-			}
-			continue
-		}
-		out := c.out
-		c.out, c.frameStart, c.bufMsgs = nil, 0, 0
-		c.inflight, c.inflightAt = len(out.b), c.queuedAt
-		c.writeStart.Store(c.hub.clock.Load())
-		c.mu.Unlock()
-
-		err := c.writeFrames(out)
-		c.hub.bufs.put(out)
-
-		c.mu.Lock()
-		c.inflight = 0
-		c.lastWrite = c.hub.clock.Load()
-		if c.parked && err == nil && !c.closed {
-			c.unpark()
-		}
-		if c.conflating && c.backlog() < c.hub.cfg.SoftLimit/2 &&
-			c.staleness(c.lastWrite) < c.hub.cfg.MaxStaleness/2 {
-			c.stopConflating()
-		}
-		c.mu.Unlock()
-		if err != nil {
-			c.hub.stats.writeErrors.Add(1)
-			c.mu.Lock()
-			c.wstate = writerNone
-			c.mu.Unlock()
-			c.close(codec.CloseInternal, "write failed")
-			return
-		}
-	}
-}
-
 func (c *Client) writeFrames(out *outBuf) error {
 	from := 0
 	for i := 0; i <= len(out.cuts); i++ {
@@ -515,11 +423,10 @@ func (c *Client) tick(now time.Time) {
 		c.lastWrite = nowNs
 		c.wake()
 	} else if c.wstate != writerBusy && c.out == nil && idle >= cfg.Heartbeat/2 {
-		// An idle connection gives its scratch buffer and its writer
-		// back: with tens of thousands of quiet subscribers they are a
-		// large part of the memory, and a busy connection never gets here.
+		// An idle connection gives its scratch buffer back: with tens of
+		// thousands of quiet subscribers it is a large part of the
+		// memory, and a busy connection never gets here.
 		c.scratch = nil
-		c.retireWriter()
 	}
 	c.mu.Unlock()
 	if slow {
