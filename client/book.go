@@ -415,6 +415,11 @@ func (b *Book) reply(r uint64) {
 		for _, name := range u.syms {
 			if s := b.byName[name]; s != nil && s.phase == leaving && s.unsubID == u.id {
 				s.phase = idle
+				if b.subs[s.subID] != nil && s.subID > u.id {
+					// A SUB sent after the UNSUB waits for its ACK: a SNAP
+					// sent now is owed its SNAPSHOT.
+					s.phase = pending
+				}
 			}
 		}
 	}

@@ -377,6 +377,13 @@ func TestBook(t *testing.T) {
 			symbols: []string{"A"},
 		},
 		{
+			name: "SNAP after the UNSUB took effect, before the re-SUB's ACK",
+			steps: []step{sub(1, "A"), recv(hello(), ack(1, sid("A", 1)), snapshot(1, 1)),
+				unsub(2, "A"), sub(3, "A"), recv(pong(2)), snapReq(4, "A"), recv(ack(3, sid("A", 1)), snapshot(1, 2), snapshot(1, 2))},
+			states:  map[string]*wantState{"A": {2, map[string]float64{}}},
+			symbols: []string{"A"},
+		},
+		{
 			name:       "one sid for two symbols",
 			steps:      []step{sub(1, "A", "B"), recv(hello(), ack(1, sid("A", 1), sid("B", 1)))},
 			violations: []ViolationKind{ViolationSID},
