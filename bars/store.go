@@ -481,7 +481,7 @@ func (s *Store) Last(sym *snapshot.Symbol, i int) (b Bar, seq uint64, ok bool) {
 // Touched reports whether change c moved its symbol's bars (those of
 // every interval move together). Call it inside the next observer's
 // Publish of c; later it reports false once another change moved them.
-func (s *Store) Touched(c *snapshot.Change) bool {
+func (s *Store) Touched(c snapshot.Change) bool {
 	se := s.lookup(c.Symbol)
 	if se == nil {
 		return false

@@ -371,7 +371,7 @@ type probe struct {
 }
 
 func (p *probe) Publish(c snapshot.Change) {
-	p.touched = append(p.touched, p.bars.Touched(&c))
+	p.touched = append(p.touched, p.bars.Touched(c))
 	b, seq, _ := p.bars.Last(c.Symbol, 0)
 	p.last = append(p.last, b)
 	p.seqs = append(p.seqs, seq)

@@ -71,6 +71,11 @@ const (
 	ViolationAck
 	// ViolationSID: a symbol's sid changed, or one sid names two symbols.
 	ViolationSID
+	// ViolationBars: a breach of guarantee 5 (PROTOCOL.md §7): a BARS
+	// before its SNAPSHOT or that no SUB asked for, a DELTA or BAR before
+	// the BARS, a BAR whose t or seq went back, bars out of order, or bars
+	// of an interval the subscription does not ask for.
+	ViolationBars
 )
 
 var violationNames = [...]string{
@@ -83,6 +88,7 @@ var violationNames = [...]string{
 	ViolationExtraSnapshot:       "extra snapshot",
 	ViolationAck:                 "ack",
 	ViolationSID:                 "sid",
+	ViolationBars:                "bars",
 }
 
 // String names the kind of violation.
@@ -185,6 +191,17 @@ type symbol struct {
 	mask     codec.FieldMask
 	values   [codec.NumFields]float64
 	updated  time.Time
+
+	// The subscription's bars: barsInterval is its SUB's bars option (""
+	// for none) and barsHistory whether it asked for a BARS.
+	barsInterval string
+	barsHistory  bool
+	// awaitingBars: a BARS is owed (after the SNAPSHOT, or the ACK with
+	// snap false) before any DELTA or BAR.
+	awaitingBars bool
+	hasBarSeq    bool // barSeq holds the seq of the last BARS or BAR
+	barSeq       uint64
+	bars         []codec.Bar // the bars held, oldest first
 }
 
 // drop forgets the state of s's subscription; the sid and seq stay.
@@ -192,6 +209,8 @@ func (b *Book) drop(s *symbol) {
 	b.await(s, false)
 	s.pendingSnaps = 0
 	s.hasState, s.mask, s.values, s.updated = false, 0, [codec.NumFields]float64{}, time.Time{}
+	s.barsInterval, s.barsHistory, s.awaitingBars = "", false, false
+	s.hasBarSeq, s.barSeq, s.bars = false, 0, nil
 }
 
 // await sets whether s waits for the SNAPSHOT of its SUB, and keeps count of
@@ -210,6 +229,8 @@ type subRequest struct {
 	snap    bool
 	errored bool // an ERROR answered it: the SUB may have failed to decode, so no ACK is owed
 	syms    []string
+	bars    string // the bars option
+	history bool   // barCount or barSince
 }
 
 type unsubRequest struct {
@@ -276,7 +297,11 @@ func NewBook() *Book {
 func (b *Book) NoteSub(id uint64, syms []string, opts *codec.SubOptions) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.subs[id] = &subRequest{snap: opts == nil || opts.Snap, syms: slices.Clone(syms)}
+	req := &subRequest{snap: opts == nil || opts.Snap, syms: slices.Clone(syms)}
+	if opts != nil {
+		req.bars, req.history = opts.Bars, opts.WantsBarHistory()
+	}
+	b.subs[id] = req
 	for _, name := range syms {
 		s := b.symbol(name)
 		s.subID = id
@@ -368,6 +393,8 @@ func (b *Book) Apply(m *codec.Message, at time.Time) {
 		b.applyAck(m)
 	case codec.OpSnapshot, codec.OpDelta:
 		b.applyState(m, at)
+	case codec.OpBars, codec.OpBar:
+		b.applyBars(m)
 	case codec.OpPong:
 		b.reply(m.ID)
 	case codec.OpError:
@@ -471,6 +498,18 @@ func (b *Book) applyAck(m *codec.Message) {
 			b.await(s, true)
 			s.pendingSnaps++
 		}
+		var bars string
+		var history bool
+		if req != nil {
+			bars, history = req.bars, req.history
+		}
+		if bars != s.barsInterval {
+			s.bars, s.hasBarSeq, s.barSeq = nil, false, 0 // another interval starts afresh
+		}
+		s.barsInterval, s.barsHistory = bars, history
+		// With snap the BARS follows the SNAPSHOT (applyState owes it
+		// then); without, it follows this ACK.
+		s.awaitingBars = history && !snap
 	}
 	if req != nil {
 		b.abandon(m.ID, req) // the symbols the ACK left out were rejected
@@ -531,10 +570,17 @@ func (b *Book) applyState(m *codec.Message, at time.Time) {
 		}
 		b.await(s, false)
 		s.mask, s.values = m.Mask, m.Values
+		// Every SNAPSHOT of a subscription with bar history is followed
+		// by its BARS.
+		s.awaitingBars = s.barsHistory
 	} else {
 		if s.awaitingSnap {
 			b.violate(Violation{Kind: ViolationDeltaBeforeSnapshot, Op: m.Op, Symbol: s.name, SID: m.SID, Seq: m.Seq,
 				Detail: fmt.Sprintf("DELTA seq %d before the SNAPSHOT", m.Seq)})
+		}
+		if s.awaitingBars && !s.awaitingSnap {
+			b.violate(Violation{Kind: ViolationBars, Op: m.Op, Symbol: s.name, SID: m.SID, Seq: m.Seq,
+				Detail: fmt.Sprintf("DELTA seq %d before the BARS", m.Seq)})
 		}
 		if s.hasSeq && m.Seq > s.seq+1 {
 			b.skipped.Add(m.Seq - s.seq - 1)
@@ -547,6 +593,63 @@ func (b *Book) applyState(m *codec.Message, at time.Time) {
 	}
 	s.seq, s.hasSeq = m.Seq, true
 	s.hasState, s.updated = true, at
+}
+
+// applyBars applies a BARS or BAR and checks guarantee 5.
+func (b *Book) applyBars(m *codec.Message) {
+	s := b.bySID[m.SID]
+	if s == nil {
+		b.violate(Violation{Kind: ViolationUnknownSID, Op: m.Op, SID: m.SID, Seq: m.Seq, Detail: fmt.Sprintf("no ACK announced sid %d", m.SID)})
+		return
+	}
+	bad := func(format string, args ...any) {
+		b.violate(Violation{Kind: ViolationBars, Op: m.Op, Symbol: s.name, SID: m.SID, Seq: m.Seq, PrevSeq: s.barSeq, Detail: fmt.Sprintf(format, args...)})
+	}
+	switch s.phase {
+	case leaving:
+		b.late++
+		return
+	case idle, pending:
+		b.violate(Violation{Kind: ViolationNotSubscribed, Op: m.Op, Symbol: s.name, SID: m.SID, Seq: m.Seq,
+			Detail: fmt.Sprintf("op %d seq %d for a symbol that is not subscribed", m.Op, m.Seq)})
+		return
+	}
+	if m.Interval != s.barsInterval {
+		bad("op %d of interval %q; the subscription asks for %q", m.Op, m.Interval, s.barsInterval)
+		return
+	}
+	if s.hasBarSeq && m.Seq < s.barSeq {
+		bad("op %d seq %d below the previous bars' %d", m.Op, m.Seq, s.barSeq)
+	}
+	if m.Op == codec.OpBars {
+		switch {
+		case s.awaitingSnap:
+			bad("BARS before the SNAPSHOT")
+		case !s.barsHistory:
+			bad("BARS that no SUB asked for")
+		}
+		for i := 1; i < len(m.Bars); i++ {
+			if m.Bars[i].T <= m.Bars[i-1].T {
+				bad("BARS t %d after %d", m.Bars[i].T, m.Bars[i-1].T)
+				break
+			}
+		}
+		s.awaitingBars = false
+		s.bars = append(s.bars[:0], m.Bars...)
+	} else {
+		if s.awaitingBars || s.awaitingSnap {
+			bad("BAR t %d before the SNAPSHOT or BARS", m.Bar.T)
+		}
+		switch n := len(s.bars); {
+		case n > 0 && m.Bar.T < s.bars[n-1].T:
+			bad("BAR t %d after t %d", m.Bar.T, s.bars[n-1].T)
+		case n > 0 && m.Bar.T == s.bars[n-1].T:
+			s.bars[n-1] = m.Bar
+		default:
+			s.bars = append(s.bars, m.Bar)
+		}
+	}
+	s.barSeq, s.hasBarSeq = max(s.barSeq, m.Seq), true
 }
 
 // checkSeq checks guarantee 2: seq never decreases, and every DELTA moves it.
@@ -636,6 +739,29 @@ func (b *Book) Entry(sym string) (Entry, bool) {
 		return Entry{}, false
 	}
 	return Entry{Seq: s.seq, Mask: s.mask, Values: s.values, Updated: s.updated}, true
+}
+
+// Bars returns the bars of sym the server sent (the BARS and every BAR
+// since, applied in order, oldest first), the interval they are of and
+// the seq of the last of those messages. ok is false when sym is not
+// subscribed with bars, or none came.
+func (b *Book) Bars(sym string) (interval string, seq uint64, bars []codec.Bar, ok bool) {
+	interval, seq, bars, ok = b.AppendBars(nil, sym)
+	if ok && bars == nil {
+		bars = []codec.Bar{} // an empty BARS holds no bar, and is some
+	}
+	return interval, seq, bars, ok
+}
+
+// AppendBars is Bars appending to dst, for callers that read often.
+func (b *Book) AppendBars(dst []codec.Bar, sym string) (interval string, seq uint64, bars []codec.Bar, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.byName[sym]
+	if s == nil || s.phase != live || s.barsInterval == "" || !s.hasBarSeq {
+		return "", 0, dst, false
+	}
+	return s.barsInterval, s.barSeq, append(dst, s.bars...), true
 }
 
 // Ready reports whether every SUB sent was answered (by an ACK, or by the

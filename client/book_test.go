@@ -683,3 +683,106 @@ func BenchmarkFeedDelta(b *testing.B) {
 		b.Fatalf("violations: %v", v[0])
 	}
 }
+
+func subBars(id uint64, interval string, count int, snap bool, syms ...string) step {
+	return func(t *testing.T, b *Book, f codec.Format) {
+		opts := codec.DefaultSubOptions()
+		opts.Snap, opts.Bars, opts.BarCount = snap, interval, count
+		b.NoteSub(id, syms, &opts)
+	}
+}
+
+func bar(t int64, c float64) codec.Bar {
+	return codec.Bar{T: t, Open: 1, High: max(c, 1), Low: min(c, 1), Close: c, Volume: 10, Trades: 2}
+}
+
+func barsMsg(id uint32, seq uint64, interval string, bars ...codec.Bar) msg {
+	return func(f codec.Format, dst []byte) []byte { return f.AppendBars(dst, id, seq, interval, bars) }
+}
+
+func barMsg(id uint32, seq uint64, interval string, b codec.Bar) msg {
+	return func(f codec.Format, dst []byte) []byte { return f.AppendBar(dst, id, seq, interval, &b) }
+}
+
+// TestBookBars holds the Book to guarantee 5: where BARS and BAR may come,
+// how they apply, and what it reports.
+func TestBookBars(t *testing.T) {
+	start := []step{subBars(1, "1m", 10, true, "A"), recv(hello(), ack(1, sid("A", 1)), snapshot(1, 5))}
+	steps := func(more ...step) []step { return append(slices.Clone(start), more...) }
+	tests := []struct {
+		name       string
+		steps      []step
+		violations []ViolationKind
+		bars       []codec.Bar // nil: Bars must report !ok
+		seq        uint64
+	}{
+		{"history, then BARs replace and append", steps(recv(barsMsg(1, 4, "1m", bar(60, 2), bar(120, 3)),
+			delta(1, 6), barMsg(1, 6, "1m", bar(120, 4)), barMsg(1, 7, "1m", bar(180, 5)))),
+			nil, []codec.Bar{bar(60, 2), bar(120, 4), bar(180, 5)}, 7},
+		{"empty history", steps(recv(barsMsg(1, 0, "1m"), barMsg(1, 6, "1m", bar(60, 1)))),
+			nil, []codec.Bar{bar(60, 1)}, 6},
+		{"snap false: BARS right after the ACK", []step{subBars(1, "1m", 10, false, "A"),
+			recv(hello(), ack(1, sid("A", 1)), barsMsg(1, 3, "1m", bar(60, 2)), delta(1, 4))},
+			nil, []codec.Bar{bar(60, 2)}, 3},
+		{"snap false: DELTA before the BARS", []step{subBars(1, "1m", 10, false, "A"),
+			recv(hello(), ack(1, sid("A", 1)), delta(1, 4), barsMsg(1, 4, "1m", bar(60, 2)))},
+			[]ViolationKind{ViolationBars}, []codec.Bar{bar(60, 2)}, 4},
+		{"live bars only", []step{subBars(1, "1s", 0, true, "A"),
+			recv(hello(), ack(1, sid("A", 1)), snapshot(1, 5), barMsg(1, 5, "1s", bar(1, 2)), delta(1, 6), barMsg(1, 6, "1s", bar(2, 3)))},
+			nil, []codec.Bar{bar(1, 2), bar(2, 3)}, 6},
+		{"BARS before the SNAPSHOT", []step{subBars(1, "1m", 10, true, "A"),
+			recv(hello(), ack(1, sid("A", 1)), barsMsg(1, 3, "1m"), snapshot(1, 5))},
+			[]ViolationKind{ViolationBars}, []codec.Bar{}, 3},
+		{"DELTA between SNAPSHOT and BARS", steps(recv(delta(1, 6), barsMsg(1, 6, "1m"))),
+			[]ViolationKind{ViolationBars}, []codec.Bar{}, 6},
+		{"BAR before the BARS", steps(recv(barMsg(1, 6, "1m", bar(60, 1)), barsMsg(1, 6, "1m", bar(60, 1)))),
+			[]ViolationKind{ViolationBars}, []codec.Bar{bar(60, 1)}, 6},
+		{"BAR t going back", steps(recv(barsMsg(1, 5, "1m", bar(120, 1)), barMsg(1, 6, "1m", bar(60, 1)))),
+			[]ViolationKind{ViolationBars}, []codec.Bar{bar(120, 1)}, 6},
+		{"BAR seq below the BARS's", steps(recv(barsMsg(1, 5, "1m", bar(120, 1)), barMsg(1, 4, "1m", bar(120, 2)))),
+			[]ViolationKind{ViolationBars}, []codec.Bar{bar(120, 2)}, 5},
+		{"bars of another interval", steps(recv(barsMsg(1, 5, "1s", bar(120, 1)))),
+			[]ViolationKind{ViolationBars}, nil, 0},
+		{"BARS out of order", steps(recv(barsMsg(1, 5, "1m", bar(120, 1), bar(60, 1)))),
+			[]ViolationKind{ViolationBars}, []codec.Bar{bar(120, 1), bar(60, 1)}, 5},
+		{"BARS no SUB asked for", []step{subBars(1, "1m", 0, true, "A"),
+			recv(hello(), ack(1, sid("A", 1)), snapshot(1, 5), barsMsg(1, 5, "1m"))},
+			[]ViolationKind{ViolationBars}, []codec.Bar{}, 5},
+		{"SNAP: its SNAPSHOT is followed by the BARS", steps(recv(barsMsg(1, 5, "1m", bar(60, 1))),
+			snapReq(2, "A"), recv(snapshot(1, 6), delta(1, 7), barsMsg(1, 7, "1m", bar(60, 2)))),
+			[]ViolationKind{ViolationBars}, []codec.Bar{bar(60, 2)}, 7},
+		{"re-SUB of another interval starts afresh", steps(recv(barsMsg(1, 5, "1m", bar(60, 1))),
+			subBars(2, "1s", 0, false, "A"), recv(barMsg(1, 6, "1m", bar(60, 2)), ack(2, sid("A", 1)), barMsg(1, 7, "1s", bar(61, 3)))),
+			nil, []codec.Bar{bar(61, 3)}, 7},
+		{"re-SUB without bars ends them", steps(recv(barsMsg(1, 5, "1m", bar(60, 1))),
+			sub(2, "A"), recv(ack(2, sid("A", 1)), snapshot(1, 6), barMsg(1, 7, "1m", bar(60, 2)))),
+			[]ViolationKind{ViolationBars}, nil, 0},
+		{"bars after the UNSUB took effect", steps(recv(barsMsg(1, 5, "1m", bar(60, 1))),
+			unsub(2, "A"), recv(barMsg(1, 6, "1m", bar(60, 2)), pong(3), barMsg(1, 7, "1m", bar(60, 3)))),
+			[]ViolationKind{ViolationNotSubscribed}, nil, 0},
+	}
+	for _, f := range []codec.Format{codec.Binary, codec.JSON} {
+		for _, tt := range tests {
+			t.Run(f.String()+"/"+tt.name, func(t *testing.T) {
+				b := NewBook()
+				for _, s := range tt.steps {
+					s(t, b, f)
+				}
+				var kinds []ViolationKind
+				for _, v := range b.Violations() {
+					kinds = append(kinds, v.Kind)
+				}
+				if !slices.Equal(kinds, tt.violations) {
+					t.Errorf("violations = %v, want kinds %v", b.Violations(), tt.violations)
+				}
+				_, seq, bars, ok := b.Bars("A")
+				switch {
+				case tt.bars == nil && ok:
+					t.Errorf("Bars = %d %v, want none", seq, bars)
+				case tt.bars != nil && (!ok || seq != tt.seq || !slices.Equal(bars, tt.bars)):
+					t.Errorf("Bars = %v %d %v, want %d %v", ok, seq, bars, tt.seq, tt.bars)
+				}
+			})
+		}
+	}
+}

@@ -322,12 +322,17 @@ type subPick struct {
 // subscribe handles a SUB: it sorts the names into refusals and picks,
 // makes the new subscriptions join their topics, then answers.
 func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
+	bars, err := c.hub.barRequestOf(&opts)
+	if err != nil {
+		c.sendError(id, 400, err.Error(), nil) // the whole SUB: nothing changes
+		return
+	}
 	picks, refused, ok := c.pickSymbols(names)
 	if !ok {
 		return // closed meanwhile
 	}
 	c.joinTopics(picks)
-	c.answerSub(id, picks, &refused, opts)
+	c.answerSub(id, picks, &refused, opts, &bars)
 }
 
 // pickSymbols checks each name — valid, entitled, within the limits — and
@@ -433,9 +438,10 @@ func (c *Client) joinTopics(picks []subPick) {
 
 // answerSub queues a SUB's answer: the ERRORs of its refusals, the ACK of
 // its picks, then their SNAPSHOTs (unless snap is false for a
-// subscription that already has its state). A pick without a subscription
-// is left only by a close, which the closed check sees first.
-func (c *Client) answerSub(id uint64, picks []subPick, refused *subRefusals, opts codec.SubOptions) {
+// subscription that already has its state), each with its BARS when bars
+// asks for history. A pick without a subscription is left only by a
+// close, which the closed check sees first.
+func (c *Client) answerSub(id uint64, picks []subPick, refused *subRefusals, opts codec.SubOptions, bars *barRequest) {
 	interval := time.Duration(0)
 	if opts.MaxHz > 0 {
 		interval = time.Duration(float64(time.Second) / opts.MaxHz)
@@ -462,8 +468,12 @@ func (c *Client) answerSub(id uint64, picks []subPick, refused *subRefusals, opt
 		}
 		s.fields = opts.Fields
 		s.interval = interval
+		c.setBarsLocked(s, bars)
 		if opts.Snap || s.sent == nil {
 			c.snapshotLocked(s, opts.Snap, now)
+		}
+		if !opts.Snap {
+			c.historyAfterAckLocked(s)
 		}
 	}
 	c.wake()
@@ -508,6 +518,9 @@ func (c *Client) queueSnapshot(s *subscription, now time.Time) {
 	}
 	if s.interval > 0 {
 		s.nextDue = now.Add(s.interval)
+	}
+	if s.bars != nil {
+		c.afterSnapshotLocked(s)
 	}
 }
 

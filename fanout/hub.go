@@ -74,6 +74,11 @@ type Config struct {
 	// write at once; messages that arrive during a write share the next
 	// frame anyway).
 	FlushDelay time.Duration
+	// Bars is where subscriptions with the SUB option bars read their bars
+	// (bars.go); nil when the node keeps none, and a SUB asking for bars is
+	// refused. The source must see every change before the hub: the caller
+	// makes it the store's observer after NewHub, and the hub its own.
+	Bars BarSource
 }
 
 // DefaultConfig returns the engine's default settings, those a zero field
@@ -400,6 +405,7 @@ type encoder struct {
 	buf     []byte
 	entries [8]encEntry
 	n       int
+	bars    barCache
 }
 
 type encEntry struct {
@@ -411,6 +417,7 @@ type encEntry struct {
 func (e *encoder) reset() {
 	e.buf = e.buf[:0]
 	e.n = 0
+	e.bars.reset()
 }
 
 // delta returns the DELTA of change ch restricted to mask, in format f.

@@ -179,22 +179,38 @@ func (c *Client) stopConflating() {
 func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s.removed || s.parked || c.closed || c.closing || s.sent != nil && ch.Next.Seq <= s.sent.Seq {
+	if s.removed || s.parked || c.closed || c.closing {
+		return
+	}
+	barsMoved := s.bars != nil && c.barsMoved(s, ch, enc)
+	if s.sent != nil && ch.Next.Seq <= s.sent.Seq {
+		if barsMoved {
+			c.owesBarsLocked(s) // a SNAPSHOT raced ahead of the change; its bars did not
+		}
 		return
 	}
 	if s.snapDue {
 		// The SNAPSHOT the writer sends when it drains carries this change.
 		c.hub.stats.conflated.Add(1)
+		if barsMoved {
+			s.bars.due = true
+		}
 		return
 	}
 	conflating := c.congested()
-	if s.sent == ch.Prev && s.pending == nil && s.interval == 0 && !conflating {
+	if s.sent == ch.Prev && s.pending == nil && s.interval == 0 && !conflating && s.barsInStep() {
 		if m := ch.Mask & s.fields; m != 0 {
 			c.queue(enc.delta(ch, c.format, m))
 			c.wake()
 		}
+		if barsMoved {
+			c.queueLiveBarLocked(s, ch, enc)
+		}
 		s.sent = ch.Next
 		return
+	}
+	if barsMoved {
+		s.bars.due = true
 	}
 	// Merge into the pending state: the writer sends one DELTA from what
 	// the client holds to the newest state when the subscription is due.
@@ -249,6 +265,12 @@ func (c *Client) unpark() {
 		}
 		s.parked = false
 		s.topic.add(s)
+		if s.bars != nil {
+			// A SNAPSHOT while parked may have taken s past the changes
+			// it did not see: the writer sends what moved, if anything.
+			s.bars.due = true
+			c.markDirty(s)
+		}
 		st := s.sym.Load()
 		base := s.sent
 		if s.pending != nil {
@@ -301,7 +323,12 @@ func (c *Client) flushDirty(now time.Time) {
 			c.queueSnapshot(s, now)
 			s.snapDue = false
 			s.dirty = false
-		case s.pending == nil:
+		case s.bars != nil && s.bars.historyDue:
+			// A BARS put off by congestion is a reply, not paced by
+			// maxHz; what is pending goes in the next round.
+			c.queueHistoryLocked(s)
+			keep = append(keep, s)
+		case s.pending == nil && !s.barsDue():
 			s.dirty = false
 		case s.sent == nil:
 			keep = append(keep, s)
@@ -311,15 +338,20 @@ func (c *Client) flushDirty(now time.Time) {
 				next = s.nextDue
 			}
 		default:
-			if m := s.sent.Diff(s.pending) & s.fields; m != 0 {
-				c.scratch = c.format.AppendState(c.scratch[:0], codec.OpDelta, s.sym.ID, s.pending.Seq, m, &s.pending.Values)
-				c.queue(c.scratch)
-				if s.interval > 0 {
-					s.nextDue = now.Add(s.interval)
+			if s.pending != nil {
+				if m := s.sent.Diff(s.pending) & s.fields; m != 0 {
+					c.scratch = c.format.AppendState(c.scratch[:0], codec.OpDelta, s.sym.ID, s.pending.Seq, m, &s.pending.Values)
+					c.queue(c.scratch)
+					if s.interval > 0 {
+						s.nextDue = now.Add(s.interval)
+					}
 				}
+				s.sent = s.pending
+				s.pending = nil
 			}
-			s.sent = s.pending
-			s.pending = nil
+			if s.bars != nil && c.flushBarsLocked(s) && s.interval > 0 {
+				s.nextDue = now.Add(s.interval)
+			}
 			s.dirty = false
 		}
 	}

@@ -81,4 +81,6 @@ type subscription struct {
 	// (Client.park).
 	parked  bool
 	removed bool
+	// bars: the bars this subscription gets (bars.go); nil for none.
+	bars *subBars
 }

@@ -150,6 +150,9 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if n.bars != nil {
+		cfg.Fanout.Bars = n.bars // left nil when off (not a nil *bars.Store): SUBs for bars are refused
+	}
 	if n.hub, err = fanout.NewHub(n.store, cfg.Fanout); err != nil {
 		return nil, err
 	}
