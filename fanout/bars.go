@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -63,6 +64,9 @@ type barRequest struct {
 	hasSince bool
 }
 
+// errBarsOff refuses a SUB asking for bars of a hub without a BarSource.
+var errBarsOff = errors.New("bad request: bars are off on this server")
+
 // barRequestOf checks a SUB's bar options against the hub's source, and
 // returns the ERROR 400 text that refuses the whole SUB when they do not
 // hold.
@@ -72,7 +76,7 @@ func (h *Hub) barRequestOf(o *codec.SubOptions) (barRequest, error) {
 		return r, nil
 	}
 	if h.cfg.Bars == nil {
-		return r, fmt.Errorf("bad request: bars are off on this server")
+		return r, errBarsOff
 	}
 	iv, ok := h.cfg.Bars.IntervalIndex(o.Bars)
 	if !ok {
