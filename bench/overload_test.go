@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ func TestRunOverload(t *testing.T) {
 		t.Errorf("overload figures %+v: want the server's messages and share read from /metrics", o)
 	case !strings.Contains(out, "overload: p99 age") || !strings.Contains(out, "fresh"):
 		t.Errorf("summary lacks the overload line or the fresh verdict")
+	}
+	if w := res.Steps[0].SchedWait; w == nil || w.Waits <= 0 || !strings.Contains(out, "waited runnable for a CPU") {
+		t.Errorf("scheduler wait %+v: want the server's go_sched_latencies_seconds over the window, in the summary", w)
 	}
 	if m := res.Memory; m == nil || m.Conns != cfg.Conns || m.HeapPerConn == -1 || !strings.Contains(out, "server memory:") {
 		t.Errorf("memory %+v: want the server's Go memory per connection of %d, in the summary", m, cfg.Conns)
@@ -100,5 +104,25 @@ func TestMemoryPerConn(t *testing.T) {
 	none := memoryPerConn(memorySample{heap: -1, stacks: -1}, memorySample{heap: -1, stacks: -1}, 10)
 	if none.RSSPerConn != 0 || none.HeapPerConn != -1 || none.StackPerConn != -1 || memoryLine(none) != "10 connections open" {
 		t.Errorf("without figures: %+v, %q", *none, memoryLine(none))
+	}
+}
+
+func TestSchedWait(t *testing.T) {
+	inf := math.Inf(1)
+	s0 := &schedSample{buckets: map[float64]float64{1e-6: 10, 1e-3: 20, 0.1: 20, inf: 20}, sum: 0.5}
+	s1 := &schedSample{buckets: map[float64]float64{1e-6: 50, 1e-3: 920, 0.1: 1020, inf: 1020}, sum: 1.5}
+	w := schedWait(s0, s1)
+	if w.Waits != 1000 || w.Mean != time.Millisecond || w.P99 != 100*time.Millisecond {
+		t.Errorf("schedWait = %+v, want 1000 waits, mean 1ms, p99 at most 100ms", *w)
+	}
+	s1.buckets[inf] = 1200 // 180 waits over the last bound
+	if w := schedWait(s0, s1); w.P99 != -1 || !strings.Contains(schedLine(w), "over the last bucket") {
+		t.Errorf("schedWait = %+v, want p99 in the open bucket", *w)
+	}
+	if schedWait(nil, s1) != nil || schedWait(s0, nil) != nil {
+		t.Error("schedWait without both samples is not nil")
+	}
+	if w := schedWait(s0, s0); w.Waits != 0 {
+		t.Errorf("schedWait of no waits = %+v", *w)
 	}
 }

@@ -459,6 +459,7 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	}
 	self0, selfErr := readProc(os.Getpid())
 	pub0 := r.scrapeMetrics(ctx, publishSum, publishCount)
+	sched0 := r.schedLatencies(ctx)
 	var over0 map[string]float64
 	if r.cfg.Overload {
 		over0 = r.conflationMetrics(ctx)
@@ -485,6 +486,7 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 			st.PublishMean = time.Duration((pub1[publishSum] - pub0[publishSum]) / n * 1e9)
 		}
 	}
+	st.SchedWait = schedWait(sched0, r.schedLatencies(ctx))
 	var over1 map[string]float64
 	if r.cfg.Overload {
 		over1 = r.conflationMetrics(ctx)

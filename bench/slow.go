@@ -321,9 +321,26 @@ func procAddr(a net.Addr) string {
 // sum of every series of each name); it returns nil when they cannot be
 // read.
 func (r *runner) scrapeMetrics(ctx context.Context, names ...string) map[string]float64 {
-	u, err := url.Parse(r.cfg.URL)
+	out := map[string]float64{}
+	err := r.scrapeSeries(ctx, func(series string, v float64) {
+		for _, n := range names {
+			if rest, ok := strings.CutPrefix(series, n); ok && (rest == "" || rest[0] == '{') {
+				out[n] += v
+			}
+		}
+	})
 	if err != nil {
 		return nil
+	}
+	return out
+}
+
+// scrapeSeries reads the server's /metrics and calls f with every series
+// (name and labels as written) and its value.
+func (r *runner) scrapeSeries(ctx context.Context, f func(series string, v float64)) error {
+	u, err := url.Parse(r.cfg.URL)
+	if err != nil {
+		return err
 	}
 	u.Scheme = strings.Replace(u.Scheme, "ws", "http", 1)
 	u.Path, u.RawQuery = "/metrics", ""
@@ -331,35 +348,30 @@ func (r *runner) scrapeMetrics(ctx context.Context, names ...string) map[string]
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil
+		return fmt.Errorf("bench: %s: %s", u, resp.Status)
 	}
-	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		for _, n := range names {
-			rest, ok := strings.CutPrefix(line, n)
-			if !ok || rest == "" || rest[0] != ' ' && rest[0] != '{' {
-				continue
-			}
-			if i := strings.LastIndexByte(rest, ' '); i >= 0 {
-				if v, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
-					out[n] += v
-				}
-			}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i <= 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			f(line[:i], v)
 		}
 	}
-	if sc.Err() != nil {
-		return nil
-	}
-	return out
+	return sc.Err()
 }

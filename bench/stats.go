@@ -199,6 +199,9 @@ type Step struct {
 	// window (tickstream_publish_seconds), 0 when its metrics could not
 	// be read.
 	PublishMean time.Duration `json:"publishMean,omitempty"`
+	// SchedWait is how long the server's goroutines waited for a CPU in
+	// the window, nil when the server does not export it.
+	SchedWait *SchedWait `json:"schedWait,omitempty"`
 	// Overload is the step's conflation under overload, with
 	// Config.Overload (nil otherwise).
 	Overload *OverloadStats `json:"overload,omitempty"`

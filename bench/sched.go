@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// schedMetric is the Go runtime's histogram of the time goroutines wait
+// runnable before they run (/sched/latencies:seconds), which the server
+// exports from its Go collector.
+const schedMetric = "go_sched_latencies_seconds"
+
+// schedSample is the server's schedMetric at one moment: the cumulative
+// count of each bucket by upper bound (+Inf included), and the sum.
+type schedSample struct {
+	buckets map[float64]float64
+	sum     float64
+}
+
+// schedLatencies reads schedMetric from the server, nil when it does not
+// export it.
+func (r *runner) schedLatencies(ctx context.Context) *schedSample {
+	s := &schedSample{buckets: map[float64]float64{}}
+	err := r.scrapeSeries(ctx, func(series string, v float64) {
+		switch {
+		case series == schedMetric+"_sum":
+			s.sum = v
+		case strings.HasPrefix(series, schedMetric+`_bucket{le="`):
+			le := strings.TrimSuffix(strings.TrimPrefix(series, schedMetric+`_bucket{le="`), `"}`)
+			if b, err := strconv.ParseFloat(le, 64); err == nil {
+				s.buckets[b] = v
+			}
+		}
+	})
+	if err != nil || len(s.buckets) == 0 {
+		return nil
+	}
+	return s
+}
+
+// SchedWait is how long the server's goroutines waited runnable for a CPU
+// during a window (go_sched_latencies_seconds): time that is part of the
+// age of what the clients receive but shows in no queue of the engine. On
+// a machine short of CPU it is most of the latency.
+type SchedWait struct {
+	// Waits is the number of waits the runtime sampled.
+	Waits int64 `json:"waits"`
+	// Mean is their mean.
+	Mean time.Duration `json:"mean"`
+	// P99 is the upper bound of the histogram bucket that holds the 99th
+	// percentile (the runtime's buckets grow about tenfold), -1 for the
+	// open last bucket.
+	P99 time.Duration `json:"p99"`
+}
+
+// schedWait computes the waits between two samples, nil without both.
+func schedWait(s0, s1 *schedSample) *SchedWait {
+	if s0 == nil || s1 == nil {
+		return nil
+	}
+	bounds := slices.Sorted(maps.Keys(s1.buckets))
+	total := s1.buckets[math.Inf(1)] - s0.buckets[math.Inf(1)]
+	if total <= 0 {
+		return &SchedWait{}
+	}
+	w := &SchedWait{
+		Waits: int64(total),
+		Mean:  time.Duration((s1.sum - s0.sum) / total * float64(time.Second)),
+		P99:   -1,
+	}
+	for _, b := range bounds {
+		if s1.buckets[b]-s0.buckets[b] >= 0.99*total {
+			if !math.IsInf(b, 1) {
+				w.P99 = time.Duration(b * float64(time.Second))
+			}
+			break
+		}
+	}
+	return w
+}
+
+// schedLine describes w for WriteSummary.
+func schedLine(w *SchedWait) string {
+	p99 := "over the last bucket"
+	if w.P99 >= 0 {
+		p99 = fmt.Sprintf("at most %.3g ms", ms(w.P99))
+	}
+	return fmt.Sprintf("server goroutines waited runnable for a CPU %.2f ms on average, p99 %s (%s, %d waits sampled)",
+		ms(w.Mean), p99, schedMetric, w.Waits)
+}
