@@ -629,3 +629,62 @@ func BenchmarkPublishTrade(b *testing.B) {
 		})
 	}
 }
+
+// TestBarsFloodStaysBounded: a client that does not read and asks again
+// and again for the bar history of its 100 symbols (SNAPs, and SUBs with
+// and without snap) keeps a backlog within the hard limit and one message: the
+// history asked for while congested is put off and sent once, after the
+// SNAPSHOT it follows. When it reads again it holds every bar, with no
+// ordering violation.
+func TestBarsFloodStaysBounded(t *testing.T) {
+	const soft, hard = 64 << 10, 256 << 10
+	store, src, hub := newBarsHub(t, Config{SoftLimit: soft, HardLimit: hard, SoftLag: 20 * time.Millisecond,
+		SlowGrace: time.Minute, Heartbeat: 50 * time.Millisecond})
+	syms := symbols(100)
+	for k := range 200 {
+		for i, s := range syms {
+			trade(store, s, int64(k)*1e6+int64(i), 100+float64((k+i)%9), 1)
+		}
+	}
+	conn := newGatedConn(t, codec.JSON)
+	c := hub.Register(conn, ClientOptions{Format: codec.JSON})
+	// The largest message: a BARS of 200 bars or so, about 12 KiB in JSON.
+	const maxMessage = 16 << 10
+	peak := 0
+	for i := range 300 {
+		// SUBs now and then only: their ACKs are replies, never merged,
+		// and 300 of them alone would pass the hard limit.
+		// First SUBs with snap false only, whose BARS follow the ACK,
+		// then SNAPs and SUBs with snap, whose BARS follow the SNAPSHOT.
+		switch {
+		case i%15 == 0:
+			opts := barOpts("1s", codec.MaxBarHistory)
+			opts.Snap = i >= 150
+			conn.send(c, codec.JSON.AppendSub(nil, uint64(i+1), syms, &opts))
+		case i >= 150:
+			conn.send(c, codec.JSON.AppendSnap(nil, uint64(i+1), syms))
+		}
+		for range 20 {
+			s := rand.IntN(len(syms))
+			trade(store, syms[s], int64(200+i)*1e6+int64(s), 95, 2)
+		}
+		c.mu.Lock()
+		peak = max(peak, c.backlog())
+		c.mu.Unlock()
+		if i%50 == 0 {
+			time.Sleep(5 * time.Millisecond) // let the hub's clock and the soft lag move
+		}
+	}
+	t.Logf("peak backlog %d bytes after 300 requests for the history of 100 symbols (soft limit %d, hard limit %d)", peak, soft, hard)
+	if peak > hard+maxMessage {
+		t.Errorf("backlog reached %d bytes, over the hard limit %d and one message", peak, hard)
+	}
+	if code := conn.closeCode(); code != 0 {
+		t.Fatalf("closed with %d: put-off history must be merged, not held to the hard limit", code)
+	}
+	conn.open()
+	for _, s := range syms {
+		waitBars(t, conn.fakeConn, store, src, s, true)
+	}
+	conn.checkContract(t)
+}
