@@ -168,3 +168,46 @@ func TestBarsRefusedOverTheSocket(t *testing.T) {
 		})
 	}
 }
+
+// TestBarsLongHistoryOverTheSocket: a history of more than 10 000 bars
+// comes as one BARS of the newest 10 000 (barSince 0, or barCount 10000),
+// a message of about half a megabyte, in both formats.
+func TestBarsLongHistoryOverTheSocket(t *testing.T) {
+	n, ref := barsNode(t, Config{})
+	all := ref.Bars("LONG", 0)
+	if len(all) <= codec.MaxBarHistory {
+		t.Fatalf("LONG has %d 1s bars, want more than %d", len(all), codec.MaxBarHistory)
+	}
+	want := all[len(all)-codec.MaxBarHistory:]
+	for _, f := range []codec.Format{codec.Binary, codec.JSON} {
+		for _, since := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/since=%v", f, since), func(t *testing.T) {
+				conn, err := client.Dial(context.Background(), "ws://"+n.Addr()+"/ws", client.Options{Format: f})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				opts := codec.DefaultSubOptions()
+				opts.Bars = "1s"
+				if since {
+					opts.HasBarSince = true
+				} else {
+					opts.BarCount = codec.MaxBarHistory
+				}
+				if _, err := conn.Subscribe([]string{"LONG"}, &opts); err != nil {
+					t.Fatal(err)
+				}
+				book := conn.Book()
+				waitUntil(t, 10*time.Second, "the BARS", func() bool { return book.Stats().Messages[codec.OpBars] == 1 })
+				_, seq, got, _ := book.Bars("LONG")
+				if !slices.Equal(got, want) || seq != ref.Seq("LONG") {
+					t.Errorf("BARS of %d bars at seq %d, want the newest %d at seq %d", len(got), seq, len(want), ref.Seq("LONG"))
+				}
+				if v := book.Violations(); len(v) > 0 {
+					t.Errorf("violations %v", v)
+				}
+				t.Logf("%d bytes received", book.Stats().Bytes)
+			})
+		}
+	}
+}
