@@ -153,8 +153,8 @@ func (c *Client) owesBarsLocked(s *subscription) {
 		return // the SUB or the put-off SNAPSHOT in progress sends them
 	}
 	if s.interval > 0 && !c.congested() {
-		if now := time.Now(); now.Before(s.nextDue) {
-			c.armTimer(s.nextDue)
+		if c.hub.mono(time.Now()) < s.nextDue {
+			c.armTimer(c.hub.monoTime(s.nextDue))
 			return
 		}
 	}

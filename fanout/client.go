@@ -502,7 +502,7 @@ func (c *Client) snapshotLocked(s *subscription, send bool, now time.Time) {
 		s.pending = nil
 	}
 	if s.interval > 0 {
-		s.nextDue = now.Add(s.interval)
+		s.nextDue = c.hub.mono(now) + int64(s.interval)
 	}
 }
 
@@ -517,7 +517,7 @@ func (c *Client) queueSnapshot(s *subscription, now time.Time) {
 		s.pending = nil
 	}
 	if s.interval > 0 {
-		s.nextDue = now.Add(s.interval)
+		s.nextDue = c.hub.mono(now) + int64(s.interval)
 	}
 	if s.bars != nil {
 		c.afterSnapshotLocked(s)

@@ -186,6 +186,8 @@ type Hub struct {
 	clock       atomic.Int64
 	clockPeriod time.Duration
 	period      time.Duration
+	// epoch is when the hub started: mono counts from it.
+	epoch time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -220,7 +222,8 @@ func NewHub(store *snapshot.Store, cfg Config) (*Hub, error) {
 	// The writer pool's check of blocked writes runs on the clock tick
 	// too, hence at most 2ms.
 	h.clockPeriod = min(max(cfg.MaxStaleness/4, time.Millisecond), 2*time.Millisecond)
-	h.clock.Store(time.Now().UnixNano())
+	h.epoch = time.Now()
+	h.clock.Store(h.epoch.UnixNano())
 	h.writers = newWriterPool(h)
 	store.SetObserver(h)
 	go h.heartbeats()
@@ -253,6 +256,14 @@ func (h *Hub) clientList() []*Client {
 	}
 	return list
 }
+
+// mono returns t in nanoseconds since the hub started, on the monotonic
+// clock: 8 bytes where a time.Time takes 24, and immune to steps of the
+// wall clock.
+func (h *Hub) mono(t time.Time) int64 { return int64(t.Sub(h.epoch)) }
+
+// monoTime is the time.Time of mono's ns.
+func (h *Hub) monoTime(ns int64) time.Time { return h.epoch.Add(time.Duration(ns)) }
 
 // Status returns the feed state and its detail.
 func (h *Hub) Status() (state, detail string) {

@@ -225,8 +225,8 @@ func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 		return // the SUB in progress sends the snapshot
 	}
 	if s.interval > 0 && !conflating {
-		if now := time.Now(); now.Before(s.nextDue) {
-			c.armTimer(s.nextDue)
+		if c.hub.mono(time.Now()) < s.nextDue {
+			c.armTimer(c.hub.monoTime(s.nextDue))
 			return
 		}
 	}
@@ -309,7 +309,8 @@ func (c *Client) flushDirty(now time.Time) {
 	if len(c.dirty) == 0 {
 		return
 	}
-	var next time.Time
+	var next int64 // the earliest nextDue not reached, on Hub.mono; 0: none
+	nowMono := c.hub.mono(now)
 	keep := c.dirty[:0]
 	for i, s := range c.dirty {
 		if c.buffered() > c.hub.cfg.SoftLimit {
@@ -332,9 +333,9 @@ func (c *Client) flushDirty(now time.Time) {
 			s.dirty = false
 		case s.sent == nil:
 			keep = append(keep, s)
-		case s.interval > 0 && now.Before(s.nextDue):
+		case s.interval > 0 && nowMono < s.nextDue:
 			keep = append(keep, s)
-			if next.IsZero() || s.nextDue.Before(next) {
+			if next == 0 || s.nextDue < next {
 				next = s.nextDue
 			}
 		default:
@@ -343,22 +344,22 @@ func (c *Client) flushDirty(now time.Time) {
 					c.scratch = c.format.AppendState(c.scratch[:0], codec.OpDelta, s.sym.ID, s.pending.Seq, m, &s.pending.Values)
 					c.queue(c.scratch)
 					if s.interval > 0 {
-						s.nextDue = now.Add(s.interval)
+						s.nextDue = nowMono + int64(s.interval)
 					}
 				}
 				s.sent = s.pending
 				s.pending = nil
 			}
 			if s.bars != nil && c.flushBarsLocked(s) && s.interval > 0 {
-				s.nextDue = now.Add(s.interval)
+				s.nextDue = nowMono + int64(s.interval)
 			}
 			s.dirty = false
 		}
 	}
 	clear(c.dirty[len(keep):])
 	c.dirty = keep
-	if !next.IsZero() {
-		c.armTimer(next)
+	if next != 0 {
+		c.armTimer(c.hub.monoTime(next))
 	}
 }
 

@@ -57,23 +57,17 @@ func (t *topic) remove(s *subscription) {
 }
 
 // subscription is one symbol subscribed by one client. Every field but
-// client and sym is guarded by client.mu.
+// client and sym is guarded by client.mu. Its fields are laid out to fill
+// 72 bytes, in the allocator's 80-byte size class: a connection holds one
+// per symbol (20 symbols: 1.6 KB, against 1.9 KB at the 96-byte class of
+// the same fields in declaration order).
 type subscription struct {
 	client *Client
 	sym    *snapshot.Symbol
 	topic  *topic
 
-	fields   codec.FieldMask
-	interval time.Duration // from maxHz; 0 sends every update
-	nextDue  time.Time     // with interval: earliest time of the next message
-
-	// sent is the state the client holds for this symbol (on the fields of
-	// this subscription): the last SNAPSHOT or DELTA queued for it.
-	sent *snapshot.State
-	// pending, when not nil, is a newer state still to be sent as one
-	// merged DELTA (conflation, maxHz, or a change that raced a snapshot).
-	pending *snapshot.State
-	dirty   bool // listed in client.dirty
+	fields codec.FieldMask
+	dirty  bool // listed in client.dirty
 	// snapDue: a SNAPSHOT was asked for while the client was congested;
 	// the writer sends one of the newest state when it drains.
 	snapDue bool
@@ -81,6 +75,18 @@ type subscription struct {
 	// (Client.park).
 	parked  bool
 	removed bool
+
+	interval time.Duration // from maxHz; 0 sends every update
+	// nextDue, with interval: the earliest time of the next message, on
+	// the hub's monotonic clock (Hub.mono).
+	nextDue int64
+
+	// sent is the state the client holds for this symbol (on the fields of
+	// this subscription): the last SNAPSHOT or DELTA queued for it.
+	sent *snapshot.State
+	// pending, when not nil, is a newer state still to be sent as one
+	// merged DELTA (conflation, maxHz, or a change that raced a snapshot).
+	pending *snapshot.State
 	// bars: the bars this subscription gets (bars.go); nil for none.
 	bars *subBars
 }
