@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,6 +158,9 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	c.log = c.log.With("url", url)
 	c.book.log = c.log
 	c.deliver = c.onMessage
+	if syms, opts, ok := connectSubscription(url); ok {
+		c.book.NoteSub(0, syms, &opts) // answered by ACK 0
+	}
 	if opts.Format == codec.JSON {
 		c.opcode = gws.OpcodeText
 	}
@@ -222,6 +227,25 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 // handshakeError reads what it can of the body of a refused upgrade. gws
 // closed the connection already, so only what its buffer holds can be read,
 // which is all of a short reason in practice.
+// connectSubscription reads from a dial URL the subscription its query
+// makes at connect time (PROTOCOL.md §1.4), as far as the Book needs it to
+// check the answer: the symbols, and whether and how bars are asked for.
+func connectSubscription(rawURL string) ([]string, codec.SubOptions, bool) {
+	opts := codec.DefaultSubOptions()
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return nil, opts, false
+	}
+	q := u.Query()
+	if q.Get("symbols") == "" {
+		return nil, opts, false
+	}
+	opts.Bars = q.Get("bars")
+	opts.BarCount, _ = strconv.Atoi(q.Get("barCount"))
+	opts.HasBarSince = q.Has("barSince")
+	return strings.Split(q.Get("symbols"), ","), opts, true
+}
+
 func handshakeError(resp *http.Response) error {
 	e := &HandshakeError{StatusCode: resp.StatusCode}
 	if resp.Body != nil {

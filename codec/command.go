@@ -233,12 +233,13 @@ func decodeOptions(r *reader, o *SubOptions, prevBars string) error {
 			}
 		}
 	}
-	return checkBarOptions(o)
+	return o.CheckBarOptions()
 }
 
-// checkBarOptions checks how the bar options combine: history needs an
-// interval, and is asked for one way only.
-func checkBarOptions(o *SubOptions) error {
+// CheckBarOptions checks how the bar options combine: history needs an
+// interval, and is asked for one way only. The SUB decoder applies it; a
+// server reading the options from elsewhere (the upgrade URL) too.
+func (o *SubOptions) CheckBarOptions() error {
 	switch {
 	case o.BarCount > 0 && o.HasBarSince:
 		return errors.New("options barCount and barSince exclude each other")

@@ -238,7 +238,7 @@ func FuzzDecodeCommands(f *testing.F) {
 			if cmd.ID == 0 || cmd.Op < OpSub || cmd.Op > OpAuth || cmd.Op == OpAuth && len(cmd.Token) == 0 {
 				t.Fatalf("accepted %+v", cmd)
 			}
-			if o := &cmd.Opts; cmd.Op == OpSub && (!validMaxHz(o.MaxHz) || o.Fields == 0 || checkBarOptions(o) != nil ||
+			if o := &cmd.Opts; cmd.Op == OpSub && (!validMaxHz(o.MaxHz) || o.Fields == 0 || o.CheckBarOptions() != nil ||
 				o.BarCount < 0 || o.BarCount > MaxBarHistory || o.BarSince < 0 || o.BarSince >= maxSafeInt) {
 				t.Fatalf("accepted options %+v", cmd.Opts)
 			}

@@ -65,11 +65,19 @@ type barRequest struct {
 }
 
 // errBarsOff refuses a SUB asking for bars of a hub without a BarSource.
-var errBarsOff = errors.New("bad request: bars are off on this server")
+var errBarsOff = errors.New("bars are off on this server")
+
+// CheckBars reports why the hub would refuse a subscription with options
+// o for its bars (no such interval, or bars off), as the ERROR 400 of a
+// SUB says it after "bad request: "; nil when it would not. The server
+// checks the subscription of an upgrade URL with it before upgrading.
+func (h *Hub) CheckBars(o *codec.SubOptions) error {
+	_, err := h.barRequestOf(o)
+	return err
+}
 
 // barRequestOf checks a SUB's bar options against the hub's source, and
-// returns the ERROR 400 text that refuses the whole SUB when they do not
-// hold.
+// returns the reason that refuses the whole SUB when they do not hold.
 func (h *Hub) barRequestOf(o *codec.SubOptions) (barRequest, error) {
 	r := barRequest{iv: -1}
 	if o.Bars == "" {
@@ -80,7 +88,7 @@ func (h *Hub) barRequestOf(o *codec.SubOptions) (barRequest, error) {
 	}
 	iv, ok := h.cfg.Bars.IntervalIndex(o.Bars)
 	if !ok {
-		return r, fmt.Errorf("bad request: option bars: unknown interval %q (this server has %s)", o.Bars, h.cfg.Bars.IntervalNames())
+		return r, fmt.Errorf("option bars: unknown interval %q (this server has %s)", o.Bars, h.cfg.Bars.IntervalNames())
 	}
 	r.iv, r.name = iv, o.Bars
 	r.count, r.since, r.hasSince = o.BarCount, o.BarSince, o.HasBarSince

@@ -336,7 +336,7 @@ type subPick struct {
 func (c *Client) subscribe(id uint64, names [][]byte, opts codec.SubOptions) {
 	bars, err := c.hub.barRequestOf(&opts)
 	if err != nil {
-		c.sendError(id, 400, err.Error(), nil) // the whole SUB: nothing changes
+		c.sendError(id, 400, "bad request: "+err.Error(), nil) // the whole SUB: nothing changes
 		return
 	}
 	picks, refused, ok := c.pickSymbols(names)

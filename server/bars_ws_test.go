@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,5 +211,51 @@ func TestBarsLongHistoryOverTheSocket(t *testing.T) {
 				t.Logf("%d bytes received", book.Stats().Bytes)
 			})
 		}
+	}
+}
+
+// TestBarsAtConnect: the subscription of the upgrade URL takes the bar
+// options too, so that a chart's history comes without a round trip; bad
+// ones fail the upgrade with HTTP 400 and the reason.
+func TestBarsAtConnect(t *testing.T) {
+	n, ref := barsNode(t, Config{})
+	base := "ws://" + n.Addr() + "/ws"
+	for _, f := range []codec.Format{codec.Binary, codec.JSON} {
+		conn, err := client.Dial(context.Background(), base+"?symbols=LONG,BAR01&bars=1m&barCount=5", client.Options{Format: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		book := conn.Book()
+		waitUntil(t, 10*time.Second, "the BARS", func() bool { return book.Stats().Messages[codec.OpBars] == 2 })
+		for _, sym := range []string{"LONG", "BAR01"} {
+			all := ref.Bars(sym, 1)
+			if interval, _, got, _ := book.Bars(sym); interval != "1m" || !slices.Equal(got, all[len(all)-5:]) {
+				t.Errorf("%s %s: %s bars %v, want the last 5 1m bars %v", f, sym, interval, got, all[len(all)-5:])
+			}
+		}
+		if v := book.Violations(); len(v) > 0 || !book.Ready() {
+			t.Errorf("%s: violations %v, ready %v", f, v, book.Ready())
+		}
+		conn.Close()
+	}
+	for _, tc := range []struct{ query, reason string }{
+		{"?symbols=LONG&bars=5m", `option bars: unknown interval "5m" (this server has 1s, 1m)`},
+		{"?symbols=LONG&bars=1m&barCount=0", `barCount "0": want an integer from 1 to 10000`},
+		{"?symbols=LONG&bars=1m&barSince=-1", `barSince "-1": want unix microseconds`},
+		{"?symbols=LONG&barCount=5", "option barCount needs option bars"},
+		{"?symbols=LONG&bars=1m&barCount=5&barSince=0", "options barCount and barSince exclude each other"},
+		{"?bars=1m", "maxHz, fields and the bar options need symbols"},
+	} {
+		_, err := client.Dial(context.Background(), base+tc.query, client.Options{})
+		var he *client.HandshakeError
+		if !errors.As(err, &he) || he.StatusCode != 400 || !strings.Contains(he.Body, tc.reason) {
+			t.Errorf("%s: %v, want HTTP 400 saying %q", tc.query, err, tc.reason)
+		}
+	}
+	off := startNode(t, setup{Node: node.Config{BarsOff: true}})
+	_, err := client.Dial(context.Background(), "ws://"+off.Addr()+"/ws?symbols=A&bars=1m", client.Options{})
+	var he *client.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != 400 || !strings.Contains(he.Body, "bars are off on this server") {
+		t.Errorf("bars off: %v, want HTTP 400 saying bars are off", err)
 	}
 }

@@ -109,13 +109,14 @@ type gwsLogger struct{ log *slog.Logger }
 func (l gwsLogger) Error(v ...any) { l.log.Error("websocket: " + fmt.Sprint(v...)) }
 
 // connectParams reads the subscription made at connect time from the
-// query: symbols=A,B,C, maxHz=N, fields=bid,ask.
+// query: symbols=A,B,C, maxHz=N, fields=bid,ask, bars=1m, barCount=N or
+// barSince=µs.
 func connectParams(q url.Values) ([]string, codec.SubOptions, error) {
 	opts := codec.DefaultSubOptions()
 	raw := q.Get("symbols")
 	if raw == "" {
-		if q.Has("maxHz") || q.Has("fields") {
-			return nil, opts, errors.New("maxHz and fields need symbols")
+		if q.Has("maxHz") || q.Has("fields") || q.Has("bars") || q.Has("barCount") || q.Has("barSince") {
+			return nil, opts, errors.New("maxHz, fields and the bar options need symbols")
 		}
 		return nil, opts, nil
 	}
@@ -149,7 +150,32 @@ func connectParams(q url.Values) ([]string, codec.SubOptions, error) {
 			opts.Fields |= 1 << uint(i)
 		}
 	}
+	if err := connectBarParams(q, &opts); err != nil {
+		return nil, opts, err
+	}
 	return syms, opts, nil
+}
+
+// connectBarParams reads the bar options of the subscription made at
+// connect time, held to the rules of the SUB options (PROTOCOL.md §5.1);
+// whether the server keeps the interval is the hub's to say.
+func connectBarParams(q url.Values, opts *codec.SubOptions) error {
+	opts.Bars = q.Get("bars")
+	if v := q.Get("barCount"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > codec.MaxBarHistory {
+			return fmt.Errorf("barCount %q: want an integer from 1 to %d", v, codec.MaxBarHistory)
+		}
+		opts.BarCount = n
+	}
+	if v := q.Get("barSince"); v != "" {
+		us, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || us < 0 || us >= 1<<53 {
+			return fmt.Errorf("barSince %q: want unix microseconds, an integer from 0 to 2^53-1", v)
+		}
+		opts.BarSince, opts.HasBarSince = us, true
+	}
+	return opts.CheckBarOptions()
 }
 
 // serveWS upgrades a client. Refusals a browser must be able to tell apart
@@ -165,6 +191,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	syms, opts, err := connectParams(r.URL.Query())
+	if err == nil {
+		err = s.node.Hub().CheckBars(&opts)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
