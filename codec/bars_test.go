@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -75,6 +76,29 @@ func TestBarMessages(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBarsNotFinite: a bar value a double cannot hold (a volume summed
+// past the largest double) is sent as the nearest one, in valid JSON, and
+// alike in both formats.
+func TestBarsNotFinite(t *testing.T) {
+	b := Bar{T: 60e6, Open: 1, High: math.Inf(1), Low: math.Inf(-1), Close: math.NaN(), Volume: math.Inf(1), Trades: 2}
+	want := Bar{T: 60e6, Open: 1, High: math.MaxFloat64, Low: -math.MaxFloat64, Close: 0, Volume: math.MaxFloat64, Trades: 2}
+	for _, f := range []Format{Binary, JSON} {
+		frame := f.AppendBar(nil, 1, 2, "1m", &b)
+		if f == JSON && !json.Valid(frame) {
+			t.Fatalf("invalid JSON %s", frame)
+		}
+		var m Message
+		if err := f.DecodeMessages(frame, &m, func(m *Message) error {
+			if m.Bar != want {
+				t.Errorf("%s: decoded %+v, want %+v", f, m.Bar, want)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
 	}
 }
 

@@ -327,18 +327,34 @@ func (f Format) appendBarsHead(dst []byte, op Op, sid uint32, seq uint64, interv
 
 func appendBar(dst []byte, b *Bar) []byte {
 	dst = appendInt(append(dst, 0x97), b.T)
-	dst = appendNumber(dst, b.Open)
-	dst = appendNumber(dst, b.High)
-	dst = appendNumber(dst, b.Low)
-	dst = appendNumber(dst, b.Close)
-	dst = appendNumber(dst, b.Volume)
+	dst = appendNumber(dst, finite(b.Open))
+	dst = appendNumber(dst, finite(b.High))
+	dst = appendNumber(dst, finite(b.Low))
+	dst = appendNumber(dst, finite(b.Close))
+	dst = appendNumber(dst, finite(b.Volume))
 	return appendUint(dst, uint64(b.Trades))
 }
 
 func appendJSONBar(dst []byte, b *Bar) []byte {
 	dst = strconv.AppendInt(append(dst, '['), b.T, 10)
 	for _, v := range [...]float64{b.Open, b.High, b.Low, b.Close, b.Volume} {
-		dst = appendJSONNumber(append(dst, ','), v)
+		dst = appendJSONNumber(append(dst, ','), finite(v))
 	}
 	return append(strconv.AppendUint(append(dst, ','), uint64(b.Trades), 10), ']')
+}
+
+// finite returns v, or for a value a double cannot hold the nearest one
+// it can: a bar's numbers are computed (sums of sizes, means of prices)
+// from finite inputs, but an absurd feed could still overflow one, and
+// JSON has no infinity. Both formats then carry the same value.
+func finite(v float64) float64 {
+	switch {
+	case math.IsNaN(v):
+		return 0
+	case math.IsInf(v, 1):
+		return math.MaxFloat64
+	case math.IsInf(v, -1):
+		return -math.MaxFloat64
+	}
+	return v
 }
