@@ -49,12 +49,13 @@ test-go: deps
 	$(GOTEST) ./...
 
 # Every fuzz target, each for FUZZTIME: the client-message, server-message
-# and Kafka-record decoders, the checkpoint reader, and the WebSocket frame
-# guard in front of gws. `go test -fuzz`
+# and Kafka-record decoders, the checkpoint reader, the WebSocket frame
+# guard in front of gws, and the bars against their reference. `go test -fuzz`
 # takes one target and one package at a time, hence one line each.
 FUZZTIME ?= 20s
 FUZZ_TARGETS := ./codec/:FuzzDecodeRecord ./codec/:FuzzDecodeCommands \
-	./codec/:FuzzDecodeMessages ./checkpoint/:FuzzDecode ./server/:FuzzFrameGuard
+	./codec/:FuzzDecodeMessages ./checkpoint/:FuzzDecode ./server/:FuzzFrameGuard \
+	./bars/:FuzzBars
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
