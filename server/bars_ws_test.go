@@ -19,7 +19,8 @@ import (
 
 // TestBarsOverTheSocket: clients of both formats subscribe with bars —
 // history by count and since a time, live only, maxHz, slow readers —
-// while a known log is produced, half of it before they connect; once the
+// while a known log is produced, half of it before they connect; midway
+// some SNAP and some re-SUB to the other interval; once the
 // node has read the log, every client's bars (client.Book, which checks
 // guarantee 5 throughout) equal the bars computed from the log by an
 // independent reference.
@@ -76,7 +77,27 @@ func TestBarsOverTheSocket(t *testing.T) {
 		tc.conn, tc.opts = conn, opts
 		clients = append(clients, tc)
 	}
-	kafkatest.Produce(t, b.Addrs(), "ticks", nil, log[half:])
+	// Midway, some clients ask for their snapshots again (and their
+	// history with them), and some switch to the other interval with a
+	// history of every bar.
+	third := half + (len(log)-half)/2
+	kafkatest.Produce(t, b.Addrs(), "ticks", nil, log[half:third])
+	for i, tc := range clients {
+		switch i % 3 {
+		case 1:
+			if _, err := tc.conn.Snap(syms); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			tc.iv = 1 - tc.iv
+			tc.opts.Bars, tc.opts.BarCount = ivs[tc.iv].Name, 0
+			tc.opts.BarSince, tc.opts.HasBarSince, tc.whole = 0, true, true
+			if _, err := tc.conn.Subscribe(syms, &tc.opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	kafkatest.Produce(t, b.Addrs(), "ticks", nil, log[third:])
 	n.waitRead(t, uint64(len(log)))
 
 	var compared int
