@@ -1,7 +1,8 @@
 // Package fanout delivers every change of the snapshot store, as a compact
 // delta, to each client subscribed to the symbol, and runs the protocol v1
 // session of each client: subscriptions, snapshots, conflation, heartbeats
-// and slow-consumer handling.
+// and slow-consumer handling. To subscriptions that ask, it also delivers
+// the symbol's OHLCV bars, read from a BarSource (bars.go).
 //
 // The engine knows nothing of WebSocket: a client's connection is a
 // Transport that takes whole frames. Publishing reads each symbol's
