@@ -12,7 +12,8 @@
 //   - A change whose record carried last is a trade: price last, size
 //     lastSize when the record carried it, else 0. Open is the interval's
 //     first trade price, high, low and close follow, volume sums the
-//     sizes and trades counts them.
+//     sizes (a sum past the largest double stays the largest) and trades
+//     counts them.
 //   - A symbol that has never traded (quotes only: FX, indices) gets bars
 //     of its mid price (bid+ask)/2, one point per change whose record
 //     carried bid or ask once both are known; volume 0, trades counts the
@@ -266,7 +267,7 @@ func (s *Store) update(c *snapshot.Change) {
 		restart = !se.trades
 		se.trades = true
 	} else {
-		price = (next.Values[codec.FieldBid] + next.Values[codec.FieldAsk]) / 2
+		price = mid(next.Values[codec.FieldBid], next.Values[codec.FieldAsk])
 	}
 	se.touched = next.Seq
 	for i := range se.rings {
@@ -289,11 +290,30 @@ func (s *Store) update(c *snapshot.Change) {
 		b.h = max(b.h, price)
 		b.l = min(b.l, price)
 		b.c = price
-		b.v += size
+		b.v = sum(b.v, size)
 		if b.trades < math.MaxUint32 {
 			b.trades++
 		}
 	}
+}
+
+// mid returns (bid+ask)/2, also for two quotes whose sum a double cannot
+// hold.
+func mid(bid, ask float64) float64 {
+	if m := (bid + ask) / 2; !math.IsInf(m, 0) {
+		return m
+	}
+	return bid/2 + ask/2
+}
+
+// sum returns v+size, or the largest double of its sign when a double
+// cannot hold it (an absurd feed's sizes): bar values stay finite, as JSON
+// and docs/PROTOCOL.md want them.
+func sum(v, size float64) float64 {
+	if t := v + size; !math.IsInf(t, 0) {
+		return t
+	}
+	return math.Copysign(math.MaxFloat64, v+size)
 }
 
 // push returns the slot of a new newest bar of ring r (interval i): a

@@ -2,6 +2,7 @@ package bars_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -136,6 +137,16 @@ func TestBars(t *testing.T) {
 		updates: []*codec.Update{rec("A", t0+2*sec, codec.FieldBid, 1, codec.FieldAsk, 3), trade("A", t0, 5, 1)},
 		want:    [2][]bars.Bar{{bar(t0+2*sec, 5, 5, 5, 5, 1, 1)}, {bar(t0, 5, 5, 5, 5, 1, 1)}},
 		late:    [2]uint64{1, 0},
+	}, {
+		name: "values stay finite: the mid of two huge quotes, a volume past the largest double",
+		updates: []*codec.Update{
+			rec("A", t0-sec, codec.FieldBid, math.MaxFloat64, codec.FieldAsk, math.MaxFloat64),
+			trade("A", t0, 10, math.MaxFloat64), trade("A", t0+1, 10, math.MaxFloat64), trade("A", t0+2, 10, -math.MaxFloat64),
+		},
+		want: [2][]bars.Bar{ // the sum stops at the largest double, and the last size takes it back to 0
+			{bar(t0-sec, math.MaxFloat64, math.MaxFloat64, math.MaxFloat64, math.MaxFloat64, 0, 1), bar(t0, 10, 10, 10, 10, 0, 3)},
+			{bar(t0-60*sec, math.MaxFloat64, math.MaxFloat64, math.MaxFloat64, math.MaxFloat64, 0, 1), bar(t0, 10, 10, 10, 10, 0, 3)},
+		},
 	}, {
 		name:    "intervals without trades have no bar",
 		updates: []*codec.Update{trade("A", t0, 10, 1), trade("A", t0+5*sec, 11, 1), trade("A", t0+61*sec, 12, 1)},

@@ -6,6 +6,7 @@ package barstest
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -98,6 +99,9 @@ func (r *Reference) Apply(u *codec.Update) {
 		s.traded = true
 	case !s.traded && (u.Mask.Has(codec.FieldBid) || u.Mask.Has(codec.FieldAsk)) && hasBid && hasAsk:
 		price = (bid + ask) / 2
+		if math.IsInf(price, 0) { // two huge quotes: the mid of their halves
+			price = bid/2 + ask/2
+		}
 	default:
 		return
 	}
@@ -129,6 +133,9 @@ func (r *Reference) Apply(u *codec.Update) {
 			}
 			b.Close = price
 			b.Volume += size
+			if math.IsInf(b.Volume, 0) { // past the largest double: the largest
+				b.Volume = math.Copysign(math.MaxFloat64, b.Volume)
+			}
 			b.Trades++
 		}
 	}
