@@ -44,7 +44,7 @@ type Config struct {
 	// MaxStaleness is the freshness budget of a client: when the oldest
 	// message queued for it that its socket has not taken is older than
 	// this, the client is switched to conflated delivery, as one over
-	// SoftLimit is (default 50ms). A client that is slow but not stuck
+	// SoftLimit is (default 25ms). A client that is slow but not stuck
 	// (a slow link, or a node that cannot write everything it is offered)
 	// then gets the newest state of each symbol instead of a queue of
 	// old ones. It switches back when a write ends with what is still
@@ -90,7 +90,7 @@ func DefaultConfig() Config {
 		Heartbeat:        5 * time.Second,
 		SoftLimit:        256 << 10,
 		SoftLag:          time.Second,
-		MaxStaleness:     50 * time.Millisecond,
+		MaxStaleness:     25 * time.Millisecond,
 		HardLimit:        4 << 20,
 		SlowGrace:        5 * time.Second,
 		MaxSubscriptions: 5000,
