@@ -46,6 +46,13 @@ func testServerWith(t *testing.T, cfg server.Config, ncfg node.Config) (string, 
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	return testServerOn(t, b, cfg, ncfg), b.Addrs()
+}
+
+// testServerOn starts a server consuming broker b, and returns its
+// WebSocket URL.
+func testServerOn(t *testing.T, b *embedded.Broker, cfg server.Config, ncfg node.Config) string {
+	t.Helper()
 	cfg.Listen, cfg.Logger = "127.0.0.1:0", quiet
 	ncfg.Brokers, ncfg.Logger = b.Addrs(), quiet
 	n, err := node.New(ncfg)
@@ -66,7 +73,7 @@ func testServerWith(t *testing.T, cfg server.Config, ncfg node.Config) (string, 
 			t.Errorf("server: %v", err)
 		}
 	})
-	return "ws://" + srv.Addr() + "/ws", b.Addrs()
+	return "ws://" + srv.Addr() + "/ws"
 }
 
 // shortConfig is a run of a few seconds against url.

@@ -107,6 +107,13 @@ type Config struct {
 	// Seed seeds the symbol choices and the market simulator.
 	Seed int64
 
+	// Bars and BarCount are the bar options (SUB bars, barCount) of the
+	// history rounds of RunHistory, and HistoryRounds the number of its
+	// rounds of each kind; Run does not use them.
+	Bars          string
+	BarCount      int
+	HistoryRounds int
+
 	// Storm closes every connection at the end of the first warm-up and
 	// reopens them all at once, measuring how long the server takes to
 	// give all of them their snapshots again.
@@ -164,6 +171,9 @@ func DefaultConfig() Config {
 		MaxSteps:        12,
 		P99Limit:        50 * time.Millisecond,
 		Interval:        time.Second,
+		Bars:            "1m",
+		BarCount:        390,
+		HistoryRounds:   3,
 	}
 }
 

@@ -255,7 +255,12 @@ func (r *runner) closeSession(s *session) {
 
 // collect adds the violations s's Book recorded to the run's.
 func (r *runner) collect(s *session) {
-	b := s.conn.Book()
+	r.collectBook(s.conn.Book(), s.slot.idx)
+}
+
+// collectBook adds the violations a Book recorded, of connection idx, to
+// the run's.
+func (r *runner) collectBook(b *client.Book, idx int) {
 	st := b.Stats()
 	if st.Violations == 0 {
 		return
@@ -267,7 +272,7 @@ func (r *runner) collect(s *session) {
 		if len(r.violationSamples) >= maxSamples {
 			break
 		}
-		r.violationSamples = append(r.violationSamples, fmt.Sprintf("conn %d: %s", s.slot.idx, v))
+		r.violationSamples = append(r.violationSamples, fmt.Sprintf("conn %d: %s", idx, v))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -58,6 +59,15 @@ instead: conflation is the expected answer to overload, and the server's
 conflation counters are reported. --serve-flags passes more flags to the
 --embedded server (e.g. "--max-staleness 50ms").
 
+--history runs reconnect storms with bar history instead: all --conns connect
+at once, each subscribing to its symbols with --bars and --bar-count, and each
+is timed and weighed (wire bytes) until its first chart, the BARS of every
+symbol; storms without bars, and storms asking only for the bars of the last
+two intervals (what the TypeScript SDK asks for when it reconnects), alternate
+with them (--history-rounds of each), and the server's CPU is sampled around
+each. Nothing is fed; with --embedded the topic first gets --history-span of
+the market's past, so the server has bars.
+
 Every flag can also be set as TICKSTREAM_<FLAG> (e.g. TICKSTREAM_URL).
 
 flags:
@@ -65,16 +75,18 @@ flags:
 
 // benchOptions are the flags of bench that are not part of bench.Config.
 type benchOptions struct {
-	scenario  string
-	embedded  bool
-	kafka     kafkaFlags
-	fields    string
-	format    string
-	jsonFile  string
-	plotFile  string
-	partition int
-	logLevel  string
-	cpuProf   string
+	scenario    string
+	history     bool
+	historySpan time.Duration
+	embedded    bool
+	kafka       kafkaFlags
+	fields      string
+	format      string
+	jsonFile    string
+	plotFile    string
+	partition   int
+	logLevel    string
+	cpuProf     string
 	// serveFlags are more flags of the --embedded server.
 	serveFlags string
 }
@@ -119,6 +131,11 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.StringVar(&o.jsonFile, "json", "", "write every figure as JSON to `file`")
 	fs.StringVar(&o.plotFile, "plot", "", "write latency plots to `file` (.html with SVG, or .png)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.history, "history", false, "run reconnect storms with bar history (see above) instead of the load steps")
+	fs.StringVar(&cfg.Bars, "bars", cfg.Bars, "history: the bar `interval` each SUB asks for")
+	fs.IntVar(&cfg.BarCount, "bar-count", cfg.BarCount, "history: the bars of history each SUB asks for per symbol (barCount)")
+	fs.IntVar(&cfg.HistoryRounds, "history-rounds", cfg.HistoryRounds, "history: storms of each kind, with and without bars, alternating")
+	fs.DurationVar(&o.historySpan, "history-span", 24*time.Hour, "history with --embedded: the market's past written to the topic before the server starts")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the benchmark process (clients, producer, embedded broker) to `file`, to tell whether the load generator limits the run")
 }
 
@@ -177,7 +194,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if o.embedded {
-		stop, err := startBenchServer(ctx, &cfg, o.partition, strings.Fields(o.serveFlags), stderr)
+		var prepare func(context.Context) error
+		if o.history {
+			prepare = func(ctx context.Context) error {
+				n, err := bench.WriteHistory(ctx, cfg, o.historySpan, benchHistoryUpdates)
+				logger.Info("bench: market history written", "updates", n, "span", o.historySpan)
+				return err
+			}
+		}
+		stop, err := startBenchServer(ctx, &cfg, o.partition, strings.Fields(o.serveFlags), stderr, prepare)
 		if err != nil {
 			return err
 		}
@@ -194,6 +219,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if o.history {
+		return runHistoryBench(ctx, cfg, o, logger, stdout)
 	}
 
 	var n int
@@ -224,6 +253,32 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if o.plotFile != "" {
 		if werr := writeFile(o.plotFile, func(w io.Writer) error { return bench.WritePlot(w, res, o.plotFile) }); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err == nil && !res.Passed {
+		err = fmt.Errorf("run failed: %s", strings.Join(res.Failures, "; "))
+	}
+	return err
+}
+
+// benchHistoryUpdates is how many updates --history --embedded writes over
+// --history-span: as many as serve --sim-history.
+const benchHistoryUpdates = 200_000
+
+// runHistoryBench runs bench --history and writes its figures.
+func runHistoryBench(ctx context.Context, cfg bench.Config, o benchOptions, logger *slog.Logger, stdout io.Writer) error {
+	// The embedded server's topic has its history: nothing more is fed.
+	cfg.Rate, cfg.Brokers = 0, nil
+	res, err := bench.RunHistory(ctx, cfg, logger)
+	if res == nil {
+		return err
+	}
+	if werr := bench.WriteHistorySummary(stdout, res); werr != nil && err == nil {
+		err = werr
+	}
+	if o.jsonFile != "" {
+		if werr := writeFile(o.jsonFile, func(w io.Writer) error { return bench.WriteHistoryJSON(w, res) }); werr != nil && err == nil {
 			err = werr
 		}
 	}
@@ -267,6 +322,16 @@ func (o *benchOptions) apply(cfg *bench.Config, given map[string]bool) error {
 	if !o.embedded && len(cfg.Brokers) == 0 && !given["rate"] {
 		cfg.Rate = 0 // nothing to feed: measure the server's own feed
 	}
+	if o.history {
+		switch {
+		case given["rate"] || given["find-max"] || given["storm"] || given["slow-conns"] || given["overload"]:
+			return errors.New("--history feeds nothing and runs its own storms: --rate, --find-max, --storm, --slow-conns and --overload do not apply")
+		case o.plotFile != "":
+			return errors.New("--history writes no latency plot: drop --plot")
+		case len(cfg.Brokers) > 0:
+			return errors.New("--history feeds nothing: drop --brokers (the server's topic must hold bars already: serve --sim-history, or --embedded)")
+		}
+	}
 	if o.partition < 1 || o.partition > 1024 {
 		return fmt.Errorf("--partitions %d: want 1 to 1024", o.partition)
 	}
@@ -301,15 +366,24 @@ func writeFile(name string, fn func(io.Writer) error) error {
 // benchServerWait bounds the wait for the child server's /healthz.
 const benchServerWait = 20 * time.Second
 
-// startBenchServer starts an embedded broker in this process and a server
-// consuming it in a child process, on loopback ports, and points cfg at
-// them; extra are more flags of the server. stop ends both.
-func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, extra []string, stderr io.Writer) (stop func(), err error) {
+// startBenchServer starts an embedded broker in this process, runs prepare
+// (when not nil) on it, and starts a server consuming it in a child
+// process, on loopback ports, and points cfg at them; extra are more flags
+// of the server. stop ends both.
+func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, extra []string, stderr io.Writer, prepare func(context.Context) error) (stop func(), err error) {
 	broker, err := embedded.Start(cfg.Topic, partitions)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Brokers = broker.Addrs()
+	if prepare != nil {
+		// Before the server starts, which reads it from the start (a
+		// history run waits for its /readyz).
+		if err := prepare(ctx); err != nil {
+			broker.Close()
+			return nil, err
+		}
+	}
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		broker.Close()

@@ -52,6 +52,9 @@ func TestBenchFlags(t *testing.T) {
 		{"zero conns", []string{"--scenario", "firehose", "--conns", "0"}, "Conns 0", nil},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level", nil},
 		{"serve flags without embedded", []string{"--serve-flags", "--max-staleness 50ms"}, "--serve-flags needs --embedded", nil},
+		{"history with a rate", []string{"--history", "--embedded", "--rate", "100"}, "--history feeds nothing", nil},
+		{"history with a plot", []string{"--history", "--plot", filepath.Join(t.TempDir(), "p.html")}, "no latency plot", nil},
+		{"history with brokers", []string{"--history", "--brokers", "127.0.0.1:9092"}, "drop --brokers", nil},
 	}
 	testRefusals(t, runBench, tests, "usage: tickstream bench")
 }
@@ -108,5 +111,37 @@ func TestBenchEmbedded(t *testing.T) {
 	}
 	if st, err := os.Stat(profFile); err != nil || st.Size() == 0 {
 		t.Errorf("CPU profile: %v, want a non-empty file", err)
+	}
+}
+
+// TestBenchHistoryEmbedded runs bench --history --embedded: the topic gets a
+// past before the child server starts, and the storms with history get
+// their bars.
+func TestBenchHistoryEmbedded(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Setenv(benchChildEnv, "1")
+	jsonFile := filepath.Join(t.TempDir(), "h.json")
+	var stdout, stderr bytes.Buffer
+	err := runBench(t.Context(), []string{"--embedded", "--history", "--history-span", "1h", "--symbols", "10",
+		"--symbols-per-conn", "5", "--conns", "4", "--bar-count", "30", "--history-rounds", "1", "--json", jsonFile}, &stdout, &stderr)
+	t.Log(stdout.String(), stderr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"reconnect storms of 4 connections × 5 of 10 symbols", "median history", "PASSED"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary has no %q", want)
+		}
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res bench.HistoryResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != 3 || res.Rounds[1].BarsPerHistory == 0 || res.Rounds[1].Server == nil || res.Rounds[1].Server.CPUSeconds < 0 {
+		t.Errorf("JSON result %+v: want three rounds, bars in the history round, the child server's CPU", res)
 	}
 }
