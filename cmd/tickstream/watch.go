@@ -52,10 +52,13 @@ const (
 	ansiReset      = "\x1b[0m"
 )
 
-const watchUsage = `usage: tickstream watch [--url URL] [--token T] [--json] SYM...
+const watchUsage = `usage: tickstream watch [--url URL] [--token T] [--json] [--bars 1m] [--trend 15] SYM...
 
 Shows a live table of the symbols, redrawn in place on a terminal (a table a
-second when written to a pipe or file). It reconnects with backoff when the
+second when written to a pipe or file). Its TREND column is the change over
+each symbol's last --trend bars of --bars (the forming one included), from the
+server's bar history and live bars, with a sparkline of their closes; --bars
+off, or a server without bars, leaves it out. It reconnects with backoff when the
 server goes away, showing the table's last state as DISCONNECTED meanwhile, and
 stops for good when the server refuses the credentials (close 4001).
 
@@ -73,6 +76,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rawURL := fs.String("url", "ws://127.0.0.1:8080/ws", "the server: its WebSocket `URL`, or its http(s):// address or host:port (/ws implied)")
 	token := fs.String("token", "", "client `token` (JWT) of a server that authenticates: 'tickstream token' mints one; sent as Authorization: Bearer")
 	asJSON := fs.Bool("json", false, "use the JSON subprotocol (tickstream.v1.json) instead of MessagePack")
+	bars := fs.String("bars", "1m", "bar `interval` of the TREND column (off: no column)")
+	trend := fs.Int("trend", 15, "bars the TREND column spans")
 	args, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -93,11 +98,28 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return badUsage(err)
 	}
+	if *trend < 1 || *trend > codec.MaxBarHistory {
+		return usagef("--trend %d: want 1 to %d bars", *trend, codec.MaxBarHistory)
+	}
 
-	w := &watcher{url: url, syms: syms, out: stdout, tty: isTerminal(stdout), token: *token != ""}
+	w := &watcher{url: url, syms: syms, out: stdout, tty: isTerminal(stdout), token: *token != "", refused: make(chan subRefusal, 1)}
+	if *bars != "off" {
+		w.bars, w.trend = *bars, *trend
+	}
 	w.opts = client.Options{
-		Header:    http.Header{},
-		OnMessage: func(*codec.Message) { w.dirty.Store(true) },
+		Header: http.Header{},
+		OnMessage: func(m *codec.Message) {
+			w.dirty.Store(true)
+			// A server without the interval, or without bars, refuses the
+			// whole SUB (an ERROR naming no symbol): the drawing goroutine
+			// subscribes again without bars.
+			if m.Op == codec.OpError && len(m.Syms) == 0 && m.ID != 0 {
+				select {
+				case w.refused <- subRefusal{m.ID, m.Text}:
+				default:
+				}
+			}
+		},
 		// Log lines would tear the table: what matters is in its header.
 		Logger: slog.New(slog.DiscardHandler),
 	}
@@ -158,6 +180,19 @@ type watcher struct {
 	tty  bool
 	// token reports that --token was given, for the advice on a refusal.
 	token bool
+	// bars is the interval of the TREND column and trend the bars it
+	// spans; "" and 0 without the column.
+	bars  string
+	trend int
+	// refused carries the server's refusals of a whole SUB from the
+	// connection's goroutine to the drawing one; barsSub is the id of the
+	// current connection's SUB that asked for bars (0: none).
+	refused chan subRefusal
+	barsSub uint64
+	// noTrend says why the TREND column has nothing: the server refused
+	// bars. Subscriptions then ask for none, for good.
+	noTrend string
+	conn    *client.Conn // the current connection, nil between them
 
 	dirty     atomic.Bool  // something changed since the last draw
 	book      *client.Book // the current connection's, or the last one's while reconnecting
@@ -225,15 +260,57 @@ func (w *watcher) session(ctx context.Context) (connected bool, err error) {
 	}
 	defer conn.Close()
 	w.book = conn.Book()
-	if _, err := conn.Subscribe(w.syms, nil); err != nil {
+	select {
+	case <-w.refused: // of the last connection
+	default:
+	}
+	if err := w.subscribe(conn); err != nil {
 		return true, err
 	}
 	w.connected = true
+	w.conn = conn
+	defer func() { w.conn = nil }()
 	w.setState("connected to " + conn.Hello().ServerID)
 	if !redrawUntil(ctx, w, conn.Done()) {
 		return true, ctx.Err()
 	}
 	return true, &closedError{conn.CloseCode(), conn.CloseReason()}
+}
+
+// subRefusal is an ERROR that refused a whole SUB.
+type subRefusal struct {
+	id   uint64
+	text string
+}
+
+// onRefused handles a refused SUB: when it asked for bars, the server has
+// none of that interval (or none at all), and the symbols are subscribed
+// again without them.
+func (w *watcher) onRefused(r subRefusal) {
+	if w.conn == nil || r.id != w.barsSub {
+		return
+	}
+	w.noTrend = r.text
+	if err := w.subscribe(w.conn); err != nil {
+		w.setState("subscribe failed: " + err.Error())
+	}
+}
+
+// subscribe sends the SUB of every symbol: with the bars of the TREND
+// column unless there is none or the server refused them.
+func (w *watcher) subscribe(conn *client.Conn) error {
+	if w.bars == "" || w.noTrend != "" {
+		w.barsSub = 0
+		_, err := conn.Subscribe(w.syms, nil)
+		return err
+	}
+	o := codec.DefaultSubOptions()
+	o.Bars, o.BarCount = w.bars, w.trend
+	id, err := conn.Subscribe(w.syms, &o)
+	// Its refusal waits in w.refused until the drawing goroutine, this
+	// one, reads it: after barsSub is set.
+	w.barsSub = id
+	return err
 }
 
 // permanent reports whether err will not go away by reconnecting: the
@@ -292,6 +369,8 @@ func redrawUntil[T any](ctx context.Context, w *watcher, until <-chan T) bool {
 			return false
 		case <-until:
 			return true
+		case r := <-w.refused:
+			w.onRefused(r)
 		case now := <-tick.C:
 			if w.dirty.Load() || (w.tty && now.Sub(w.drawn) >= watchIdleRedraw) {
 				w.draw(now)
@@ -309,7 +388,8 @@ func (w *watcher) draw(now time.Time) {
 	w.dirty.Store(false)
 	w.drawn = now
 	w.buf.Reset()
-	render(&w.buf, view{url: w.url, state: w.state, syms: w.syms, book: w.book, connected: w.connected, now: now, tty: w.tty})
+	render(&w.buf, view{url: w.url, state: w.state, syms: w.syms, book: w.book, connected: w.connected, now: now, tty: w.tty,
+		bars: w.bars, trend: w.trend, noTrend: w.noTrend})
 	w.out.Write(w.buf.Bytes())
 }
 
@@ -324,6 +404,11 @@ type view struct {
 	connected bool
 	now       time.Time
 	tty       bool // redraw in place and color; plain text otherwise
+	// bars and trend are the TREND column's interval and bars ("" and 0:
+	// no column); noTrend is the server's refusal of bars.
+	bars    string
+	trend   int
+	noTrend string
 }
 
 // render writes the table. On a terminal it overwrites the previous one:
@@ -362,10 +447,17 @@ func render(buf *bytes.Buffer, v view) {
 	if stats.Violations > 0 {
 		notes = append(notes, fmt.Sprintf("protocol violations: %d", stats.Violations))
 	}
+	if v.noTrend != "" {
+		notes = append(notes, "no trend: "+v.noTrend)
+	}
 	buf.WriteString(strings.Join(notes, "  "))
 	buf.WriteString(eol)
 
-	fmt.Fprintf(buf, "%-12s %12s %12s %12s %9s %15s %8s%s", "SYMBOL", "BID", "ASK", "LAST", "CHG%", "VOLUME", "AGE", eol)
+	fmt.Fprintf(buf, "%-12s %12s %12s %12s %9s %15s %8s", "SYMBOL", "BID", "ASK", "LAST", "CHG%", "VOLUME", "AGE")
+	if v.trend > 0 {
+		fmt.Fprintf(buf, "  TREND %d×%s", v.trend, v.bars)
+	}
+	buf.WriteString(eol)
 	for _, sym := range v.syms {
 		var e client.Entry
 		ok := false
@@ -400,13 +492,38 @@ func render(buf *bytes.Buffer, v view) {
 				age = formatAge(v.now.Sub(time.UnixMicro(int64(ts))))
 			}
 		}
-		fmt.Fprintf(buf, " %15s %8s%s", vol, age, eol)
+		fmt.Fprintf(buf, " %15s %8s", vol, age)
+		if v.trend > 0 {
+			buf.WriteString("  ")
+			writeTrend(buf, v, sym)
+		}
+		buf.WriteString(eol)
 	}
 	if v.tty {
 		buf.WriteString(ansiClearBelow)
 	} else {
 		buf.WriteString("\n")
 	}
+}
+
+// writeTrend writes sym's TREND cell: the change over its last v.trend bars
+// and their sparkline, colored like the change on a terminal.
+func writeTrend(buf *bytes.Buffer, v view, sym string) {
+	var bars []codec.Bar
+	if v.book != nil {
+		if interval, _, b, ok := v.book.Bars(sym); ok && interval == v.bars {
+			bars = b
+		}
+	}
+	change, pct, spark := trendCell(bars, v.trend)
+	color := ""
+	switch {
+	case pct > 0:
+		color = ansiGreen
+	case pct < 0:
+		color = ansiRed
+	}
+	paint(buf, v.tty, color, fmt.Sprintf("%8s %s", change, spark))
 }
 
 // paint writes s in color on a terminal; color "" is none.

@@ -40,11 +40,21 @@ func TestRender(t *testing.T) {
 	msft := quoteFrame(2, map[int]float64{
 		codec.FieldTS: ts - 120e6, codec.FieldBid: 0.00001234, codec.FieldLast: 98, codec.FieldPrevClose: 100,
 	})
+	// AAPL's last 3 minutes: from 100 (the first bar's open) to 101.5.
+	t0 := now.Truncate(time.Minute).Add(-2 * time.Minute).UnixMicro()
+	aaplBars := codec.Binary.AppendBars(nil, 1, 1, "1m", []codec.Bar{
+		{T: t0, Open: 100, High: 100.5, Low: 99.5, Close: 100.25, Volume: 300, Trades: 3},
+		{T: t0 + 60e6, Open: 100.25, High: 101, Low: 100, Close: 100.75, Volume: 200, Trades: 2},
+	})
+	aaplBar := codec.Binary.AppendBar(nil, 1, 2, "1m", &codec.Bar{T: t0 + 120e6, Open: 100.75, High: 101.5, Low: 100.75, Close: 101.5, Volume: 100, Trades: 1})
 	tests := []struct {
 		name   string
 		frames [][]byte // fed after HELLO and the ACK of AAPL (sid 1) and MSFT (sid 2); nil: no Book
 		state  string
 		tty    bool
+		// trend: the TREND column of 15 bars of 1m; noTrend: the server refused bars
+		trend   bool
+		noTrend string
 		// disconnected: the frames came on a connection that ended
 		disconnected bool
 		contains     []string
@@ -106,6 +116,32 @@ func TestRender(t *testing.T) {
 			absent:   []string{"feed live"},
 		},
 		{
+			name:     "trend from the history and a live bar, on a terminal",
+			frames:   [][]byte{aapl, aaplBars, aaplBar},
+			trend:    true,
+			tty:      true,
+			contains: []string{"TREND 15×1m", ansiGreen + "  +1.50% ▁▃█" + ansiReset, "waiting         -"},
+		},
+		{
+			name:     "trend, plain",
+			frames:   [][]byte{aapl, aaplBars},
+			trend:    true,
+			contains: []string{"  +0.75% ▁█"},
+		},
+		{
+			name:     "a server without bars",
+			frames:   [][]byte{aapl},
+			trend:    true,
+			noTrend:  "bad request: bars are off on this server",
+			contains: []string{"no trend: bad request: bars are off on this server", "TREND 15×1m"},
+		},
+		{
+			name:     "no trend column",
+			frames:   [][]byte{aapl, aaplBars},
+			absent:   []string{"TREND", "▁"},
+			contains: []string{"AAPL"},
+		},
+		{
 			name:         "disconnected, last prices kept",
 			frames:       [][]byte{aapl},
 			disconnected: true,
@@ -117,11 +153,18 @@ func TestRender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := view{url: "ws://h/ws", state: tt.state, syms: []string{"AAPL", "MSFT"}, now: now, tty: tt.tty}
+			v := view{url: "ws://h/ws", state: tt.state, syms: []string{"AAPL", "MSFT"}, now: now, tty: tt.tty, noTrend: tt.noTrend}
+			var opts *codec.SubOptions
+			if tt.trend {
+				v.bars, v.trend = "1m", 15
+				o := codec.DefaultSubOptions()
+				o.Bars, o.BarCount = v.bars, v.trend
+				opts = &o
+			}
 			if tt.frames != nil {
 				v.connected = !tt.disconnected
 				v.book = client.NewBook()
-				v.book.NoteSub(1, v.syms, nil)
+				v.book.NoteSub(1, v.syms, opts)
 				setup := codec.Binary.AppendHello(nil, "n1", 1000)
 				setup = codec.Binary.AppendAck(setup, 1, []codec.SymbolID{{Sym: "AAPL", SID: 1}, {Sym: "MSFT", SID: 2}})
 				for _, f := range append([][]byte{setup}, tt.frames...) {
@@ -179,6 +222,7 @@ func TestRunWatchArgs(t *testing.T) {
 		{"bad symbol", []string{"AAPL", "bad symbol!"}, `invalid symbol "bad symbol!"`, nil},
 		{"flag after a symbol", []string{"AAPL", "--nope"}, "unknown flag --nope", nil},
 		{"bad scheme", []string{"--url", "ftp://h/ws", "AAPL"}, `--url "ftp://h/ws": scheme ftp`, nil},
+		{"trend of no bar", []string{"--trend", "0", "AAPL"}, "--trend 0: want 1 to 10000 bars", nil},
 		{"no host", []string{"--url", "ws:///ws", "AAPL"}, `--url "ws:///ws": want ws://`, nil},
 	}
 	testRefusals(t, runWatch, tests, "usage: tickstream watch")
@@ -224,11 +268,16 @@ func (b *syncBuffer) String() string {
 // symbol. It counts connections and can drop them all.
 type quoteServer struct {
 	gws.BuiltinEventHandler
-	mu     sync.Mutex
-	conns  []*gws.Conn
-	dials  int
-	tokens []string
-	wg     sync.WaitGroup
+	// bars answers a SUB with bars with 3 bars of 1m after each SNAPSHOT
+	// (the close rising from 187 to 187.25); barsOff refuses such a SUB,
+	// as a server with bars off does.
+	bars, barsOff bool
+	subs          []codec.SubOptions
+	mu            sync.Mutex
+	conns         []*gws.Conn
+	dials         int
+	tokens        []string
+	wg            sync.WaitGroup
 }
 
 func (s *quoteServer) OnOpen(ws *gws.Conn) {
@@ -242,6 +291,13 @@ func (s *quoteServer) OnMessage(ws *gws.Conn, m *gws.Message) {
 		if err != nil || c.Op != codec.OpSub {
 			return
 		}
+		s.mu.Lock()
+		s.subs = append(s.subs, c.Opts)
+		s.mu.Unlock()
+		if c.Opts.Bars != "" && s.barsOff {
+			_ = ws.WriteMessage(gws.OpcodeBinary, codec.Binary.AppendError(nil, c.ID, 400, "bad request: bars are off on this server", nil))
+			return
+		}
 		var acks []codec.SymbolID
 		var out []byte
 		for i, sym := range c.Syms {
@@ -250,6 +306,14 @@ func (s *quoteServer) OnMessage(ws *gws.Conn, m *gws.Message) {
 		out = codec.Binary.AppendAck(out, c.ID, acks)
 		for _, a := range acks {
 			out = append(out, quoteFrame(a.SID, map[int]float64{codec.FieldBid: 187.25})...)
+			if c.Opts.WantsBarHistory() && s.bars {
+				t := time.Now().Truncate(time.Minute).UnixMicro()
+				out = codec.Binary.AppendBars(out, a.SID, 1, c.Opts.Bars, []codec.Bar{
+					{T: t - 120e6, Open: 187, High: 187, Low: 187, Close: 187, Trades: 1},
+					{T: t - 60e6, Open: 187, High: 187.25, Low: 187, Close: 187.1, Trades: 2},
+					{T: t, Open: 187.1, High: 187.25, Low: 187.1, Close: 187.25, Trades: 2},
+				})
+			}
 		}
 		_ = ws.WriteMessage(gws.OpcodeBinary, out)
 	})
@@ -386,5 +450,77 @@ func TestRunWatchUnauthenticated(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "4001") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("runWatch %q = %v, want the 4001 with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// watchServer serves qs on a test server and returns its URL and a function
+// that stops both.
+func watchServer(t *testing.T, qs *quoteServer) (string, func()) {
+	t.Helper()
+	up := gws.NewUpgrader(qs, &gws.ServerOption{SubProtocols: []string{codec.SubprotocolBinary}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		qs.mu.Lock()
+		qs.conns = append(qs.conns, ws)
+		qs.dials++
+		qs.wg.Add(1)
+		qs.mu.Unlock()
+		defer qs.wg.Done()
+		ws.ReadLoop()
+	}))
+	return srv.URL, func() {
+		qs.dropAll()
+		qs.wg.Wait()
+		srv.Close()
+	}
+}
+
+// TestRunWatchTrend runs watch against a server with bars (the TREND column
+// fills from the BARS) and one with bars off (watch subscribes again without
+// bars, shows the prices, and says why the column is empty).
+func TestRunWatchTrend(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, tc := range []struct {
+		name string
+		qs   *quoteServer
+		want []string
+		subs int // SUBs the server saw: a second one without bars after a refusal
+	}{
+		{"bars", &quoteServer{bars: true}, []string{"187.25", "TREND 15×1m", "+0.13% ▁▃█"}, 1},
+		{"bars off", &quoteServer{barsOff: true}, []string{"187.25", "no trend: bad request: bars are off on this server"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url, stop := watchServer(t, tc.qs)
+			defer stop()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out syncBuffer
+			done := make(chan error, 1)
+			go func() { done <- runWatch(ctx, []string{"--url", url, "AAPL"}, &out, &out) }()
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				all := true
+				for _, w := range tc.want {
+					all = all && strings.Contains(out.String(), w)
+				}
+				if all {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("want %q in the output:\n%s", tc.want, out.String())
+				}
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runWatch = %v", err)
+			}
+			tc.qs.mu.Lock()
+			defer tc.qs.mu.Unlock()
+			if len(tc.qs.subs) != tc.subs || tc.qs.subs[0].Bars != "1m" || tc.qs.subs[0].BarCount != 15 || tc.qs.subs[len(tc.qs.subs)-1].Bars != "" && tc.subs == 2 {
+				t.Errorf("SUB options %+v: want bars 1m, barCount 15 first, then (after a refusal) none", tc.qs.subs)
+			}
+		})
 	}
 }
