@@ -22,6 +22,9 @@ import {
 import type { Bar } from "../sdk/index.js";
 import { fmtPrice, fmtVolume } from "./format.js";
 
+/** Bars shown when the chart opens (4 hours of 1-minute bars). */
+const VISIBLE_BARS = 240;
+
 const UP = "#2fcf7a";
 const DOWN = "#ff5d67";
 
@@ -117,7 +120,13 @@ export class ChartPanel {
     this.candles.setData(bars.map(candle));
     this.volumes.setData(bars.map(volume));
     this.last = bars[bars.length - 1];
-    this.chart?.timeScale().fitContent();
+    // The last few hours, readable candle by candle; the rest of the day is a scroll (drag, or
+    // the mouse wheel) away. The row's sparkline already shows the whole day.
+    if (bars.length > VISIBLE_BARS) {
+      this.chart?.timeScale().setVisibleLogicalRange({ from: bars.length - VISIBLE_BARS, to: bars.length + 2 });
+    } else {
+      this.chart?.timeScale().fitContent();
+    }
     this.el.dialog.dataset.bars = String(bars.length);
     this.mark();
   }
