@@ -173,13 +173,13 @@ func (c *Client) owesBarsLocked(s *subscription) {
 // path: the bars are in step, so only the newest bar moved. c.mu is held.
 func (c *Client) queueLiveBarLocked(s *subscription, ch *snapshot.Change, enc *encoder) {
 	b := s.bars
-	msg, bar, ok := enc.bars.bar(c.hub.cfg.Bars, ch, c.format, b.iv, b.name)
-	if !ok {
+	msg, bar := enc.bars.bar(c.hub.cfg.Bars, ch, c.format, b.iv, b.name)
+	if bar == nil {
 		return
 	}
 	c.queue(msg)
 	c.wake()
-	b.last, b.has, b.seq = bar, true, ch.Next.Seq
+	b.last, b.has, b.seq = *bar, true, ch.Next.Seq
 }
 
 // afterSnapshotLocked queues, right after a SNAPSHOT of s, its BARS when
@@ -292,6 +292,7 @@ type barCache struct {
 	buf     []byte
 	entries [4]barEntry
 	n       int
+	spare   barEntry // the bar when entries is full
 }
 
 const (
@@ -326,23 +327,30 @@ func (b *barCache) touched(src BarSource, ch *snapshot.Change) bool {
 }
 
 // bar returns the BAR of change ch at interval iv in format f, and the
-// bar; ok is false when the symbol has no bar at iv.
-func (b *barCache) bar(src BarSource, ch *snapshot.Change, f codec.Format, iv int, name string) (msg []byte, bar codec.Bar, ok bool) {
+// bar, valid until the cache is reset; bar is nil when the symbol has no
+// bar at iv.
+func (b *barCache) bar(src BarSource, ch *snapshot.Change, f codec.Format, iv int, name string) (msg []byte, bar *codec.Bar) {
 	for i := 0; i < b.n; i++ {
 		if e := &b.entries[i]; e.format == f && e.iv == iv {
-			return b.buf[e.from:e.to], e.bar, e.ok
+			if !e.ok {
+				return nil, nil
+			}
+			return b.buf[e.from:e.to], &e.bar
 		}
+	}
+	e := &b.spare
+	if b.n < len(b.entries) {
+		e = &b.entries[b.n]
+		b.n++
 	}
 	// Inside the source's publish of ch, its bars are those after ch, at
 	// ch's seq, as the DELTA before the BAR.
-	bar, _, ok = src.Last(ch.Symbol, iv)
-	from := len(b.buf)
-	if ok {
-		b.buf = f.AppendBar(b.buf, ch.Symbol.ID, ch.Next.Seq, name, &bar)
+	*e = barEntry{format: f, iv: iv, from: len(b.buf)}
+	e.bar, _, e.ok = src.Last(ch.Symbol, iv)
+	if !e.ok {
+		return nil, nil
 	}
-	if b.n < len(b.entries) {
-		b.entries[b.n] = barEntry{format: f, iv: iv, bar: bar, ok: ok, from: from, to: len(b.buf)}
-		b.n++
-	}
-	return b.buf[from:], bar, ok
+	b.buf = f.AppendBar(b.buf, ch.Symbol.ID, ch.Next.Seq, name, &e.bar)
+	e.to = len(b.buf)
+	return b.buf[e.from:e.to], &e.bar
 }
