@@ -48,17 +48,18 @@ func appendSeries(dst []byte, sr *bars.Series, lens []time.Duration) ([]byte, er
 		length := lens[i].Microseconds()
 		dst = binary.AppendUvarint(dst, uint64(len(bs)))
 		prevT, prevClose := int64(0), 0.0
+		var scale, volScale int // the scales the last price and volume took
 		for k, b := range bs {
 			if b.T < 0 || b.T%length != 0 || b.T/1e6 > maxBarSec || (k > 0 && b.T <= prevT) {
 				return dst, fmt.Errorf("bar %d of %v starts at %d: want whole intervals, increasing, from 1970 to 2106", k, lens[i], b.T)
 			}
 			dst = binary.AppendUvarint(dst, uint64((b.T-prevT)/length))
 			dst = binary.AppendUvarint(dst, uint64(b.Trades))
-			dst = appendNumber(dst, b.Open, prevClose)
-			dst = appendNumber(dst, b.High, b.Open)
-			dst = appendNumber(dst, b.Low, b.Open)
-			dst = appendNumber(dst, b.Close, b.Open)
-			dst = appendNumber(dst, b.Volume, 0)
+			dst = appendNumber(dst, b.Open, prevClose, &scale)
+			dst = appendNumber(dst, b.High, b.Open, &scale)
+			dst = appendNumber(dst, b.Low, b.Open, &scale)
+			dst = appendNumber(dst, b.Close, b.Open, &scale)
+			dst = appendNumber(dst, b.Volume, 0, &volScale)
 			prevT, prevClose = b.T, b.Close
 		}
 	}
@@ -76,22 +77,41 @@ func scaled(v float64, k int) (int64, bool) {
 }
 
 // appendNumber appends v as a decimal relative to ref where that gives v
-// back bit for bit, else as a float64.
-func appendNumber(dst []byte, v, ref float64) []byte {
-	for k := range pow10 {
-		m, ok := scaled(v, k)
+// back bit for bit, else as a float64. It tries the scale *k first — a
+// symbol's prices mostly share their decimals — then from 0, and leaves
+// in *k the scale it used.
+func appendNumber(dst []byte, v, ref float64, k *int) []byte {
+	if m, ok := exactAt(v, *k); ok {
+		return appendDecimal(dst, m, ref, *k)
+	}
+	for i := range pow10 {
+		m, ok := scaled(v, i)
 		if !ok {
 			break
 		}
-		if math.Float64bits(float64(m)/pow10[k]) != math.Float64bits(v) {
-			continue
+		if float64bitsEqual(float64(m)/pow10[i], v) {
+			*k = i
+			return appendDecimal(dst, m, ref, i)
 		}
-		r, _ := scaled(ref, k)
-		d := m - r
-		return binary.AppendUvarint(dst, uint64(d<<1^d>>63)<<4|uint64(k))
 	}
 	dst = binary.AppendUvarint(dst, rawNumber)
 	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+}
+
+// exactAt returns v×10^k when that is an integer the decoder divides back
+// to v bit for bit.
+func exactAt(v float64, k int) (int64, bool) {
+	m, ok := scaled(v, k)
+	return m, ok && float64bitsEqual(float64(m)/pow10[k], v)
+}
+
+func float64bitsEqual(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) }
+
+// appendDecimal appends m/10^k as its difference from ref at scale k.
+func appendDecimal(dst []byte, m int64, ref float64, k int) []byte {
+	r, _ := scaled(ref, k)
+	d := m - r
+	return binary.AppendUvarint(dst, uint64(d<<1^d>>63)<<4|uint64(k))
 }
 
 // number reads what appendNumber wrote with the same ref.

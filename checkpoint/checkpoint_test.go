@@ -125,7 +125,8 @@ func TestNumbers(t *testing.T) {
 		{123456.7890123456, 0, 9},
 	}
 	for _, tt := range tests {
-		b := appendNumber(nil, tt.v, tt.ref)
+		k := 0
+		b := appendNumber(nil, tt.v, tt.ref, &k)
 		d := decoder{b: b}
 		got := d.number(tt.ref)
 		if d.err != nil || math.Float64bits(got) != math.Float64bits(tt.v) || d.left() != 0 {
@@ -133,6 +134,14 @@ func TestNumbers(t *testing.T) {
 		}
 		if len(b) != tt.size {
 			t.Errorf("%v from %v: %d bytes, want %d", tt.v, tt.ref, len(b), tt.size)
+		}
+		// The scale of the number before, tried first, gives v back too.
+		for hint := range len(pow10) {
+			k := hint
+			d := decoder{b: appendNumber(nil, tt.v, tt.ref, &k)}
+			if got := d.number(tt.ref); d.err != nil || math.Float64bits(got) != math.Float64bits(tt.v) {
+				t.Errorf("%v from %v, scale %d tried first: read back %v (err %v)", tt.v, tt.ref, hint, got, d.err)
+			}
 		}
 	}
 }
