@@ -110,6 +110,9 @@ type ring struct {
 	// pushed counts the bars ever added (restored ones included), so that
 	// a checkpoint's Mark finds its bars again once more have come.
 	pushed uint64
+	// dropped is the start of the last bar a ring without a slot had no
+	// room for (0: none), so that its later changes are not counted again.
+	dropped uint32
 }
 
 // at returns the k-th oldest bar, 0 <= k < r.n; it compares where a
@@ -274,8 +277,13 @@ func (s *Store) update(c *snapshot.Change) {
 		r := &se.rings[i]
 		start := uint32(sec - sec%s.secs[i])
 		if r.n == 0 || start > r.newest().sec {
+			if r.n == 0 && start <= r.dropped {
+				continue // a bar already dropped for want of room
+			}
 			if b := s.push(r, i, c.Symbol); b != nil {
 				*b = slot{sec: start, trades: 1, o: price, h: price, l: price, c: price, v: size}
+			} else {
+				r.dropped = start
 			}
 			continue
 		}

@@ -298,15 +298,15 @@ func TestMemoryBound(t *testing.T) {
 
 func TestNoRoomAtAll(t *testing.T) {
 	p := newPipeline(t, "1s:1h", 8*bars.BytesPerBar)
-	p.apply(t, trade("A", t0, 1, 1), trade("B", t0, 2, 1), trade("B", t0+sec, 3, 1))
+	p.apply(t, trade("A", t0, 1, 1), trade("B", t0, 2, 1), trade("B", t0+sec, 3, 1), trade("B", t0+sec+1, 4, 1), trade("B", t0, 5, 1))
 	if got, _ := p.history("A", 0); len(got) != 1 {
 		t.Fatalf("A: %v, want its one bar", got)
 	}
-	if got, seq := p.history("B", 0); len(got) != 0 || seq != 2 {
-		t.Fatalf("B: %v at seq %d, want no bar (no room) at seq 2", got, seq)
+	if got, seq := p.history("B", 0); len(got) != 0 || seq != 4 {
+		t.Fatalf("B: %v at seq %d, want no bar (no room) at seq 4", got, seq)
 	}
 	if st := p.bars.Stats(); st.Capped != 2 {
-		t.Fatalf("capped %d, want 2", st.Capped)
+		t.Fatalf("capped %d, want 2: the two bars B had no room for, each once", st.Capped)
 	}
 }
 
