@@ -106,8 +106,7 @@ func overloadStats(st *Step, m0, m1 map[string]float64) *OverloadStats {
 func (r *runner) judgeOverload(st *Step, newErrors int64) (bool, string) {
 	var why []string
 	if limit := r.cfg.p99Limit(); st.Latency.P99 > limit {
-		why = append(why, fmt.Sprintf("p99 age %v over %v: the excess waited in queues instead of being conflated",
-			st.Latency.P99.Round(time.Millisecond), limit))
+		why = append(why, fmt.Sprintf("p99 age %v over %v", st.Latency.P99.Round(time.Millisecond), limit))
 	}
 	if st.Rate > 0 {
 		if got := float64(st.Produced) / st.Duration.Seconds(); got < minProduced*st.Rate {

@@ -32,8 +32,9 @@ func TestRunOverload(t *testing.T) {
 	case !strings.Contains(out, "overload: p99 age") || !strings.Contains(out, "fresh"):
 		t.Errorf("summary lacks the overload line or the fresh verdict")
 	}
-	if w := res.Steps[0].SchedWait; w == nil || w.Waits <= 0 || !strings.Contains(out, "waited runnable for a CPU") {
-		t.Errorf("scheduler wait %+v: want the server's go_sched_latencies_seconds over the window, in the summary", w)
+	if w, self := res.Steps[0].SchedWait, res.Steps[0].BenchSchedWait; w == nil || w.Waits <= 0 || self == nil || self.Waits <= 0 ||
+		!strings.Contains(out, "waited runnable for a CPU: server") || !strings.Contains(out, "; bench ") {
+		t.Errorf("scheduler waits %+v, %+v: want the server's and the benchmark's over the window, in the summary", w, self)
 	}
 	if m := res.Memory; m == nil || m.Conns != cfg.Conns || m.HeapPerConn == -1 || !strings.Contains(out, "server memory:") {
 		t.Errorf("memory %+v: want the server's Go memory per connection of %d, in the summary", m, cfg.Conns)
@@ -116,7 +117,7 @@ func TestSchedWait(t *testing.T) {
 		t.Errorf("schedWait = %+v, want 1000 waits, mean 1ms, p99 at most 100ms", *w)
 	}
 	s1.buckets[inf] = 1200 // 180 waits over the last bound
-	if w := schedWait(s0, s1); w.P99 != -1 || !strings.Contains(schedLine(w), "over the last bucket") {
+	if w := schedWait(s0, s1); w.P99 != -1 || !strings.Contains(schedLine(w, nil), "over the last bucket") {
 		t.Errorf("schedWait = %+v, want p99 in the open bucket", *w)
 	}
 	if schedWait(nil, s1) != nil || schedWait(s0, nil) != nil {
@@ -124,5 +125,26 @@ func TestSchedWait(t *testing.T) {
 	}
 	if w := schedWait(s0, s0); w.Waits != 0 {
 		t.Errorf("schedWait of no waits = %+v", *w)
+	}
+}
+
+func TestSelfSchedLatencies(t *testing.T) {
+	s0 := selfSchedLatencies()
+	done := make(chan struct{})
+	for range 100 {
+		go func() { done <- struct{}{} }()
+		<-done
+	}
+	s1 := selfSchedLatencies()
+	if s0 == nil || s1 == nil {
+		t.Fatal("no /sched/latencies:seconds in this runtime")
+	}
+	w := schedWait(s0, s1)
+	if w.Waits <= 0 || w.Mean < 0 || w.P99 == 0 {
+		t.Errorf("waits of 100 goroutines started: %+v, want some sampled with a mean and a p99", *w)
+	}
+	line := schedLine(nil, w)
+	if !strings.HasPrefix(line, "goroutines waited runnable for a CPU: bench ") || strings.Contains(line, "server") {
+		t.Errorf("schedLine(nil, w) = %q", line)
 	}
 }

@@ -93,8 +93,8 @@ func WriteSummary(w io.Writer, res *Result) error {
 			fmt.Fprintf(&b, "  step %d (%.0f/s): server publish time %.1f µs per change (tickstream_publish_seconds)\n",
 				i+1, st.Rate, float64(st.PublishMean)/1e3)
 		}
-		if st.SchedWait != nil && st.SchedWait.Waits > 0 {
-			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, schedLine(st.SchedWait))
+		if st.SchedWait != nil && st.SchedWait.Waits > 0 || st.BenchSchedWait != nil && st.BenchSchedWait.Waits > 0 {
+			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, schedLine(st.SchedWait, st.BenchSchedWait))
 		}
 		if st.Overload != nil {
 			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, overloadLine(&st, c.P99Limit))

@@ -459,7 +459,7 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	}
 	self0, selfErr := readProc(os.Getpid())
 	pub0 := r.scrapeMetrics(ctx, publishSum, publishCount)
-	sched0 := r.schedLatencies(ctx)
+	sched0, self0Sched := r.schedLatencies(ctx), selfSchedLatencies()
 	var over0 map[string]float64
 	if r.cfg.Overload {
 		over0 = r.conflationMetrics(ctx)
@@ -486,7 +486,7 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 			st.PublishMean = time.Duration((pub1[publishSum] - pub0[publishSum]) / n * 1e9)
 		}
 	}
-	st.SchedWait = schedWait(sched0, r.schedLatencies(ctx))
+	st.SchedWait, st.BenchSchedWait = schedWait(sched0, r.schedLatencies(ctx)), schedWait(self0Sched, selfSchedLatencies())
 	var over1 map[string]float64
 	if r.cfg.Overload {
 		over1 = r.conflationMetrics(ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,38 @@ func (r *runner) schedLatencies(ctx context.Context) *schedSample {
 	if err != nil || len(s.buckets) == 0 {
 		return nil
 	}
+	return s
+}
+
+// selfSchedMetric is the runtime metric behind schedMetric.
+const selfSchedMetric = "/sched/latencies:seconds"
+
+// selfSchedLatencies reads the benchmark's own scheduler latencies, as a
+// schedSample whose sum is estimated from the buckets' midpoints (the
+// runtime keeps no sum), nil when the runtime does not have the metric.
+func selfSchedLatencies() *schedSample {
+	m := []metrics.Sample{{Name: selfSchedMetric}}
+	metrics.Read(m)
+	if m[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return nil
+	}
+	h := m[0].Value.Float64Histogram()
+	s := &schedSample{buckets: make(map[float64]float64, len(h.Counts))}
+	var cum float64
+	for i, n := range h.Counts {
+		lo, hi := h.Buckets[i], h.Buckets[i+1]
+		cum += float64(n)
+		s.buckets[hi] = cum
+		switch {
+		case math.IsInf(lo, -1):
+			s.sum += float64(n) * hi
+		case math.IsInf(hi, 1):
+			s.sum += float64(n) * lo
+		default:
+			s.sum += float64(n) * (lo + hi) / 2
+		}
+	}
+	s.buckets[math.Inf(1)] = cum
 	return s
 }
 
@@ -85,12 +118,21 @@ func schedWait(s0, s1 *schedSample) *SchedWait {
 	return w
 }
 
-// schedLine describes w for WriteSummary.
-func schedLine(w *SchedWait) string {
-	p99 := "over the last bucket"
-	if w.P99 >= 0 {
-		p99 = fmt.Sprintf("at most %.3g ms", ms(w.P99))
+// schedLine describes the waits of the server (w) and of the benchmark
+// (self, either may be nil) for WriteSummary.
+func schedLine(w, self *SchedWait) string {
+	p99 := func(w *SchedWait) string {
+		if w.P99 < 0 {
+			return "over the last bucket"
+		}
+		return fmt.Sprintf("at most %.3g ms", ms(w.P99))
 	}
-	return fmt.Sprintf("server goroutines waited runnable for a CPU %.2f ms on average, p99 %s (%s, %d waits sampled)",
-		ms(w.Mean), p99, schedMetric, w.Waits)
+	var parts []string
+	if w != nil && w.Waits > 0 {
+		parts = append(parts, fmt.Sprintf("server %.2f ms on average, p99 %s (%s, %d waits sampled)", ms(w.Mean), p99(w), schedMetric, w.Waits))
+	}
+	if self != nil && self.Waits > 0 {
+		parts = append(parts, fmt.Sprintf("bench %.2f ms, p99 %s", ms(self.Mean), p99(self)))
+	}
+	return "goroutines waited runnable for a CPU: " + strings.Join(parts, "; ")
 }

@@ -202,6 +202,11 @@ type Step struct {
 	// SchedWait is how long the server's goroutines waited for a CPU in
 	// the window, nil when the server does not export it.
 	SchedWait *SchedWait `json:"schedWait,omitempty"`
+	// BenchSchedWait is the same for the benchmark's own process (the
+	// runtime's buckets, the mean estimated from their midpoints): a
+	// client that waits for a CPU reads late, which adds to every
+	// latency and which the server cannot see.
+	BenchSchedWait *SchedWait `json:"benchSchedWait,omitempty"`
 	// Overload is the step's conflation under overload, with
 	// Config.Overload (nil otherwise).
 	Overload *OverloadStats `json:"overload,omitempty"`
