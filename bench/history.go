@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +66,10 @@ type HistoryRound struct {
 	BarsPerHistory float64 `json:"barsPerHistory,omitempty"`
 	// Server is the server's CPU over Total, nil when not measured.
 	Server *ProcStats `json:"server,omitempty"`
+	// Bench is the benchmark's own CPU over the round (its clients decode,
+	// and inflate with compression, everything the server sends): near its
+	// cores' limit, it, not the server, sets the times.
+	Bench *ProcStats `json:"bench,omitempty"`
 }
 
 // ByteStats summarizes bytes per connection.
@@ -239,6 +244,7 @@ func (r *runner) historyRound(ctx context.Context, kind string) (HistoryRound, e
 	if r.pid > 0 {
 		cpu0, _ = readProc(r.pid)
 	}
+	self0, selfErr := readProc(os.Getpid())
 	var (
 		mu       sync.Mutex
 		sessions = make([]*histSession, 0, len(r.slots))
@@ -307,6 +313,10 @@ func (r *runner) historyRound(ctx context.Context, kind string) (HistoryRound, e
 				RSSBytes: cpu1.rssBytes, MaxRSSBytes: cpu1.rssBytes}
 			rd.Server.Cores = rd.Server.CPUSeconds / rd.Total.Seconds()
 		}
+	}
+	if self1, err := readProc(os.Getpid()); err == nil && selfErr == nil && !r.shared && rd.Total > 0 {
+		rd.Bench = &ProcStats{PID: os.Getpid(), CPUSeconds: self1.cpuSeconds - self0.cpuSeconds, RSSBytes: self1.rssBytes, MaxRSSBytes: self1.rssBytes}
+		rd.Bench.Cores = rd.Bench.CPUSeconds / rd.Total.Seconds()
 	}
 	for _, s := range sessions {
 		s.conn.Close()
@@ -426,20 +436,20 @@ func WriteHistorySummary(w io.Writer, res *HistoryResult) error {
 		RoundQuotes, RoundHistory, res.Bars, res.BarCount, RoundResume, res.Bars)
 	b.WriteString("  first chart: every symbol's SNAPSHOT (quotes), BARS (history, resume)\n\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\tready\tall in ms\tfirst chart p50 ms\tp99 ms\tmax ms\tKB/conn p50\tp99\tbars/BARS\tserver CPU s\tcores\t")
+	fmt.Fprintln(tw, "round\tready\tall in ms\tfirst chart p50 ms\tp99 ms\tmax ms\tKB/conn p50\tp99\tbars/BARS\tserver CPU s\tcores\tbench cores\t")
 	for _, rd := range res.Rounds {
-		fmt.Fprintf(tw, "%s\t%d/%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t%s\t\n", rd.Kind, rd.Ready, rd.Attempted,
+		fmt.Fprintf(tw, "%s\t%d/%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t%s\t%s\t\n", rd.Kind, rd.Ready, rd.Attempted,
 			ms(rd.Total), ms(rd.FirstChart.P50), ms(rd.FirstChart.P99), ms(rd.FirstChart.Max),
-			float64(rd.Bytes.P50)/1024, float64(rd.Bytes.P99)/1024, rd.BarsPerHistory, cpuSeconds(rd.Server), cores(rd.Server))
+			float64(rd.Bytes.P50)/1024, float64(rd.Bytes.P99)/1024, rd.BarsPerHistory, cpuSeconds(rd.Server), cores(rd.Server), cores(rd.Bench))
 	}
 	for _, kind := range roundKinds {
 		m := medianRound(res.Rounds, kind)
 		if m == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "median %s\t\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t%s\t\n", kind,
+		fmt.Fprintf(tw, "median %s\t\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%s\t%s\t%s\t\n", kind,
 			ms(m.Total), ms(m.FirstChart.P50), ms(m.FirstChart.P99), ms(m.FirstChart.Max),
-			float64(m.Bytes.P50)/1024, float64(m.Bytes.P99)/1024, m.BarsPerHistory, cpuSeconds(m.Server), cores(m.Server))
+			float64(m.Bytes.P50)/1024, float64(m.Bytes.P99)/1024, m.BarsPerHistory, cpuSeconds(m.Server), cores(m.Server), cores(m.Bench))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -491,6 +501,9 @@ func medianRound(rounds []HistoryRound, kind string) *HistoryRound {
 			CPUSeconds: med(func(r *HistoryRound) float64 { return cpuOf(r.Server) }),
 			Cores:      med(func(r *HistoryRound) float64 { return coresOf(r.Server) }),
 		}
+	}
+	if of[0].Bench != nil {
+		m.Bench = &ProcStats{Cores: med(func(r *HistoryRound) float64 { return coresOf(r.Bench) })}
 	}
 	return &m
 }
