@@ -8,6 +8,10 @@
  * client.on("update", ({ symbol, state, changed }) => console.log(symbol, state.values.last, changed));
  * client.on("status", (s) => console.log(s.status, s.feed, s.detail));
  * await client.subscribe(["AAPL", "MSFT"]);
+ * // with the day's 1-minute bars: history (BARS), then live (BAR)
+ * client.on("bars", ({ symbol, bars }) => draw(symbol, bars));
+ * client.on("bar", ({ symbol, bar, appended }) => update(symbol, bar, appended));
+ * await client.subscribe(["NVDA"], { bars: "1m", barCount: 390 });
  * ```
  */
 export {
