@@ -141,6 +141,12 @@ type Stats struct {
 	// PublishTime is the time Publish took, for one change in
 	// PublishSample.
 	PublishTime Histogram
+	// WriteWait is, for each write to a client, the age of its oldest
+	// message when the socket took it: how long messages waited in the
+	// engine, for a worker and for the write itself (on the hub's clock,
+	// to 2ms). Age that clients see beyond it is spent before the engine
+	// (feed, ingest) or after it (the network, the client).
+	WriteWait Histogram
 }
 
 type counters struct {
@@ -149,7 +155,7 @@ type counters struct {
 	published, writeErrors, dropped          atomic.Uint64
 	stuck, conflating                        atomic.Int64
 	conflationStarts                         [ConflationCauses]atomic.Uint64
-	publishTime                              histogram
+	publishTime, writeWait                   histogram
 	errMu                                    sync.Mutex
 	errs                                     map[int]uint64
 }
@@ -303,6 +309,7 @@ func (h *Hub) Stats() Stats {
 		Stuck:         h.stats.stuck.Load(),
 		Conflating:    h.stats.conflating.Load(),
 		PublishTime:   h.stats.publishTime.load(),
+		WriteWait:     h.stats.writeWait.load(),
 		Errors:        map[int]uint64{},
 	}
 	for i := range s.ConflationStarts {

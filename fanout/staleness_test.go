@@ -108,6 +108,11 @@ func TestSlowLinkStaysFresh(t *testing.T) {
 	p50, p99, most, n := link.percentiles()
 	t.Logf("%d updates in %v (%.0f/s); %d DELTAs received, age p50 %v p99 %v max %v; conflated %d, switched to conflation %v (staleness, backlog, lag)",
 		updates, fed.Round(time.Millisecond), float64(updates)/fed.Seconds(), n, p50, p99, most, st.Conflated, st.ConflationStarts)
+	if w := st.WriteWait; w.Count == 0 || w.Count > st.Frames {
+		t.Errorf("%d writes' wait observed for %d frames written, want one a write", w.Count, st.Frames)
+	} else {
+		t.Logf("write wait: mean %v over %d writes", w.Sum/time.Duration(w.Count), w.Count)
+	}
 	if st.ConflationStarts[ConflatedForStaleness] == 0 {
 		t.Errorf("the freshness budget never switched the client to conflated delivery: %v", st.ConflationStarts)
 	}

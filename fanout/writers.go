@@ -233,6 +233,9 @@ func (c *Client) writeRound(w *worker) (again bool) {
 	c.mu.Lock()
 	c.inflight = 0
 	c.lastWrite = c.hub.clock.Load()
+	if err == nil {
+		c.hub.stats.writeWait.observe(time.Duration(c.lastWrite - c.inflightAt))
+	}
 	if err != nil {
 		c.wstate = writerNone
 		c.mu.Unlock()

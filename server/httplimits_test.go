@@ -190,6 +190,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 		`tickstream_http_connections `,
 		`tickstream_conflation_starts_total{reason="staleness"} 0`,
 		`tickstream_conflating_connections 0`,
+		`tickstream_write_wait_seconds_count `,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -21,7 +21,7 @@ type collector struct {
 	refused                                                *prometheus.Desc
 	checkpointTime, checkpointFailures                     *prometheus.Desc
 	outages, outageSecs, catchUpSecs, lost, recreated      *prometheus.Desc
-	publishTime                                            *prometheus.Desc
+	publishTime, writeWait                                 *prometheus.Desc
 	barsLate, barsCapped, barsBytes                        *prometheus.Desc
 }
 
@@ -64,12 +64,14 @@ func newCollector(s *Server) *collector {
 		barsLate:           d("bars_late_total", "Changes whose ts fell before the start of the symbol's newest bar, counted into that bar (bars never reopen), by interval.", "interval"),
 		barsCapped:         d("bars_capped_total", "Bars that overwrote their symbol's oldest bar before its retention (or were dropped) because --bars-max-memory was reached."),
 		barsBytes:          d("bars_memory_bytes", "Memory the bars of every symbol hold, at most --bars-max-memory."),
+		writeWait:          d("write_wait_seconds", "Age of the oldest message of each write to a client when its socket took it: the time messages waited in the fanout engine, for a writer and for the write (to 2 ms)."),
 		refused:            d("connections_refused_total", "Connections refused (WebSocket at the upgrade, plain HTTP at accept) or closed by a policy, by reason.", "reason"),
 	}
 }
 
-// publishHistogram exports the hub's publish times in seconds, with the
-// cumulative buckets Prometheus wants.
+// publishHistogram exports one of the hub's time histograms (publish
+// time, write wait) in seconds, with the cumulative buckets Prometheus
+// wants.
 func publishHistogram(d *prometheus.Desc, h *fanout.Histogram) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(fanout.PublishBuckets))
 	var below uint64
@@ -109,6 +111,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.errs, float64(n), strconv.Itoa(code))
 	}
 	ch <- publishHistogram(c.publishTime, &h.PublishTime)
+	ch <- publishHistogram(c.writeWait, &h.WriteWait)
 	in := c.s.node.Ingest().Stats()
 	counter(c.records, float64(in.Records))
 	for reason, n := range in.Rejected {
