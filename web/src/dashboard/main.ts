@@ -164,7 +164,8 @@ async function subscribeRows(symbols: string[]): Promise<void> {
   const refused = r.rejected.filter((x) => x.code === 400 && /\bbar(s|Count|Since)\b/.test(x.message)).map((x) => x.symbol);
   if (!asked || refused.length === 0) return;
   if (barInterval === asked) {
-    const next = await nearestInterval(asked);
+    // "bars are off on this server": no interval to look for.
+    const next = /bars are off/.test(r.rejected[0]!.message) ? null : await nearestInterval(asked);
     if (barInterval === asked) barInterval = next;
     console.warn(`tickstream: ${r.rejected[0]!.message}; the sparklines use ${barInterval ? `${barInterval} bars` : "the prices seen"}`);
   }

@@ -184,4 +184,32 @@ describe.skipIf(!HAVE_CHROMIUM && !IS_CI)("bars in the dashboard (headless Chrom
     expect(pageErrors).toEqual([]);
     expect(protocolWarnings).toEqual([]);
   });
+
+  it("works on a node with bars off: prices and their sparklines, no chart", async () => {
+    const off = new Server(await freePort(), ["--symbols", "20", "--rate", "200", "--bars", "off"]);
+    await off.start();
+    try {
+      const syms = ["AAPL", "MSFT", "NVDA"];
+      const warnings: string[] = [];
+      const onConsole = (m: { type(): string; text(): string }) => {
+        if (m.type() === "warning") warnings.push(m.text());
+      };
+      page.on("console", onConsole);
+      await page.goto(`${off.base}/?symbols=${syms.join(",")}`);
+      // The SUB with bars is refused (ERROR 400), the rows subscribe again without bars.
+      for (const s of syms) {
+        await expect.poll(() => page.locator(`.qrow[data-symbol="${s}"] [data-field="last"]`).textContent(), { timeout: 20_000 }).not.toBe("—");
+      }
+      await expect
+        .poll(() => page.locator(".qbody canvas.spark").evaluateAll((cs) => Math.min(...cs.map((c) => Number((c as HTMLElement).dataset.points)))), { timeout: 20_000 })
+        .toBeGreaterThanOrEqual(2);
+      expect(warnings.some((w) => w.includes("bars are off on this server; the sparklines use the prices seen"))).toBe(true);
+      await page.locator(`.qrow[data-symbol="AAPL"] [data-field="bid"]`).click();
+      await expect.poll(() => page.locator("#hint").textContent()).toBe("This server keeps no bars: no chart");
+      expect(await dialog().isVisible()).toBe(false);
+      page.off("console", onConsole);
+    } finally {
+      await off.kill("SIGTERM");
+    }
+  });
 });
