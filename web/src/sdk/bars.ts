@@ -31,6 +31,11 @@ export class BarSeries {
    * began, and every node builds the same bars from the same log.
    */
   resumeFrom: number | undefined;
+  /**
+   * The server's subscription asks for a resume's history (barSince the newest bar held), not
+   * the subscription's own: a later BARS (a SNAP's) brings only the newest bars, and is merged.
+   */
+  partial = false;
 
   /** The newest bar, or undefined. */
   get last(): Bar | undefined {
@@ -43,6 +48,7 @@ export class BarSeries {
     this.list.length = 0;
     this.seq = -1;
     this.resumeFrom = undefined;
+    this.partial = false;
   }
 
   /**
@@ -55,7 +61,9 @@ export class BarSeries {
         return `BARS holds bar t=${m.bars[i]!.t} after t=${m.bars[i - 1]!.t}, not oldest first`;
       }
     }
-    const resume = this.resumeFrom;
+    // After a resume, or a SNAP while the server's option is a resume's, the bars before the
+    // BARS's first are final and held: only the rest is replaced.
+    const resume = this.resumeFrom ?? (this.partial && this.ready ? (m.bars[0]?.t ?? Infinity) : undefined);
     this.resumeFrom = undefined;
     if (resume !== undefined && m.interval === this.interval && (m.bars[0]?.t ?? resume) >= resume) {
       // The bars since the newest one held: keep those before it, take the rest from here.

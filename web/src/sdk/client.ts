@@ -989,6 +989,9 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     if (hasHistory(o) || o.bars !== series.interval) {
       series.limit = asked.barCount !== undefined ? Math.min(asked.barCount, MAX_BARS) : MAX_BARS;
     }
+    // A SUB that resumed (its barSince is not the subscription's) leaves the server with a
+    // partial history option; one that asks for no history leaves the server's option as it was.
+    if (hasHistory(o)) series.partial = o.barSince !== undefined && o.barSince !== asked.barSince;
     if (o.bars === undefined) {
       series.reset("");
       series.ready = false;
@@ -1074,6 +1077,15 @@ export class TickstreamClient extends Emitter<ClientEvents> {
     this.stats.droppedBars++;
     st.bars.ready = false;
     st.awaitingBars = false;
+    const d = this.desired.get(st.symbol);
+    if (st.bars.partial && d) {
+      // The server would answer a SNAP with a resume's few bars: ask again for the whole history
+      // (the SUB's SNAPSHOT resyncs the state too).
+      this.protocolError(new ProtocolError(`${why}; subscribing again for the whole history`));
+      this.stats.snapRequests++;
+      this.sendSub([st.symbol], this.wireOpts(d.opts));
+      return;
+    }
     this.protocolError(new ProtocolError(`${why}; requesting SNAP`));
     this.requestSnap(st);
   }

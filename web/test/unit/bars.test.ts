@@ -209,6 +209,35 @@ describe("bars", () => {
     expect(t.client.bars("AAPL")).toEqual([bar(0, 1), bar(1, 2.5)]);
   });
 
+  it("after a resume, merges a SNAP's BARS, and resyncs a violation with the whole history", async () => {
+    const t = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 10, jitter: 0 } });
+    void t.client.subscribe("AAPL", { bars: "1m", barCount: 10 });
+    let ws = await open();
+    ackAndSnapshot(ws, 40);
+    ws.serverSend([29, 1, 40, "1m", [tuple(0, 1), tuple(1, 2)]]);
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(20);
+    ws = await open();
+    expect(ws.sent).toEqual([[1, 2, ["AAPL"], { bars: "1m", barSince: T0 + MIN }]]);
+    ackAndSnapshot(ws, 50);
+    ws.serverSend([29, 1, 50, "1m", [tuple(1, 2), tuple(2, 3)]]);
+    expect(t.client.bars("AAPL")).toEqual([bar(0, 1), bar(1, 2), bar(2, 3)]);
+    // A SNAP: the server's option is the resume's, its BARS has only the bars from minute 1.
+    t.client.resnapshot(["AAPL"]);
+    expect(ws.sentOps(3)).toEqual([[3, 3, ["AAPL"]]]);
+    ws.serverSend([22, 1, 51, { 5: 3 }], [29, 1, 51, "1m", [tuple(1, 2), tuple(2, 3.5)]]);
+    expect(t.client.bars("AAPL")).toEqual([bar(0, 1), bar(1, 2), bar(2, 3.5)]);
+    // A violation: the held bars are not trusted, and a SNAP would bring only a resume's bars:
+    // the SDK subscribes again with the subscription's own history option.
+    ws.serverSend([30, 1, 52, "1m", tuple(0, 9)]);
+    expect(t.errors.map((e) => e.message)).toEqual([expect.stringMatching(/before the newest bar's.*subscribing again for the whole history/)]);
+    expect(ws.sentOps(3)).toHaveLength(1);
+    expect(ws.sentOps(1).at(-1)).toEqual([1, 4, ["AAPL"], { bars: "1m", barCount: 10 }]);
+    ws.serverSend([21, 4, [["AAPL", 1]]], [22, 1, 53, { 5: 4 }], [29, 1, 53, "1m", [tuple(0, 1), tuple(1, 2), tuple(2, 4)]]);
+    expect(t.client.bars("AAPL")).toEqual([bar(0, 1), bar(1, 2), bar(2, 4)]);
+    expect(t.client.state("AAPL")!.bars.partial).toBe(false);
+  });
+
   it("takes a whole history that starts before the newest bar held as it is", async () => {
     const t = setup({ reconnect: { initialDelayMs: 10, maxDelayMs: 10, jitter: 0 } });
     void t.client.subscribe("AAPL", { bars: "1m", barSince: T0 });
