@@ -1,7 +1,7 @@
 /**
  * A per-symbol sparkline on a small canvas: the closes of the symbol's bars (the day's 1-minute
- * bars, history then live), placed by time; or, on a server without bars, the last prices seen
- * since the row appeared.
+ * bars, history then live), placed by time; or, while there are fewer than two bars (a server
+ * without bars, a symbol's first minute), the last prices seen since the row appeared.
  */
 import type { Bar } from "../sdk/index.js";
 
@@ -47,9 +47,9 @@ export class Sparkline {
     this.dirty = true;
   }
 
-  /** A last price; drawn only while the sparkline has no bars. */
+  /** A last price; drawn while the sparkline has fewer than two bars. */
   push(v: number): void {
-    if (!Number.isFinite(v) || this.bars) return;
+    if (!Number.isFinite(v)) return;
     if (this.len < CAP) {
       this.buf[(this.start + this.len) % CAP] = v;
       this.len++;
@@ -57,7 +57,7 @@ export class Sparkline {
       this.buf[this.start] = v;
       this.start = (this.start + 1) % CAP;
     }
-    this.dirty = true;
+    if (!this.bars || this.bars.length < 2) this.dirty = true;
   }
 
   /** Redraws when new points arrived, at most every `minIntervalMs`. */
@@ -74,7 +74,7 @@ export class Sparkline {
     if (!ctx) return;
     const { w, h } = this;
     ctx.clearRect(0, 0, w, h);
-    const bars = this.bars;
+    const bars = this.bars && this.bars.length >= 2 ? this.bars : null;
     const n = bars ? bars.length : this.len;
     this.canvas.dataset.points = String(n);
     if (n < 2) return;

@@ -123,7 +123,7 @@ export class QuoteTable {
     this.order = [...symbols];
   }
 
-  /** Adds a price point to the symbol's sparkline (called for every update; unused once it has bars). */
+  /** Adds a price point to the symbol's sparkline (called for every update; drawn while it has fewer than two bars). */
   addPoint(symbol: string, price: number): void {
     this.rows.get(symbol)?.spark.push(price);
   }
