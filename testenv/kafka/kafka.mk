@@ -8,11 +8,12 @@
 #   make kafka-status / kafka-logs
 #   make test-kafka [KAFKA_VERSIONS="3.9.2 4.4.0"] [KAFKA_GO_PKGS=./...] [KAFKA_CLUSTER_VERSIONS=4.4.0]
 #
-# test-kafka brings each broker version up in turn, runs the Go tests of the
-# kafka-tagged files against it (KAFKA_TEST_RUN), and always brings it down; for the versions in
-# KAFKA_CLUSTER_VERSIONS (default: the newest; empty for none) it then brings a
-# 3-broker cluster up on the same ports (kafka.sh cluster-up) and runs the tests
-# named TestKafkaCluster* against it. It fails if any version failed.
+# test-kafka brings a broker of each version up, runs the Go tests of the
+# kafka-tagged files against it (KAFKA_TEST_RUN), and always brings it down;
+# for the versions in KAFKA_CLUSTER_VERSIONS (default: the newest; empty for
+# none) it also brings a 3-broker cluster up (kafka.sh cluster-up) and runs
+# the tests named TestKafkaCluster* against it. All runs at once, on ports of
+# their own (KAFKA_PORT_STEP apart). It fails if any run failed.
 
 # Including this file must not change the includer's default goal.
 KAFKA_MK_SAVED_DEFAULT_GOAL := $(.DEFAULT_GOAL)
@@ -57,56 +58,40 @@ kafka-status:
 kafka-logs:
 	@$(KAFKA_SH_ENV) $(KAFKA_SH) logs
 
-# One shell for the whole loop so that the EXIT trap can always stop the
-# broker, also on failure or interrupt.
+# The versions and the clusters are tested at once, each by test-version.sh
+# on ports of its own (the i-th run's are KAFKA_PORT + i*KAFKA_PORT_STEP, and
+# so on): most of a run waits on outages and retention, so in turn they took
+# more than twice as long. The jars are fetched first, one version at a time
+# (concurrent mvn runs share one local repository). Each run's output is
+# printed whole when all are done. One shell for the whole recipe, so that
+# the EXIT trap can always stop the brokers, also on failure or interrupt.
+KAFKA_PORT_STEP ?= 20
+
 test-kafka:
-	@failed=""; \
-	trap '$(KAFKA_SH_ENV) $(KAFKA_SH) down >/dev/null 2>&1 || true; $(KAFKA_SH_ENV) $(KAFKA_SH) cluster-down >/dev/null 2>&1 || true' EXIT; \
+	@failed=""; runs=""; i=0; out=$$(mktemp -d); \
+	trap 'i=0; for r in $$runs; do KAFKA_PORT=$$(($(KAFKA_PORT) + i*$(KAFKA_PORT_STEP))) KAFKA_SASL_PORT=$$(($(KAFKA_SASL_PORT) + i*$(KAFKA_PORT_STEP))) KAFKA_SSL_PORT=$$(($(KAFKA_SSL_PORT) + i*$(KAFKA_PORT_STEP))) $(KAFKA_SH) $$(case $$r in cluster-*) echo cluster-down;; *) echo down;; esac) >/dev/null 2>&1 || true; i=$$((i + 1)); done; rm -rf "$$out"' EXIT; \
 	trap 'stop=1' INT TERM; stop=""; \
-	for v in $(KAFKA_VERSIONS); do \
-		[ -z "$$stop" ] || exit 130; \
-		echo "=== test-kafka: Apache Kafka $$v (PLAINTEXT 127.0.0.1:$(KAFKA_PORT), SASL 127.0.0.1:$(KAFKA_SASL_PORT), SSL 127.0.0.1:$(KAFKA_SSL_PORT))"; \
-		t0=$$(date +%s); \
-		if $(KAFKA_SH_ENV) $(KAFKA_SH) up $$v; then \
-			t1=$$(date +%s); \
-			if [ -z "$$stop" ] && ( cd $(KAFKA_REPO_ROOT) && \
-				TICKSTREAM_KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) \
-				TICKSTREAM_KAFKA_SASL_BROKERS=127.0.0.1:$(KAFKA_SASL_PORT) \
-				TICKSTREAM_KAFKA_SSL_BROKERS=127.0.0.1:$(KAFKA_SSL_PORT) \
-				TICKSTREAM_KAFKA_TLS_DIR=$$($(KAFKA_SH_ENV) $(KAFKA_SH) tls-dir) \
-				TICKSTREAM_KAFKA_VERSION=$$v \
-				$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) -run '$(KAFKA_TEST_RUN)' -skip '$(KAFKA_CLUSTER_RUN)' $(KAFKA_GO_PKGS) ); then :; else \
-				failed="$$failed $$v"; \
-				echo "=== test-kafka: tests FAILED against Kafka $$v; broker log tail:"; \
-				$(KAFKA_SH_ENV) $(KAFKA_SH) logs $$v 2>/dev/null | tail -n 40; \
-			fi; \
-			t2=$$(date +%s); \
-		else \
-			failed="$$failed $$v"; t1=$$(date +%s); t2=$$t1; \
-		fi; \
-		$(KAFKA_SH_ENV) $(KAFKA_SH) down || failed="$$failed $$v(down)"; \
-		t3=$$(date +%s); \
-		echo "=== test-kafka: Kafka $$v: up $$((t1-t0))s, test $$((t2-t1))s, down $$((t3-t2))s"; \
-		if [ -z "$$stop" ] && echo " $(KAFKA_CLUSTER_VERSIONS) " | grep -q " $$v "; then \
-			echo "=== test-kafka: Apache Kafka $$v, 3-broker cluster (127.0.0.1:$(KAFKA_PORT), :$(KAFKA_SASL_PORT), :$(KAFKA_SSL_PORT))"; \
-			if $(KAFKA_SH_ENV) $(KAFKA_SH) cluster-up $$v; then \
-				t4=$$(date +%s); \
-				if ( cd $(KAFKA_REPO_ROOT) && \
-					TICKSTREAM_KAFKA_CLUSTER_BROKERS=127.0.0.1:$(KAFKA_PORT),127.0.0.1:$(KAFKA_SASL_PORT),127.0.0.1:$(KAFKA_SSL_PORT) \
-					TICKSTREAM_KAFKA_VERSION=$$v \
-					$(KAFKA_GO) test $(KAFKA_GO_TEST_FLAGS) -run '$(KAFKA_CLUSTER_RUN)' $(KAFKA_GO_PKGS) ); then :; else \
-					failed="$$failed $$v(cluster)"; \
-				fi; \
-				t5=$$(date +%s); \
-				echo "=== test-kafka: Kafka $$v cluster: up $$((t4-t3))s, test $$((t5-t4))s"; \
-			else \
-				failed="$$failed $$v(cluster-up)"; \
-			fi; \
-			$(KAFKA_SH_ENV) $(KAFKA_SH) cluster-down || failed="$$failed $$v(cluster-down)"; \
-		fi; \
+	for v in $(KAFKA_VERSIONS); do $(KAFKA_SH) fetch $$v >/dev/null || failed="$$failed $$v(fetch)"; done; \
+	[ -z "$$failed" ] || { echo "=== test-kafka: could not fetch the jars of:$$failed"; exit 1; }; \
+	for r in $(KAFKA_VERSIONS) $(addprefix cluster-,$(KAFKA_CLUSTER_VERSIONS)); do \
+		runs="$$runs $$r"; \
+		( KAFKA_PORT=$$(($(KAFKA_PORT) + i*$(KAFKA_PORT_STEP))) KAFKA_SASL_PORT=$$(($(KAFKA_SASL_PORT) + i*$(KAFKA_PORT_STEP))) \
+		  KAFKA_SSL_PORT=$$(($(KAFKA_SSL_PORT) + i*$(KAFKA_PORT_STEP))) \
+		  KAFKA_SH='$(KAFKA_SH)' KAFKA_REPO_ROOT='$(KAFKA_REPO_ROOT)' KAFKA_GO='$(KAFKA_GO)' \
+		  KAFKA_GO_TEST_FLAGS='$(KAFKA_GO_TEST_FLAGS)' KAFKA_TEST_RUN='$(KAFKA_TEST_RUN)' \
+		  KAFKA_CLUSTER_RUN='$(KAFKA_CLUSTER_RUN)' KAFKA_GO_PKGS='$(KAFKA_GO_PKGS)' \
+		  $(KAFKA_MK_DIR)/test-version.sh $$(case $$r in cluster-*) echo --cluster $${r#cluster-};; *) echo $$r;; esac) \
+		  > "$$out/$$r.log" 2>&1; echo $$? > "$$out/$$r.rc" ) & \
+		i=$$((i + 1)); \
+	done; \
+	echo "=== test-kafka: testing$$runs at once (their output follows when all are done)"; \
+	wait; \
+	for r in $$runs; do \
+		cat "$$out/$$r.log"; \
+		[ "$$(cat "$$out/$$r.rc" 2>/dev/null)" = 0 ] || failed="$$failed $$r"; \
 	done; \
 	[ -z "$$stop" ] || exit 130; \
 	if [ -n "$$failed" ]; then echo "=== test-kafka: FAILED for:$$failed"; exit 1; fi; \
-	echo "=== test-kafka: passed for $(KAFKA_VERSIONS)"
+	echo "=== test-kafka: passed for$$runs"
 
 .DEFAULT_GOAL := $(KAFKA_MK_SAVED_DEFAULT_GOAL)
