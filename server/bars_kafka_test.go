@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -149,26 +148,8 @@ func TestKafkaBars(t *testing.T) {
 	names := ref.Symbols()
 	waitUntil(t, time.Minute, "the head of the log read by the second node", func() bool { return consumed("http://"+other.Addr()) == head })
 	otherClient := subscribeBars(t, other.Addr(), names, "1m")
-	produced := make(chan error, 1)
-	go func() {
-		for i := head; i < len(log); i += 1000 {
-			if err := kafkatest.ProduceErr(brokers, topic, nil, log[i:i+1000]); err != nil {
-				produced <- err
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		produced <- nil
-	}()
-	waitUntil(t, time.Minute, "more of the log read", func() bool { return consumed(base) >= head+3000 })
-	killedAt := consumed(base)
-	if err := killed.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = killed.Wait()
-	if killedAt >= int64(len(log)) {
-		t.Fatal("the node had read the whole log when killed: not a kill mid-stream")
-	}
+	produced := producePaced(brokers, topic, log[head:])
+	killedAt := killMidStream(t, killed, base, head+3000, len(log))
 	_, base = startBinary(t, logs, nil, args...)
 	restartedClient := subscribeBars(t, strings.TrimPrefix(base, "http://"), names, "1s")
 	if err := <-produced; err != nil {

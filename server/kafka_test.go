@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/kafkatest"
@@ -108,6 +110,41 @@ var tickstream = sync.OnceValues(func() (string, error) {
 var servingLine = regexp.MustCompile(`dashboard http://([0-9.:]+)/`)
 
 // startBinary runs `tickstream serve` with args and the environment
+
+// producePaced writes msgs to topic in batches of 1000, 20 ms apart, so that
+// a node reads them while they stream in; the channel gets the outcome.
+func producePaced(brokers []string, topic string, msgs []kafka.Message) <-chan error {
+	produced := make(chan error, 1)
+	go func() {
+		for i := 0; i < len(msgs); i += 1000 {
+			if err := kafkatest.ProduceErr(brokers, topic, nil, msgs[i:min(i+1000, len(msgs))]); err != nil {
+				produced <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		produced <- nil
+	}()
+	return produced
+}
+
+// killMidStream SIGKILLs the node serving base once it has read at least
+// n records, and returns how many it had read; the test fails if that was
+// already all of the log's total (not a kill mid-stream).
+func killMidStream(t *testing.T, node *exec.Cmd, base string, n int64, total int) int64 {
+	t.Helper()
+	waitUntil(t, time.Minute, "more of the log read", func() bool { return consumed(base) >= n })
+	killedAt := consumed(base)
+	if err := node.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = node.Wait()
+	if killedAt >= int64(total) {
+		t.Fatal("the node had read the whole log when killed: not a kill mid-stream")
+	}
+	return killedAt
+}
+
 // variables env, and returns its process and base URL once it serves.
 func startBinary(t *testing.T, logs *os.File, env []string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
@@ -170,26 +207,8 @@ func TestKafkaKill9(t *testing.T) {
 	waitUntil(t, time.Minute, "the head of the log read", func() bool { return consumed(base) == head })
 	// The rest streams in paced, so that the kill lands while records
 	// are being applied and checkpoints taken.
-	produced := make(chan error, 1)
-	go func() {
-		for i := head; i < len(log); i += 1000 {
-			if err := kafkatest.ProduceErr(brokers, topic, nil, log[i:i+1000]); err != nil {
-				produced <- err
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		produced <- nil
-	}()
-	waitUntil(t, time.Minute, "more of the log read", func() bool { return consumed(base) >= head+5000 })
-	killedAt := consumed(base)
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
-	if killedAt >= int64(len(log)) {
-		t.Fatalf("the node had read the whole log when killed: not a kill mid-stream")
-	}
+	produced := producePaced(brokers, topic, log[head:])
+	killedAt := killMidStream(t, first, base, head+5000, len(log))
 
 	_, base = startBinary(t, logs, nil, args...)
 	if err := <-produced; err != nil {
