@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/snapshot"
@@ -160,13 +159,7 @@ func (c *Client) owesBarsLocked(s *subscription) {
 	if s.sent == nil || s.snapDue {
 		return // the SUB or the put-off SNAPSHOT in progress sends them
 	}
-	if s.interval > 0 && !c.congested() {
-		if c.hub.mono(time.Now()) < s.nextDue {
-			c.armTimer(c.hub.monoTime(s.nextDue))
-			return
-		}
-	}
-	c.wake()
+	c.wakeWhenDue(s, s.interval > 0 && !c.congested())
 }
 
 // queueLiveBarLocked queues the BAR of change ch for s, on the publish

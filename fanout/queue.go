@@ -224,11 +224,15 @@ func (c *Client) deliver(s *subscription, ch *snapshot.Change, enc *encoder) {
 	if s.sent == nil {
 		return // the SUB in progress sends the snapshot
 	}
-	if s.interval > 0 && !conflating {
-		if c.hub.mono(time.Now()) < s.nextDue {
-			c.armTimer(c.hub.monoTime(s.nextDue))
-			return
-		}
+	c.wakeWhenDue(s, s.interval > 0 && !conflating)
+}
+
+// wakeWhenDue has the writer send what s owes: at once, or, when paced
+// (maxHz on a client that is not congested), once s is due. c.mu is held.
+func (c *Client) wakeWhenDue(s *subscription, paced bool) {
+	if paced && c.hub.mono(time.Now()) < s.nextDue {
+		c.armTimer(c.hub.monoTime(s.nextDue))
+		return
 	}
 	c.wake()
 }
