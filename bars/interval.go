@@ -98,16 +98,16 @@ func ParseIntervals(spec string) ([]Interval, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bars: interval %q: retention: %w", pair, err)
 		}
+		// The length is checked first, with any valid Keep: the retention
+		// is divided by it.
 		iv := Interval{Name: durationName(length), Len: length, Keep: 1}
 		if err := iv.check(); err != nil {
 			return nil, fmt.Errorf("bars: %w", err)
 		}
-		if length > 0 {
-			if retention < length || retention%length != 0 {
-				return nil, fmt.Errorf("bars: interval %q: retention %v: want a whole number of %s bars", pair, retention, iv.Name)
-			}
-			iv.Keep = int(min(retention/length, MaxKeep+1))
+		if retention < length || retention%length != 0 {
+			return nil, fmt.Errorf("bars: interval %q: retention %v: want a whole number of %s bars", pair, retention, iv.Name)
 		}
+		iv.Keep = int(min(retention/length, MaxKeep+1))
 		if err := iv.check(); err != nil {
 			return nil, fmt.Errorf("bars: %w", err)
 		}
