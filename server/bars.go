@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -98,11 +99,8 @@ const maxBarTime = 1<<53 - 1
 
 // barTime reads query parameter key, a time as RFC 3339 or unix
 // microseconds, or returns def when it is absent.
-func barTime(q map[string][]string, key string, def int64) (int64, error) {
-	v := ""
-	if vs := q[key]; len(vs) > 0 {
-		v = vs[0]
-	}
+func barTime(q url.Values, key string, def int64) (int64, error) {
+	v := q.Get(key)
 	if v == "" {
 		return def, nil
 	}
