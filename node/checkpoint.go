@@ -66,7 +66,10 @@ func (n *Node) restore() map[int]int64 {
 	withBars := 0
 	for _, sym := range cp.Symbols {
 		n.store.Restore([]byte(sym.Name), *sym.State)
-		if restored := n.store.Lookup([]byte(sym.Name)); restored != nil && n.bars != nil && sym.Bars != nil {
+		if n.bars == nil || sym.Bars == nil {
+			continue
+		}
+		if restored := n.store.Lookup([]byte(sym.Name)); restored != nil {
 			n.bars.Restore(restored, sym.State.Seq, cp.BarLens, *sym.Bars)
 			withBars++
 		}
