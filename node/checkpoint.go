@@ -122,6 +122,13 @@ func (n *Node) runCheckpointed(ctx context.Context) error {
 	return err
 }
 
+// symbolMark is the bars' mark of the symbol at index i of a checkpoint's
+// Symbols.
+type symbolMark struct {
+	i    int
+	mark bars.Mark
+}
+
 // saveCheckpoint writes a checkpoint unless the offsets are still those of
 // the last one (nothing was read since), in which case it returns nil.
 func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error) {
@@ -130,10 +137,12 @@ func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error
 	// States are immutable and bars but the newest final: collecting the
 	// pointers and marking the bars (bars.Store.Mark) is all that needs the
 	// appliers paused; copying the bars, encoding and writing happen after.
-	var marks map[int]bars.Mark // by index in cp.Symbols
+	// The marks go into a slice sized before the pause: a map would hash
+	// and grow while the appliers wait.
+	var marks []symbolMark
 	if n.bars != nil {
 		cp.BarLens = n.bars.Lens()
-		marks = map[int]bars.Mark{}
+		marks = make([]symbolMark, 0, cap(cp.Symbols))
 	}
 	n.consumer.Quiesce(func(offsets map[int]int64) {
 		cp.Created = time.Now()
@@ -145,7 +154,7 @@ func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error
 			if st := sym.Load(); st.Seq > 0 {
 				if n.bars != nil {
 					if m, ok := n.bars.Mark(sym); ok {
-						marks[len(cp.Symbols)] = m
+						marks = append(marks, symbolMark{i: len(cp.Symbols), mark: m})
 					}
 				}
 				cp.Symbols = append(cp.Symbols, checkpoint.Symbol{Name: sym.Name, State: st})
@@ -156,9 +165,9 @@ func (n *Node) saveCheckpoint(last map[int]int64) (*checkpoint.Checkpoint, error
 	if unchanged {
 		return nil, nil
 	}
-	for i, m := range marks {
-		sr := n.bars.Copy(m)
-		cp.Symbols[i].Bars = &sr
+	for _, sm := range marks {
+		sr := n.bars.Copy(sm.mark)
+		cp.Symbols[sm.i].Bars = &sr
 	}
 	if err := checkpoint.WriteFile(n.cfg.Checkpoint, cp); err != nil {
 		return nil, err
