@@ -508,14 +508,7 @@ func (c *Client) snapshotLocked(s *subscription, send bool, now time.Time) {
 		c.queueSnapshot(s, now)
 		return
 	}
-	st := s.sym.Load()
-	s.sent = st
-	if s.pending != nil && s.pending.Seq <= st.Seq {
-		s.pending = nil
-	}
-	if s.interval > 0 {
-		s.nextDue = c.hub.mono(now) + int64(s.interval)
-	}
+	c.sentLocked(s, s.sym.Load(), now)
 }
 
 // queueSnapshot queues the SNAPSHOT of the symbol's current state for s.
@@ -524,15 +517,22 @@ func (c *Client) queueSnapshot(s *subscription, now time.Time) {
 	st := s.sym.Load()
 	c.scratch = c.format.AppendState(c.scratch[:0], codec.OpSnapshot, s.sym.ID, st.Seq, st.Mask&s.fields, &st.Values)
 	c.queue(c.scratch)
+	c.sentLocked(s, st, now)
+	if s.bars != nil {
+		c.afterSnapshotLocked(s)
+	}
+}
+
+// sentLocked records that the client holds state st of s from now on: a
+// merged DELTA pending up to st is owed no more, and a paced subscription
+// is due again one interval after now. c.mu is held.
+func (c *Client) sentLocked(s *subscription, st *snapshot.State, now time.Time) {
 	s.sent = st
 	if s.pending != nil && s.pending.Seq <= st.Seq {
 		s.pending = nil
 	}
 	if s.interval > 0 {
 		s.nextDue = c.hub.mono(now) + int64(s.interval)
-	}
-	if s.bars != nil {
-		c.afterSnapshotLocked(s)
 	}
 }
 
