@@ -63,13 +63,13 @@ kafka-logs:
 # so on): most of a run waits on outages and retention, so in turn they took
 # more than twice as long. The jars are fetched first, one version at a time
 # (concurrent mvn runs share one local repository). Each run's output is
-# printed whole when all are done. One shell for the whole recipe, so that
-# the EXIT trap can always stop the brokers, also on failure or interrupt.
+# printed whole when all are done. Each run brings its own broker down when
+# it ends, also on failure or interrupt.
 KAFKA_PORT_STEP ?= 20
 
 test-kafka:
 	@failed=""; runs=""; i=0; out=$$(mktemp -d); \
-	trap 'i=0; for r in $$runs; do KAFKA_PORT=$$(($(KAFKA_PORT) + i*$(KAFKA_PORT_STEP))) KAFKA_SASL_PORT=$$(($(KAFKA_SASL_PORT) + i*$(KAFKA_PORT_STEP))) KAFKA_SSL_PORT=$$(($(KAFKA_SSL_PORT) + i*$(KAFKA_PORT_STEP))) $(KAFKA_SH) $$(case $$r in cluster-*) echo cluster-down;; *) echo down;; esac) >/dev/null 2>&1 || true; i=$$((i + 1)); done; rm -rf "$$out"' EXIT; \
+	trap 'rm -rf "$$out"' EXIT; \
 	trap 'stop=1' INT TERM; stop=""; \
 	for v in $(KAFKA_VERSIONS); do $(KAFKA_SH) fetch $$v >/dev/null || failed="$$failed $$v(fetch)"; done; \
 	[ -z "$$failed" ] || { echo "=== test-kafka: could not fetch the jars of:$$failed"; exit 1; }; \
@@ -80,8 +80,7 @@ test-kafka:
 		  KAFKA_SH='$(KAFKA_SH)' KAFKA_REPO_ROOT='$(KAFKA_REPO_ROOT)' KAFKA_GO='$(KAFKA_GO)' \
 		  KAFKA_GO_TEST_FLAGS='$(KAFKA_GO_TEST_FLAGS)' KAFKA_TEST_RUN='$(KAFKA_TEST_RUN)' \
 		  KAFKA_CLUSTER_RUN='$(KAFKA_CLUSTER_RUN)' KAFKA_GO_PKGS='$(KAFKA_GO_PKGS)' \
-		  $(KAFKA_MK_DIR)/test-version.sh $$(case $$r in cluster-*) echo --cluster $${r#cluster-};; *) echo $$r;; esac) \
-		  > "$$out/$$r.log" 2>&1; echo $$? > "$$out/$$r.rc" ) & \
+		  $(KAFKA_MK_DIR)/test-version.sh $$r > "$$out/$$r.log" 2>&1; echo $$? > "$$out/$$r.rc" ) & \
 		i=$$((i + 1)); \
 	done; \
 	echo "=== test-kafka: testing$$runs at once (their output follows when all are done)"; \
