@@ -233,9 +233,6 @@ func (c *Client) writeRound(w *worker) (again bool) {
 	c.mu.Lock()
 	c.inflight = 0
 	c.lastWrite = c.hub.clock.Load()
-	if err == nil {
-		c.hub.stats.writeWait.observe(time.Duration(c.lastWrite - c.inflightAt))
-	}
 	if err != nil {
 		c.wstate = writerNone
 		c.mu.Unlock()
@@ -243,6 +240,7 @@ func (c *Client) writeRound(w *worker) (again bool) {
 		c.close(codec.CloseInternal, "write failed")
 		return false
 	}
+	c.hub.stats.writeWait.observe(time.Duration(c.lastWrite - c.inflightAt))
 	if c.parked && !c.closed {
 		c.unpark()
 	}
