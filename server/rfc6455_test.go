@@ -233,6 +233,9 @@ func TestRFC6455(t *testing.T) {
 		{name: "deflate: RSV1 on a close", deflate: true, frames: []frame{{fin: true, rsv: 0x40, opcode: 0x8, payload: []byte{0x03, 0xe8}}}, want: 1002},
 		{name: "deflate: RSV1 on a continuation frame", deflate: true, frames: []frame{{opcode: 0x2, payload: []byte{0x93}}, {fin: true, rsv: 0x40, opcode: 0x0, payload: []byte{0x04}}}, want: 1002},
 		{name: "deflate: 64-bit length with the most significant bit set", deflate: true, frames: []frame{{fin: true, opcode: 0x2, length64: 1 << 63, payload: []byte{1}}}, want: 1002},
+		// A compressed message is held to the size limit once inflated too.
+		{name: "deflate: message inflating past the size limit", deflate: true, frames: []frame{{fin: true, rsv: 0x40, opcode: 0x2, payload: deflated(t, make([]byte, 1<<20))}}, want: 1009},
+		{name: "deflate: compressed data that is not deflate", deflate: true, frames: []frame{{fin: true, rsv: 0x40, opcode: 0x2, payload: []byte{0xff, 0xff, 0xff}}}, want: 1007},
 		// Opcodes (group 4).
 		{name: "reserved data opcode 3", frames: []frame{{fin: true, opcode: 0x3}}, want: 1002},
 		{name: "reserved data opcode 7 with payload", frames: []frame{{fin: true, opcode: 0x7, payload: []byte("reserved")}}, want: 1002},
@@ -353,10 +356,11 @@ func TestRFC6455Pings(t *testing.T) {
 	}
 }
 
-// TestFrameGuardDeflate checks that the frame guard lets compressed
-// messages through: its rule for permessage-deflate must be gws's, or every
-// browser's compressed request would fail the connection.
-func TestFrameGuardDeflate(t *testing.T) {
+// TestReaderDeflate checks that the frame reader inflates compressed
+// messages: its rule for permessage-deflate must be gws's, which answers
+// the handshake, or every browser's compressed request would fail the
+// connection.
+func TestReaderDeflate(t *testing.T) {
 	s := startServer(t, setup{Config: Config{Compression: true}, Demo: demo.Config{Symbols: 5, Rate: 50}})
 	rc := &wireConn{t: t, format: codec.Binary, closed: make(chan struct{})}
 	ws, resp, err := gws.NewClient(rc, &gws.ClientOption{

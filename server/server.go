@@ -122,6 +122,7 @@ type Server struct {
 	log       *slog.Logger
 	node      *node.Node
 	upgraders *upgraders
+	readers   *wsReaders
 	guard     *guard
 	httpConns *httpConns
 	mux       *http.ServeMux
@@ -148,7 +149,8 @@ func New(n *node.Node, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, node: n, started: time.Now(), guard: newGuard(cfg.Limits, cfg.AllowedOrigins)}
 	s.httpConns = newHTTPConns(cfg.Limits.MaxHTTPConnections, cfg.HandshakeTimeout/2, s.guard, cfg.Logger)
-	s.upgraders = newUpgraders(wsHandler{s}, &s.cfg, s.log)
+	s.upgraders = newUpgraders(&s.cfg, s.log)
+	s.readers = newWSReaders(cfg.IdleTimeout, cfg.Logger)
 	s.mux = s.routes()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -184,6 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
+	stopReaders := s.readers.run()
 	srv := s.httpServer()
 	go func() {
 		if err := srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -201,6 +204,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.httpConns.stop()
 	_ = srv.Shutdown(shutdown) // hijacked WebSocket connections are closed by the node's hub
 	s.node.Close()
+	stopReaders()
 	<-ingested
 	return err
 }

@@ -1,18 +1,15 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,19 +30,14 @@ type upgraders struct {
 	none, binary, json *gws.Upgrader
 }
 
-func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
+// newUpgraders makes the three upgraders. gws upgrades and writes; it
+// never reads, the server's own frameReader does (wsread.go): gws's event
+// handler is never called and its session storage never used.
+func newUpgraders(cfg *Config, log *slog.Logger) *upgraders {
 	opt := func(protos ...string) *gws.ServerOption {
 		return &gws.ServerOption{
-			SubProtocols:       protos,
-			ReadMaxPayloadSize: cfg.MaxMessageSize,
-			// The size of the reader upgrade gives each connection.
-			ReadBufferSize:   wsReadBuffer,
+			SubProtocols:     protos,
 			HandshakeTimeout: cfg.HandshakeTimeout,
-			// RFC 6455 §8.1: a text message or a close reason that is not
-			// UTF-8 fails the connection with 1007 (gws answers 1000 to
-			// such a close reason without it). It also checks the server's
-			// own JSON frames, which are ASCII: a few ns per frame.
-			CheckUtf8Enabled: true,
 			PermessageDeflate: gws.PermessageDeflate{
 				Enabled: cfg.Compression,
 				// Without context takeover every client negotiates alike
@@ -61,16 +53,12 @@ func newUpgraders(h gws.Event, cfg *Config, log *slog.Logger) *upgraders {
 				PoolSize: min(4*runtime.GOMAXPROCS(0), 32),
 			},
 			// gws's default session storage is a map (about 400 B per
-			// connection) for the one entry the server keeps there.
-			NewSession: func() gws.SessionStorage { return &connSession{} },
+			// connection) that nothing here uses.
+			NewSession: func() gws.SessionStorage { return noSession{} },
 			Logger:     gwsLogger{log},
-			Recovery: func(l gws.Logger) {
-				if e := recover(); e != nil {
-					l.Error("panic in WebSocket handler: ", e)
-				}
-			},
 		}
 	}
+	var h gws.BuiltinEventHandler
 	return &upgraders{
 		none:   gws.NewUpgrader(h, opt()),
 		binary: gws.NewUpgrader(h, opt(codec.SubprotocolBinary)),
@@ -212,11 +200,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	socket, err := s.upgrade(up, w, r)
+	c := &wsConn{format: format, server: s}
+	socket, err := s.upgrade(up, c, w, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	c.socket = socket
 	ip := s.guard.clientIP(r)
 	switch {
 	case !s.guard.originAllowed(r):
@@ -231,17 +221,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if size := s.cfg.Limits.SocketSendBuffer; size > 0 {
-		if err := setSendBuffer(socket.NetConn(), size); err != nil {
+		if err := setSendBuffer(c.sock.Conn, size); err != nil {
 			s.log.Warn("websocket: cannot set the socket send buffer", "remote", ip, "bytes", size, "err", err)
 		}
 	}
-	c := &wsConn{socket: socket, format: format, server: s, ip: ip}
+	c.ip = ip
 	if format == codec.JSON {
 		c.opcode = gws.OpcodeText
 	} else {
 		c.opcode = gws.OpcodeBinary
 	}
-	socket.Session().Store(sessionKey, c)
 	limiter := s.guard.newRequestLimiter()
 	copts := fanout.ClientOptions{Format: format, Admit: func() bool {
 		ok, flood := limiter.admit()
@@ -270,64 +259,31 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if len(syms) > 0 {
 		c.client.Subscribe(0, syms, opts)
 	}
-	go s.readLoop(socket)
+	s.readers.start(c)
 }
 
-// wsReadBuffer is the read buffer of a WebSocket connection. Client
-// messages are small and rare (a SUB of 20 symbols is about 250 B, pings a
-// few bytes), and a read larger than the buffer goes straight into gws's
-// payload buffer; every connection keeps its reader for its whole life, so
-// the buffer is a share of each connection's memory (gws's default is 4 KiB).
-const wsReadBuffer = 256
-
-// upgrade hijacks the connection and hands it to gws with its reads going
-// through a frameGuard.
-func (s *Server) upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, error) {
+// upgrade hijacks the connection and hands it to gws for the handshake and
+// the writes, through c's socket; c's frameReader reads it.
+func (s *Server) upgrade(up *gws.Upgrader, c *wsConn, w http.ResponseWriter, r *http.Request) (*gws.Conn, error) {
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, err
 	}
-	var src io.Reader = netConn
 	if n := brw.Reader.Buffered(); n > 0 {
 		// Bytes that came with the request, from a client that did not wait
-		// for the 101 (gws's own Upgrade drops them).
+		// for the 101: they are read first.
 		early, _ := brw.Reader.Peek(n)
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), netConn)
+		c.early = bytes.Clone(early)
 	}
-	// gws's own rule for permessage-deflate (TestFrameGuardDeflate pins it).
-	deflate := s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
-	guard := &frameGuard{src: src, deflate: deflate}
-	socket, err := up.UpgradeFromConn(netConn, bufio.NewReaderSize(guard, wsReadBuffer), r)
-	if err != nil {
-		return nil, err
+	c.sock.Conn = netConn
+	c.reader = frameReader{
+		maxSize: s.cfg.MaxMessageSize,
+		// gws's own rule for permessage-deflate, which writes with it
+		// (TestReaderDeflate pins it).
+		deflate: s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"),
 	}
-	// The closure lives as long as the connection: it keeps the address,
-	// not the request (its headers, URL and context, about 1.3 KB).
-	remote := r.RemoteAddr
-	guard.fail = func(reason string) {
-		s.log.Debug("websocket: malformed frame", "remote", remote, "reason", reason)
-		_ = socket.SetDeadline(time.Now().Add(time.Second))
-		_ = socket.WriteClose(uint16(codec.CloseProtocolError), []byte(reason))
-	}
-	return socket, nil
-}
-
-// readLoop runs the connection's gws read loop. gws v1.8.9 panics on a
-// frame whose 64-bit length has its top bit set (RFC 6455 §5.2 wants it 0;
-// the length turns negative and slices with it), in the reader, where its
-// Recovery option does not reach: one such frame would end the process.
-// frameGuard fails such a frame before gws reads it; a panic of gws's
-// reader is still caught here, and fails the connection with 1002.
-func (s *Server) readLoop(socket *gws.Conn) {
-	defer func() {
-		if e := recover(); e != nil {
-			s.log.Warn("websocket: malformed frame", "remote", socket.RemoteAddr().String(), "err", fmt.Sprint(e))
-			_ = socket.SetDeadline(time.Now().Add(time.Second))
-			_ = socket.WriteClose(uint16(codec.CloseProtocolError), []byte("malformed frame"))
-			wsHandler{s}.OnClose(socket, &gws.CloseError{Code: uint16(codec.CloseProtocolError)})
-		}
-	}()
-	socket.ReadLoop()
+	// gws reads nothing: it gets no reader.
+	return up.UpgradeFromConn(&c.sock, nil, r)
 }
 
 // renewToken makes token the connection's credential (AUTH): its grant
@@ -374,70 +330,21 @@ func (s *Server) refuse(socket *gws.Conn, reason int, code codec.CloseCode, msg,
 	_ = socket.WriteClose(uint16(code), []byte(msg))
 }
 
-const sessionKey = "c"
+// noSession is the gws session storage of every connection: the server
+// keeps nothing there.
+type noSession struct{}
 
-// connSession is the gws session storage of one connection: its few
-// entries (the server stores one, the wsConn) in a slice.
-type connSession struct {
-	mu      sync.Mutex
-	entries []sessionEntry
-}
-
-type sessionEntry struct {
-	key   string
-	value any
-}
-
-func (s *connSession) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.entries)
-}
-
-func (s *connSession) Load(key string) (any, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range s.entries {
-		if e.key == key {
-			return e.value, true
-		}
-	}
-	return nil, false
-}
-
-func (s *connSession) Delete(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entries = slices.DeleteFunc(s.entries, func(e sessionEntry) bool { return e.key == key })
-}
-
-func (s *connSession) Store(key string, value any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range s.entries {
-		if s.entries[i].key == key {
-			s.entries[i].value = value
-			return
-		}
-	}
-	s.entries = append(s.entries, sessionEntry{key, value})
-}
-
-// Range calls f on a copy of the entries, so that f may use the storage.
-func (s *connSession) Range(f func(key string, value any) bool) {
-	s.mu.Lock()
-	entries := slices.Clone(s.entries)
-	s.mu.Unlock()
-	for _, e := range entries {
-		if !f(e.key, e.value) {
-			return
-		}
-	}
-}
+func (noSession) Len() int                               { return 0 }
+func (noSession) Load(string) (any, bool)                { return nil, false }
+func (noSession) Delete(string)                          {}
+func (noSession) Store(string, any)                      {}
+func (noSession) Range(func(key string, value any) bool) {}
 
 // wsConn is one WebSocket connection: the fanout engine's Transport.
 type wsConn struct {
 	socket *gws.Conn
+	// sock is the socket gws writes to (wssocket.go).
+	sock   wsSocket
 	format codec.Format
 	opcode gws.Opcode
 	server *Server
@@ -450,11 +357,12 @@ type wsConn struct {
 	// calls WriteFrame, so they need no lock.
 	lastPing, renewAt int64
 	close             sync.Once
+	wsReadSide
 }
 
 // WriteFrame writes one frame, and a WebSocket ping when the last one is a
 // third of the idle timeout old: browsers answer pings by themselves, so
-// the read deadline sees a live peer even when it sends nothing.
+// the idle sweep sees a live peer even when it sends nothing.
 //
 // The write deadline is moved only every quarter of the write timeout, not
 // for every frame (it cost 8% of the server's CPU under fan-out load): a
@@ -480,8 +388,8 @@ func (c *wsConn) WriteFrame(p []byte) error {
 // Close sends a close frame and closes the socket. It does not wait: a
 // writer stuck on a full socket is released by the deadline set here.
 // WriteClose closes the socket after its frame; when gws is closing already
-// (its reader failing the connection with 1002 or 1007, or answering the
-// peer's close) it leaves the socket to that close, whose frame would be
+// (the frame reader failing the connection with 1002 or 1007, or
+// answering the peer's close) it leaves the socket to that close, whose frame would be
 // lost if the socket were closed here first.
 func (c *wsConn) Close(code codec.CloseCode, reason string) {
 	c.close.Do(func() {
@@ -490,53 +398,4 @@ func (c *wsConn) Close(code codec.CloseCode, reason string) {
 			_ = c.socket.WriteClose(uint16(code), []byte(reason))
 		}()
 	})
-}
-
-// wsHandler receives the events of every connection.
-type wsHandler struct{ server *Server }
-
-func connOf(socket *gws.Conn) *wsConn {
-	v, ok := socket.Session().Load(sessionKey)
-	if !ok {
-		return nil
-	}
-	return v.(*wsConn)
-}
-
-func (h wsHandler) touch(socket *gws.Conn) {
-	if idle := h.server.cfg.IdleTimeout; idle > 0 {
-		_ = socket.SetReadDeadline(time.Now().Add(idle))
-	}
-}
-
-func (h wsHandler) OnOpen(socket *gws.Conn) { h.touch(socket) }
-
-func (h wsHandler) OnClose(socket *gws.Conn, err error) {
-	if c := connOf(socket); c != nil && c.client != nil {
-		if c.expiry != nil {
-			c.expiry.Stop()
-		}
-		h.server.guard.release(c.ip)
-		code := codec.CloseNormal
-		var ce *gws.CloseError
-		if errors.As(err, &ce) {
-			code = codec.CloseCode(ce.Code)
-		}
-		c.client.Close(code, "")
-	}
-}
-
-func (h wsHandler) OnPing(socket *gws.Conn, payload []byte) {
-	h.touch(socket)
-	_ = socket.WritePong(payload)
-}
-
-func (h wsHandler) OnPong(socket *gws.Conn, _ []byte) { h.touch(socket) }
-
-func (h wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
-	defer msg.Close()
-	h.touch(socket)
-	if c := connOf(socket); c != nil && c.client != nil {
-		c.client.HandleFrame(msg.Bytes())
-	}
 }

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+)
+
+// wsReaders is the read side of every open WebSocket connection: it runs
+// their readers and closes those from which nothing came for the idle
+// timeout. One sweep a second compares each connection's last read with the
+// clock, instead of a read deadline (a runtime timer) per connection.
+type wsReaders struct {
+	idle  time.Duration
+	log   *slog.Logger
+	epoch time.Time
+
+	mu    sync.Mutex
+	conns []*wsConn // by slot; nil in a free one
+	free  []uint32
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newWSReaders(idle time.Duration, log *slog.Logger) *wsReaders {
+	return &wsReaders{idle: idle, log: log, epoch: time.Now(), stop: make(chan struct{})}
+}
+
+// now is the time on the monotonic clock, in ns since r was made.
+func (r *wsReaders) now() int64 { return int64(time.Since(r.epoch)) }
+
+// run starts the idle sweep; the returned function stops it.
+func (r *wsReaders) run() (stop func()) {
+	r.wg.Add(1)
+	go r.sweepEvery(min(time.Second, r.idle/4))
+	return func() {
+		close(r.stop)
+		r.wg.Wait()
+	}
+}
+
+// start makes c one of the connections read, and starts its reader.
+func (r *wsReaders) start(c *wsConn) {
+	c.active.Store(r.now())
+	r.mu.Lock()
+	if n := len(r.free); n > 0 {
+		c.slot = r.free[n-1]
+		r.free = r.free[:n-1]
+		r.conns[c.slot] = c
+	} else {
+		c.slot = uint32(len(r.conns))
+		r.conns = append(r.conns, c)
+	}
+	r.mu.Unlock()
+	go c.readLoop()
+}
+
+// remove forgets c, a connection that has ended.
+func (r *wsReaders) remove(c *wsConn) {
+	r.mu.Lock()
+	if int(c.slot) < len(r.conns) && r.conns[c.slot] == c {
+		r.conns[c.slot] = nil
+		r.free = append(r.free, c.slot)
+	}
+	r.mu.Unlock()
+}
+
+func (r *wsReaders) sweepEvery(interval time.Duration) {
+	defer r.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var idle []*wsConn
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		idle = r.sweep(idle[:0])
+		clear(idle)
+	}
+}
+
+// sweep closes the connections silent for the idle timeout, as the read
+// deadline of gws's reader did: with a close frame of 1000. idle is
+// scratch space, returned.
+func (r *wsReaders) sweep(idle []*wsConn) []*wsConn {
+	since := r.now() - int64(r.idle)
+	r.mu.Lock()
+	for _, c := range r.conns {
+		if c != nil && c.active.Load() < since {
+			idle = append(idle, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range idle {
+		r.log.Debug("websocket: idle timeout", "remote", c.ip, "idle", r.idle)
+		c.closeWith(codec.CloseNormal, codec.CloseNormal, "idle timeout", true)
+	}
+	return idle
+}

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/tickstream/tickstream/codec"
+)
+
+// wsReadSide is what a connection needs to read its client's frames: a
+// frameReader holding only a partial frame between reads, and the state of
+// the connection's end.
+type wsReadSide struct {
+	reader frameReader
+	// early holds the bytes that came with the upgrade request, read
+	// before anything from the socket.
+	early []byte
+	// active is when bytes last came from the client (wsReaders.now): the
+	// idle sweep closes a connection silent for the idle timeout.
+	active atomic.Int64
+	// endCode is the code the engine is told the connection ended with;
+	// the first to end the connection sets it.
+	endCode  atomic.Uint32
+	finished atomic.Bool
+	// slot names the connection in wsReaders.conns.
+	slot uint32
+}
+
+// message is a frameSink method: a request frame goes to the engine.
+func (c *wsConn) message(p []byte) { c.client.HandleFrame(p) }
+
+// ping is a frameSink method: it answers with a pong.
+func (c *wsConn) ping(p []byte) { _ = c.socket.WritePong(p) }
+
+// read feeds b, bytes from the client, to the frame reader. It returns
+// false when the reading ended (the connection is closing).
+func (c *wsConn) read(b []byte, async bool) bool {
+	c.active.Store(c.server.readers.now())
+	end, ended := c.reader.feed(b, c)
+	if !ended {
+		return true
+	}
+	if end.failed {
+		c.server.log.Debug("websocket: malformed frame", "remote", c.ip, "code", end.send, "reason", end.reason)
+	}
+	c.closeWith(end.peer, end.send, end.reason, async)
+	return false
+}
+
+// closeWith ends the connection: the engine will be told code (unless the
+// connection ended already), the client gets a close frame of send and
+// reason (send 0: an empty one), and the socket is closed. gws's
+// WriteClose sends nothing when the connection is closing already, and no
+// frame after its own; a writer stuck on a full socket lets go within a
+// second.
+func (c *wsConn) closeWith(code, send codec.CloseCode, reason string, async bool) {
+	c.endCode.CompareAndSwap(0, uint32(code))
+	if send == 0 {
+		c.sock.emptyClose.Store(true)
+		send = codec.CloseNormal
+	}
+	write := func() {
+		_ = c.sock.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.socket.WriteClose(uint16(send), []byte(reason))
+	}
+	if async {
+		go write()
+	} else {
+		write()
+	}
+}
+
+// finish ends the connection's session once its socket is closed, once:
+// its slot of the connection limit is released and the engine forgets its
+// client.
+func (c *wsConn) finish() {
+	if !c.finished.CompareAndSwap(false, true) {
+		return
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	s := c.server
+	s.readers.remove(c)
+	s.guard.release(c.ip)
+	code := codec.CloseCode(c.endCode.Load())
+	if code == 0 {
+		code = codec.CloseNormal
+	}
+	c.client.Close(code, "")
+}
+
+// wsReadBuffer is the read buffer of a connection with a goroutine of its
+// own (over TLS, or where there is no poller): client messages are small
+// and rare (a SUB of 20 symbols is about 250 B), and a longer frame is
+// read in pieces.
+const wsReadBuffer = 512
+
+// readLoop is the goroutine driver of the frame reader, for a connection
+// the poller does not take: it reads the socket until it fails (closed by
+// either side, or by the idle sweep).
+func (c *wsConn) readLoop() {
+	defer c.finish()
+	early := c.early
+	c.early = nil
+	if !c.read(early, false) {
+		return
+	}
+	buf := make([]byte, wsReadBuffer)
+	for {
+		n, err := c.sock.Conn.Read(buf)
+		if n > 0 && !c.read(buf[:n], false) {
+			return
+		}
+		if err != nil {
+			c.closeWith(codec.CloseNormal, codec.CloseNormal, "", false)
+			return
+		}
+	}
+}
