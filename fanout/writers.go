@@ -53,6 +53,9 @@ type worker struct {
 	// writing is the hub clock (unix ns) when the write in progress
 	// began, 0 between writes.
 	writing atomic.Int64
+	// busySince is when the worker last waited for a client or let other
+	// goroutines run (see yieldEvery); only its own goroutine uses it.
+	busySince time.Time
 }
 
 func newWriterPool(h *Hub) *writerPool {
@@ -82,7 +85,7 @@ func (p *writerPool) enqueue(c *Client) {
 
 // startLocked starts a worker. p.mu is held.
 func (p *writerPool) startLocked() {
-	w := &worker{}
+	w := &worker{busySince: time.Now()}
 	p.workers = append(p.workers, w)
 	go p.work(w)
 }
@@ -101,6 +104,7 @@ func (p *writerPool) next(w *worker) *Client {
 		}
 		p.idle++ // enqueue takes it off when it signals, close clears it
 		p.wait.Wait()
+		w.busySince = time.Now()
 	}
 	q := p.queue[p.head]
 	p.queue[p.head] = queued{}
@@ -133,6 +137,15 @@ func (p *writerPool) removeLocked(w *worker) {
 	}
 }
 
+// yieldEvery is how long a worker writes from client to client before it
+// lets the goroutines waiting for a core run. A worker with clients queued
+// never blocks (a write that the socket takes returns at once), so
+// without it Go would preempt the workers only every 10ms, and the
+// goroutines behind them would wait that long: the ingest of the changes
+// the workers then write, the hub's clock (stale, it hides the very
+// staleness it measures) and the timers of paced subscriptions.
+const yieldEvery = time.Millisecond
+
 func (p *writerPool) work(w *worker) {
 	for {
 		c := p.next(w)
@@ -141,6 +154,10 @@ func (p *writerPool) work(w *worker) {
 		}
 		if c.writeRound(w) {
 			p.enqueue(c)
+		}
+		if time.Since(w.busySince) >= yieldEvery {
+			runtime.Gosched()
+			w.busySince = time.Now()
 		}
 	}
 }
