@@ -110,8 +110,8 @@ func TestMemoryPerConn(t *testing.T) {
 
 func TestSchedWait(t *testing.T) {
 	inf := math.Inf(1)
-	s0 := &schedSample{buckets: map[float64]float64{1e-6: 10, 1e-3: 20, 0.1: 20, inf: 20}, sum: 0.5}
-	s1 := &schedSample{buckets: map[float64]float64{1e-6: 50, 1e-3: 920, 0.1: 1020, inf: 1020}, sum: 1.5}
+	s0 := &histSample{buckets: map[float64]float64{1e-6: 10, 1e-3: 20, 0.1: 20, inf: 20}, sum: 0.5}
+	s1 := &histSample{buckets: map[float64]float64{1e-6: 50, 1e-3: 920, 0.1: 1020, inf: 1020}, sum: 1.5}
 	w := schedWait(s0, s1)
 	if w.Waits != 1000 || w.Mean != time.Millisecond || w.P99 != 100*time.Millisecond {
 		t.Errorf("schedWait = %+v, want 1000 waits, mean 1ms, p99 at most 100ms", *w)
@@ -146,5 +146,33 @@ func TestSelfSchedLatencies(t *testing.T) {
 	line := schedLine(nil, w)
 	if !strings.HasPrefix(line, "goroutines waited runnable for a CPU: bench ") || strings.Contains(line, "server") {
 		t.Errorf("schedLine(nil, w) = %q", line)
+	}
+}
+
+func TestQuantiles(t *testing.T) {
+	inf := math.Inf(1)
+	s0 := &histSample{buckets: map[float64]float64{0.001: 10, 0.004: 10, 0.016: 10, inf: 10}}
+	tests := []struct {
+		name     string
+		s1       map[float64]float64
+		p50, p99 time.Duration
+	}{
+		// 100 new observations: 50 up to 1 ms, 50 in (1, 4] ms.
+		{"two buckets", map[float64]float64{0.001: 60, 0.004: 110, 0.016: 110, inf: 110}, time.Millisecond, 3940 * time.Microsecond},
+		// All 100 in (4, 16] ms: p50 halfway, p99 near the bound.
+		{"one bucket", map[float64]float64{0.001: 10, 0.004: 10, 0.016: 110, inf: 110}, 10 * time.Millisecond, 15880 * time.Microsecond},
+		{"past the last bound", map[float64]float64{0.001: 10, 0.004: 10, 0.016: 10, inf: 110}, -1, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := quantiles(s0, &histSample{buckets: tt.s1})
+			near := func(got, want time.Duration) bool { return got-want < time.Microsecond && want-got < time.Microsecond }
+			if q.Count != 100 || !near(q.P50, tt.p50) || !near(q.P99, tt.p99) {
+				t.Errorf("quantiles %+v, want 100 observations, p50 %v, p99 %v", q, tt.p50, tt.p99)
+			}
+		})
+	}
+	if quantiles(nil, s0) != nil || ageSplit(nil, map[string]*histSample{publishAgeMetric: s0}) != nil {
+		t.Error("a missing scrape or histogram should give nil")
 	}
 }

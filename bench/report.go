@@ -96,6 +96,9 @@ func WriteSummary(w io.Writer, res *Result) error {
 		if st.SchedWait != nil && st.SchedWait.Waits > 0 || st.BenchSchedWait != nil && st.BenchSchedWait.Waits > 0 {
 			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, schedLine(st.SchedWait, st.BenchSchedWait))
 		}
+		if st.Age != nil && st.Age.AtPublish.Count > 0 && st.Age.InEngine.Count > 0 {
+			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, ageLine(st.Age, st.Latency))
+		}
 		if st.Overload != nil {
 			fmt.Fprintf(&b, "  step %d (%.0f/s): %s\n", i+1, st.Rate, overloadLine(&st, c.P99Limit))
 		}

@@ -459,7 +459,7 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 	}
 	self0, selfErr := readProc(os.Getpid())
 	pub0 := r.scrapeMetrics(ctx, publishSum, publishCount)
-	sched0, self0Sched := r.schedLatencies(ctx), selfSchedLatencies()
+	hist0, self0Sched := r.histograms(ctx, serverHistograms...), selfSchedLatencies()
 	var over0 map[string]float64
 	if r.cfg.Overload {
 		over0 = r.conflationMetrics(ctx)
@@ -486,7 +486,9 @@ func (r *runner) runStep(ctx context.Context, i int, rate float64, p *sim.Produc
 			st.PublishMean = time.Duration((pub1[publishSum] - pub0[publishSum]) / n * 1e9)
 		}
 	}
-	st.SchedWait, st.BenchSchedWait = schedWait(sched0, r.schedLatencies(ctx)), schedWait(self0Sched, selfSchedLatencies())
+	hist1 := r.histograms(ctx, serverHistograms...)
+	st.SchedWait, st.BenchSchedWait = schedWait(hist0[schedMetric], hist1[schedMetric]), schedWait(self0Sched, selfSchedLatencies())
+	st.Age = ageSplit(hist0, hist1)
 	var over1 map[string]float64
 	if r.cfg.Overload {
 		over1 = r.conflationMetrics(ctx)

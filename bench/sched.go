@@ -17,30 +17,47 @@ import (
 // exports from its Go collector.
 const schedMetric = "go_sched_latencies_seconds"
 
-// schedSample is the server's schedMetric at one moment: the cumulative
-// count of each bucket by upper bound (+Inf included), and the sum.
-type schedSample struct {
+// histSample is a histogram at one moment: the cumulative count of each
+// bucket by upper bound (+Inf included), and the sum.
+type histSample struct {
 	buckets map[float64]float64
 	sum     float64
 }
 
-// schedLatencies reads schedMetric from the server, nil when it does not
-// export it.
-func (r *runner) schedLatencies(ctx context.Context) *schedSample {
-	s := &schedSample{buckets: map[float64]float64{}}
+// histograms reads the named Prometheus histograms from the server's
+// /metrics in one scrape; a name the server does not export is absent
+// from the result, which is nil when the scrape fails.
+func (r *runner) histograms(ctx context.Context, names ...string) map[string]*histSample {
+	out := map[string]*histSample{}
 	err := r.scrapeSeries(ctx, func(series string, v float64) {
-		switch {
-		case series == schedMetric+"_sum":
-			s.sum = v
-		case strings.HasPrefix(series, schedMetric+`_bucket{le="`):
-			le := strings.TrimSuffix(strings.TrimPrefix(series, schedMetric+`_bucket{le="`), `"}`)
-			if b, err := strconv.ParseFloat(le, 64); err == nil {
-				s.buckets[b] = v
+		for _, name := range names {
+			switch {
+			case series == name+"_sum":
+				sampleOf(out, name).sum = v
+			case strings.HasPrefix(series, name+`_bucket{le="`):
+				le := strings.TrimSuffix(strings.TrimPrefix(series, name+`_bucket{le="`), `"}`)
+				if b, err := strconv.ParseFloat(le, 64); err == nil {
+					sampleOf(out, name).buckets[b] = v
+				}
 			}
 		}
 	})
-	if err != nil || len(s.buckets) == 0 {
+	if err != nil {
 		return nil
+	}
+	for name, s := range out {
+		if len(s.buckets) == 0 {
+			delete(out, name)
+		}
+	}
+	return out
+}
+
+func sampleOf(m map[string]*histSample, name string) *histSample {
+	s, ok := m[name]
+	if !ok {
+		s = &histSample{buckets: map[float64]float64{}}
+		m[name] = s
 	}
 	return s
 }
@@ -49,16 +66,16 @@ func (r *runner) schedLatencies(ctx context.Context) *schedSample {
 const selfSchedMetric = "/sched/latencies:seconds"
 
 // selfSchedLatencies reads the benchmark's own scheduler latencies, as a
-// schedSample whose sum is estimated from the buckets' midpoints (the
+// histSample whose sum is estimated from the buckets' midpoints (the
 // runtime keeps no sum), nil when the runtime does not have the metric.
-func selfSchedLatencies() *schedSample {
+func selfSchedLatencies() *histSample {
 	m := []metrics.Sample{{Name: selfSchedMetric}}
 	metrics.Read(m)
 	if m[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return nil
 	}
 	h := m[0].Value.Float64Histogram()
-	s := &schedSample{buckets: make(map[float64]float64, len(h.Counts))}
+	s := &histSample{buckets: make(map[float64]float64, len(h.Counts))}
 	var cum float64
 	for i, n := range h.Counts {
 		lo, hi := h.Buckets[i], h.Buckets[i+1]
@@ -93,7 +110,7 @@ type SchedWait struct {
 }
 
 // schedWait computes the waits between two samples, nil without both.
-func schedWait(s0, s1 *schedSample) *SchedWait {
+func schedWait(s0, s1 *histSample) *SchedWait {
 	if s0 == nil || s1 == nil {
 		return nil
 	}

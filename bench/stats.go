@@ -207,6 +207,9 @@ type Step struct {
 	// client that waits for a CPU reads late, which adds to every
 	// latency and which the server cannot see.
 	BenchSchedWait *SchedWait `json:"benchSchedWait,omitempty"`
+	// Age is where the age of what the clients received was spent, as
+	// the server measures it; nil when it does not export its histograms.
+	Age *AgeSplit `json:"age,omitempty"`
 	// Overload is the step's conflation under overload, with
 	// Config.Overload (nil otherwise).
 	Overload *OverloadStats `json:"overload,omitempty"`

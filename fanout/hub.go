@@ -141,6 +141,12 @@ type Stats struct {
 	// PublishTime is the time Publish took, for one change in
 	// PublishSample.
 	PublishTime Histogram
+	// PublishAge is, for the same changes, their age when published: the
+	// node's clock minus the change's ts, the event time the feed gave it
+	// (changes without a ts are not counted; one ahead of the clock counts
+	// as 0). It is the delay before the engine (producer, broker, ingest),
+	// plus any offset between the feed's clock and the node's.
+	PublishAge Histogram
 	// WriteWait is, for each write to a client, the age of its oldest
 	// message when the socket took it: how long messages waited in the
 	// engine, for a worker and for the write itself (on the hub's clock,
@@ -155,7 +161,7 @@ type counters struct {
 	published, writeErrors, dropped          atomic.Uint64
 	stuck, conflating                        atomic.Int64
 	conflationStarts                         [ConflationCauses]atomic.Uint64
-	publishTime, writeWait                   histogram
+	publishTime, publishAge, writeWait       histogram
 	errMu                                    sync.Mutex
 	errs                                     map[int]uint64
 }
@@ -309,6 +315,7 @@ func (h *Hub) Stats() Stats {
 		Stuck:         h.stats.stuck.Load(),
 		Conflating:    h.stats.conflating.Load(),
 		PublishTime:   h.stats.publishTime.load(),
+		PublishAge:    h.stats.publishAge.load(),
 		WriteWait:     h.stats.writeWait.load(),
 		Errors:        map[int]uint64{},
 	}
@@ -372,6 +379,10 @@ func (h *Hub) Publish(ch snapshot.Change) {
 		return
 	}
 	start := time.Now()
+	if ch.Next.Mask.Has(codec.FieldTS) {
+		ts := time.UnixMicro(int64(ch.Next.Values[codec.FieldTS]))
+		h.stats.publishAge.observe(max(start.Sub(ts), 0))
+	}
 	h.publish(&ch)
 	h.stats.publishTime.observe(time.Since(start))
 }

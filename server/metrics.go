@@ -21,7 +21,7 @@ type collector struct {
 	refused                                                *prometheus.Desc
 	checkpointTime, checkpointFailures                     *prometheus.Desc
 	outages, outageSecs, catchUpSecs, lost, recreated      *prometheus.Desc
-	publishTime, writeWait                                 *prometheus.Desc
+	publishTime, publishAge, writeWait                     *prometheus.Desc
 	barsLate, barsCapped, barsBytes                        *prometheus.Desc
 }
 
@@ -61,6 +61,7 @@ func newCollector(s *Server) *collector {
 		lost:               d("ingest_records_lost_total", "Records deleted from the log (retention) before ingest read them."),
 		recreated:          d("ingest_log_recreated_total", "Partitions whose log was found to end before ingest's position (topic deleted and recreated): rebuilt from the log's start."),
 		publishTime:        d("publish_seconds", "Time to hand one store change to every subscriber's outbound buffer, timed for one change in "+strconv.Itoa(fanout.PublishSample)+"."),
+		publishAge:         d("publish_age_seconds", "Age of a change when the node publishes it, from its ts (the event time the feed gave it) to the node's clock, for the changes timed by publish_seconds: the delay of the producer, the brokers and ingest, plus any offset between the producer's clock and the node's."),
 		barsLate:           d("bars_late_total", "Changes whose ts fell before the start of the symbol's newest bar, counted into that bar (bars never reopen), by interval.", "interval"),
 		barsCapped:         d("bars_capped_total", "Bars that overwrote their symbol's oldest bar before its retention (or were dropped) because --bars-max-memory was reached."),
 		barsBytes:          d("bars_memory_bytes", "Memory the bars of every symbol hold, at most --bars-max-memory."),
@@ -111,6 +112,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.errs, float64(n), strconv.Itoa(code))
 	}
 	ch <- publishHistogram(c.publishTime, &h.PublishTime)
+	ch <- publishHistogram(c.publishAge, &h.PublishAge)
 	ch <- publishHistogram(c.writeWait, &h.WriteWait)
 	in := c.s.node.Ingest().Stats()
 	counter(c.records, float64(in.Records))

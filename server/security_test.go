@@ -427,6 +427,7 @@ func TestConnectionLimits(t *testing.T) {
 		`tickstream_connections_refused_total{reason="max_connections_per_ip"} 1`,
 		`tickstream_connections 3`,
 		`tickstream_publish_seconds_bucket`,
+		`tickstream_publish_age_seconds_bucket`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
