@@ -1,7 +1,13 @@
 // Package server is tickstream's edge: it serves a node (package node)
-// over HTTP — the WebSocket endpoint /ws (github.com/lxzan/gws), whose
-// connections are the transports of the node's fanout hub, the REST API
-// over its store, health, readiness and metrics, and the dashboard.
+// over HTTP — the WebSocket endpoint /ws, whose connections are the
+// transports of the node's fanout hub, the REST API over its store,
+// health, readiness and metrics, and the dashboard.
+//
+// github.com/lxzan/gws upgrades WebSocket connections and writes their
+// frames; the server reads them itself (frameReader, wsread.go), so that
+// an idle connection holds no goroutine: on Linux one epoll poller reads
+// every plain TCP connection (wspoll_linux.go), and a connection over TLS,
+// or on another system, has a goroutine of its own (wsreadside.go).
 package server
 
 import (

@@ -275,7 +275,7 @@ func (s *Server) upgrade(up *gws.Upgrader, c *wsConn, w http.ResponseWriter, r *
 		early, _ := brw.Reader.Peek(n)
 		c.early = bytes.Clone(early)
 	}
-	c.sock.Conn = netConn
+	c.sock.Conn, c.sock.owner = netConn, c
 	c.reader = frameReader{
 		maxSize: s.cfg.MaxMessageSize,
 		// gws's own rule for permessage-deflate, which writes with it

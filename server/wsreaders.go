@@ -9,20 +9,37 @@ import (
 )
 
 // wsReaders is the read side of every open WebSocket connection: it runs
-// their readers and closes those from which nothing came for the idle
-// timeout. One sweep a second compares each connection's last read with the
-// clock, instead of a read deadline (a runtime timer) per connection.
+// their readers, by the poller where there is one (plain TCP on Linux) and
+// a goroutine each otherwise (TLS; other systems), and closes those from
+// which nothing came for the idle timeout. One sweep a second compares each
+// connection's last read with the clock, instead of a read deadline (a
+// runtime timer) per connection.
 type wsReaders struct {
 	idle  time.Duration
 	log   *slog.Logger
 	epoch time.Time
+	// poller is nil where there is none; set before the server serves.
+	poller connPoller
 
 	mu    sync.Mutex
 	conns []*wsConn // by slot; nil in a free one
+	gens  []uint32  // by slot: how many connections it has named
 	free  []uint32
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// connPoller reads many connections with a few goroutines
+// (wspoll_linux.go).
+type connPoller interface {
+	// add has the poller drive c, a connection just upgraded, or says it
+	// cannot (c is not a plain socket, or the poller stops).
+	add(c *wsConn) bool
+	// close closes the socket of c, a connection it drives, and ends it.
+	close(c *wsConn) error
+	// stop stops the poller and ends the connections it drives.
+	stop()
 }
 
 func newWSReaders(idle time.Duration, log *slog.Logger) *wsReaders {
@@ -32,11 +49,21 @@ func newWSReaders(idle time.Duration, log *slog.Logger) *wsReaders {
 // now is the time on the monotonic clock, in ns since r was made.
 func (r *wsReaders) now() int64 { return int64(time.Since(r.epoch)) }
 
-// run starts the idle sweep; the returned function stops it.
+// run starts the poller and the idle sweep; the returned function stops
+// them.
 func (r *wsReaders) run() (stop func()) {
+	p, err := newPoller(r)
+	if err != nil {
+		r.log.Warn("websocket: no poller: a goroutine reads each connection", "err", err)
+	} else if p != nil {
+		r.poller = p
+	}
 	r.wg.Add(1)
 	go r.sweepEvery(min(time.Second, r.idle/4))
 	return func() {
+		if r.poller != nil {
+			r.poller.stop()
+		}
 		close(r.stop)
 		r.wg.Wait()
 	}
@@ -45,6 +72,15 @@ func (r *wsReaders) run() (stop func()) {
 // start makes c one of the connections read, and starts its reader.
 func (r *wsReaders) start(c *wsConn) {
 	c.active.Store(r.now())
+	r.place(c)
+	if r.poller != nil && r.poller.add(c) {
+		return
+	}
+	go c.readLoop()
+}
+
+// place gives c a slot, and the slot's next generation.
+func (r *wsReaders) place(c *wsConn) {
 	r.mu.Lock()
 	if n := len(r.free); n > 0 {
 		c.slot = r.free[n-1]
@@ -53,9 +89,33 @@ func (r *wsReaders) start(c *wsConn) {
 	} else {
 		c.slot = uint32(len(r.conns))
 		r.conns = append(r.conns, c)
+		r.gens = append(r.gens, 0)
 	}
+	r.gens[c.slot]++
+	c.gen = r.gens[c.slot]
 	r.mu.Unlock()
-	go c.readLoop()
+}
+
+// lookupLocked returns the connection in slot if the slot is of generation
+// gen still; r.mu is held.
+func (r *wsReaders) lookupLocked(slot, gen uint32) *wsConn {
+	if int(slot) < len(r.conns) && r.gens[slot] == gen {
+		return r.conns[slot]
+	}
+	return nil
+}
+
+// polledConns returns the connections the poller drives.
+func (r *wsReaders) polledConns() []*wsConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var polled []*wsConn
+	for _, c := range r.conns {
+		if c != nil && c.polled() {
+			polled = append(polled, c)
+		}
+	}
+	return polled
 }
 
 // remove forgets c, a connection that has ended.

@@ -1,15 +1,18 @@
 package server
 
 import (
+	"bytes"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
 )
 
-// wsReadSide is what a connection needs to read its client's frames: a
-// frameReader holding only a partial frame between reads, and the state of
-// the connection's end.
+// wsReadSide is what a connection needs to read its client's frames
+// without a goroutine of its own: a frameReader holding only a partial
+// frame between reads, and the state its driver keeps (the poller's, or a
+// goroutine's for a connection the poller cannot take).
 type wsReadSide struct {
 	reader frameReader
 	// early holds the bytes that came with the upgrade request, read
@@ -22,18 +25,57 @@ type wsReadSide struct {
 	// the first to end the connection sets it.
 	endCode  atomic.Uint32
 	finished atomic.Bool
-	// slot names the connection in wsReaders.conns.
-	slot uint32
+	// slot and gen name the connection in wsReaders.conns, and in the
+	// poller's events.
+	slot, gen uint32
+
+	// The poller's state (wspoll_linux.go).
+	rc        syscall.RawConn
+	pollState atomic.Uint32
+	// added is whether the fd is in the epoll set (ADD once, MOD after);
+	// only the worker that holds the connection touches it.
+	added bool
+	// pong is the payload of the last ping not answered yet: a poll
+	// worker hands the pong to gws's write queue instead of waiting on a
+	// socket a slow client does not drain, and answers only the last of
+	// the pings that came meanwhile (RFC 6455 §5.5.3 allows it).
+	pong atomic.Pointer[[]byte]
 }
+
+// Bits of wsReadSide.pollState.
+const (
+	pollBusy   = 1 << iota // a worker holds the connection, or will: it is queued
+	pollClosed             // the socket is closed: the worker holding it ends it
+	pollOn                 // the poller drives the connection
+)
+
+// polled is whether the poller drives c.
+func (c *wsConn) polled() bool { return c.pollState.Load()&pollOn != 0 }
 
 // message is a frameSink method: a request frame goes to the engine.
 func (c *wsConn) message(p []byte) { c.client.HandleFrame(p) }
 
 // ping is a frameSink method: it answers with a pong.
-func (c *wsConn) ping(p []byte) { _ = c.socket.WritePong(p) }
+func (c *wsConn) ping(p []byte) {
+	if !c.polled() {
+		_ = c.socket.WritePong(p)
+		return
+	}
+	cp := bytes.Clone(p)
+	if c.pong.Swap(&cp) == nil {
+		c.socket.Async(c.writePong)
+	}
+}
+
+func (c *wsConn) writePong() {
+	if p := c.pong.Swap(nil); p != nil {
+		_ = c.socket.WritePong(*p)
+	}
+}
 
 // read feeds b, bytes from the client, to the frame reader. It returns
-// false when the reading ended (the connection is closing).
+// false when the reading ended (the connection is closing): a poll worker
+// (async) has the close frame written by another goroutine.
 func (c *wsConn) read(b []byte, async bool) bool {
 	c.active.Store(c.server.readers.now())
 	end, ended := c.reader.feed(b, c)
