@@ -201,7 +201,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c := &wsConn{format: format, server: s}
-	socket, err := s.upgrade(up, c, w, r)
+	socket, early, err := s.upgrade(up, c, w, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -231,16 +231,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	} else {
 		c.opcode = gws.OpcodeBinary
 	}
-	limiter := s.guard.newRequestLimiter()
-	copts := fanout.ClientOptions{Format: format, Admit: func() bool {
-		ok, flood := limiter.admit()
-		if flood {
-			s.guard.count(closedFlood)
-			// The answers already queued (ACKs, ERROR 429s) go first.
-			c.client.CloseAfterFlush(codec.ClosePolicy, "request flood")
-		}
-		return ok
-	}}
+	c.limiter = newRequestLimiter(&s.cfg.Limits, s.readers.now())
+	copts := fanout.ClientOptions{Format: format, Admit: c.admit}
 	if sess != nil {
 		// The grant and the expiry are the connection's, not the first
 		// token's: AUTH replaces both (renewToken).
@@ -259,21 +251,33 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if len(syms) > 0 {
 		c.client.Subscribe(0, syms, opts)
 	}
-	s.readers.start(c)
+	s.readers.start(c, early)
+}
+
+// admit is the engine's Admit: a request goes through the connection's
+// limiter, and a flood closes the connection.
+func (c *wsConn) admit() bool {
+	ok, flood := c.limiter.admit(&c.server.cfg.Limits, c.server.readers.now())
+	if flood {
+		c.server.guard.count(closedFlood)
+		// The answers already queued (ACKs, ERROR 429s) go first.
+		c.client.CloseAfterFlush(codec.ClosePolicy, "request flood")
+	}
+	return ok
 }
 
 // upgrade hijacks the connection and hands it to gws for the handshake and
-// the writes, through c's socket; c's frameReader reads it.
-func (s *Server) upgrade(up *gws.Upgrader, c *wsConn, w http.ResponseWriter, r *http.Request) (*gws.Conn, error) {
+// the writes, through c's socket; c's frameReader reads it. It returns the
+// bytes that came with the request, from a client that did not wait for the
+// 101: they are read first.
+func (s *Server) upgrade(up *gws.Upgrader, c *wsConn, w http.ResponseWriter, r *http.Request) (socket *gws.Conn, early []byte, err error) {
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n := brw.Reader.Buffered(); n > 0 {
-		// Bytes that came with the request, from a client that did not wait
-		// for the 101: they are read first.
-		early, _ := brw.Reader.Peek(n)
-		c.early = bytes.Clone(early)
+		early, _ = brw.Reader.Peek(n)
+		early = bytes.Clone(early)
 	}
 	c.sock.Conn, c.sock.owner = netConn, c
 	c.reader = frameReader{
@@ -283,7 +287,8 @@ func (s *Server) upgrade(up *gws.Upgrader, c *wsConn, w http.ResponseWriter, r *
 		deflate: s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"),
 	}
 	// gws reads nothing: it gets no reader.
-	return up.UpgradeFromConn(&c.sock, nil, r)
+	socket, err = up.UpgradeFromConn(&c.sock, nil, r)
+	return socket, early, err
 }
 
 // renewToken makes token the connection's credential (AUTH): its grant
@@ -352,6 +357,8 @@ type wsConn struct {
 	ip     string
 	expiry *time.Timer // closes the connection when its token expires
 	grant  atomic.Pointer[Grant]
+	// limiter is only used by the connection's reader (admit).
+	limiter requestLimiter
 	// lastPing and renewAt (unix ns) are the last WebSocket ping and when
 	// the write deadline is next moved. Only the client's single writer
 	// calls WriteFrame, so they need no lock.

@@ -85,8 +85,8 @@ func (p *epollPoller) closeFDs() {
 }
 
 // add has the poller drive c, if c is a plain TCP connection and the
-// poller is running. The first worker reads what came with the upgrade
-// request and what the socket has, then registers it.
+// poller is running. The first worker reads what the socket has, then
+// registers it.
 func (p *epollPoller) add(c *wsConn) bool {
 	sc, ok := c.sock.Conn.(syscall.Conn)
 	if !ok {
@@ -246,12 +246,6 @@ func (w *pollWorker) serve(c *wsConn) {
 // drain reads what c has, up to pollReads reads, and says whether to wait
 // for more.
 func (w *pollWorker) drain(c *wsConn) bool {
-	if early := c.early; early != nil {
-		c.early = nil
-		if !c.read(early, true) {
-			return false
-		}
-	}
 	for range pollReads {
 		w.n, w.err = 0, nil
 		if err := c.rc.Read(w.readFn); err != nil {

@@ -26,28 +26,31 @@ import (
 // that breaks a rule ends the reading with the code to close with; bad
 // input cannot make it panic or hold more than the size limit
 // (FuzzFrameReader).
+//
+// Its fields are ordered to pack it (every connection has one).
 type frameReader struct {
 	maxSize int  // the largest message, compressed or not
 	deflate bool // permessage-deflate was negotiated: RSV1 marks a compressed message
+	done    bool // a close frame was read or a rule broken: the rest is ignored
 
 	// The frame being read: its header while it is incomplete, then the
 	// header's fields.
-	hdr     [14]byte
-	hdrLen  uint8
-	opcode  byte
-	fin     bool
-	rsv1    bool
-	key     [4]byte
+	hdr    [14]byte
+	hdrLen uint8
+	opcode byte
+	fin    bool
+	rsv1   bool
+	key    [4]byte
+
+	// The fragmented message being assembled: its opcode (0 when none),
+	// whether it is compressed, its payload so far.
+	msgOpcode   byte
+	msgDeflated bool
+
 	length  int    // the frame's payload length
 	got     int    // payload bytes of the frame read so far
 	payload []byte // the frame's payload when it spans reads
-
-	// The fragmented message being assembled.
-	msgOpcode   byte // 0: none
-	msgDeflated bool
-	msg         []byte
-
-	done bool // a close frame was read or a rule broken: the rest is ignored
+	msg     []byte
 }
 
 // frameSink receives what a frameReader reads, while it is fed.

@@ -69,10 +69,15 @@ func (r *wsReaders) run() (stop func()) {
 	}
 }
 
-// start makes c one of the connections read, and starts its reader.
-func (r *wsReaders) start(c *wsConn) {
+// start makes c one of the connections read, and starts its reader once
+// it has read early, the bytes that came with the upgrade request.
+func (r *wsReaders) start(c *wsConn, early []byte) {
 	c.active.Store(r.now())
 	r.place(c)
+	if len(early) > 0 && !c.read(early, false) {
+		c.finish() // closed already: nothing more to read
+		return
+	}
 	if r.poller != nil && r.poller.add(c) {
 		return
 	}

@@ -15,9 +15,6 @@ import (
 // goroutine's for a connection the poller cannot take).
 type wsReadSide struct {
 	reader frameReader
-	// early holds the bytes that came with the upgrade request, read
-	// before anything from the socket.
-	early []byte
 	// active is when bytes last came from the client (wsReaders.now): the
 	// idle sweep closes a connection silent for the idle timeout.
 	active atomic.Int64
@@ -143,11 +140,6 @@ const wsReadBuffer = 512
 // either side, or by the idle sweep).
 func (c *wsConn) readLoop() {
 	defer c.finish()
-	early := c.early
-	c.early = nil
-	if !c.read(early, false) {
-		return
-	}
 	buf := make([]byte, wsReadBuffer)
 	for {
 		n, err := c.sock.Conn.Read(buf)
