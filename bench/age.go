@@ -33,7 +33,7 @@ type AgeSplit struct {
 }
 
 // Quantiles summarizes a server histogram over a window, interpolated
-// within its buckets (whose bounds grow fourfold); -1 for a quantile past
+// within its buckets (whose bounds grow twofold for the ages); -1 for a quantile past
 // the last bound.
 type Quantiles struct {
 	Count int64         `json:"count"`

@@ -21,7 +21,7 @@ func TestHistogramBuckets(t *testing.T) {
 		{time.Hour, 11},
 	}
 	for _, tt := range tests {
-		var h histogram
+		h := histogram{bounds: &PublishBuckets}
 		h.observe(tt.d)
 		s := h.load()
 		if s.Counts[tt.bucket] != 1 || s.Count != 1 || s.Sum != tt.d {
@@ -56,7 +56,7 @@ func TestPublishAge(t *testing.T) {
 		ts     func() (float64, bool)
 		bucket int // -1: not counted
 	}{
-		{"30ms old", func() (float64, bool) { return float64(time.Now().Add(-30 * time.Millisecond).UnixMicro()), true }, 8},
+		{"30ms old", func() (float64, bool) { return float64(time.Now().Add(-30 * time.Millisecond).UnixMicro()), true }, 5},
 		{"an hour ahead", func() (float64, bool) { return float64(time.Now().Add(time.Hour).UnixMicro()), true }, 0},
 		{"no ts", func() (float64, bool) { return 0, false }, -1},
 	}
@@ -81,7 +81,7 @@ func TestPublishAge(t *testing.T) {
 				return
 			}
 			if age.Count != 1 || age.Counts[tt.bucket] != 1 {
-				t.Fatalf("ages %+v, want one in bucket %d (≤ %v)", age, tt.bucket, PublishBuckets[tt.bucket])
+				t.Fatalf("ages %+v, want one in bucket %d (≤ %v)", age, tt.bucket, AgeBuckets[tt.bucket])
 			}
 		})
 	}

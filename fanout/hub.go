@@ -227,6 +227,9 @@ func NewHub(store *snapshot.Store, cfg Config) (*Hub, error) {
 		done:    make(chan struct{}),
 	}
 	h.stats.errs = map[int]uint64{}
+	h.stats.publishTime.bounds = &PublishBuckets
+	h.stats.publishAge.bounds = &AgeBuckets
+	h.stats.writeWait.bounds = &AgeBuckets
 	topics := []atomic.Pointer[topic]{}
 	h.topics.Store(&topics)
 	h.status.Store(&status{state: codec.StatusLive})

@@ -74,9 +74,9 @@ func newCollector(s *Server) *collector {
 // time, write wait) in seconds, with the cumulative buckets Prometheus
 // wants.
 func publishHistogram(d *prometheus.Desc, h *fanout.Histogram) prometheus.Metric {
-	buckets := make(map[float64]uint64, len(fanout.PublishBuckets))
+	buckets := make(map[float64]uint64, len(h.Bounds))
 	var below uint64
-	for i, bound := range fanout.PublishBuckets {
+	for i, bound := range h.Bounds {
 		below += h.Counts[i]
 		buckets[bound.Seconds()] = below
 	}
