@@ -200,7 +200,7 @@ func TestStuckClientIsParked(t *testing.T) {
 	var topics []*topic
 	c.mu.Lock()
 	for _, s := range c.subs {
-		topics = append(topics, s.topic)
+		topics = append(topics, s.list())
 	}
 	c.mu.Unlock()
 	listed := func() (n int) {

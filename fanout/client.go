@@ -111,7 +111,6 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		admit:     opts.Admit,
 		authn:     opts.Authenticate,
 		subs:      map[string]*subscription{},
-		held:      map[string]*heldName{},
 		lastWrite: h.clock.Load(),
 	}
 	h.statusMu.Lock()
@@ -204,7 +203,7 @@ func (c *Client) close(code codec.CloseCode, reason string) {
 	c.mu.Unlock()
 
 	for _, s := range subs {
-		s.topic.remove(s)
+		s.list().remove(s)
 	}
 	// After the topics: a released name may be forgotten and its sid
 	// given to another, whose topic must not hold these subscriptions.
@@ -431,8 +430,9 @@ func (c *Client) joinTopics(picks []subPick) {
 		if p.sub != nil {
 			continue
 		}
-		s := &subscription{client: c, sym: p.sym, topic: c.hub.topic(p.sym.ID, true)}
-		s.topic.add(s)
+		t := c.hub.topic(p.sym.ID, true)
+		s := &subscription{client: c, sym: p.sym}
+		t.add(s)
 		c.mu.Lock()
 		old := c.subs[p.sym.Name]
 		if c.closed || old != nil {
@@ -440,7 +440,7 @@ func (c *Client) joinTopics(picks []subPick) {
 			// concurrent SUB of the same symbol won the race.
 			s.removed = true
 			c.mu.Unlock()
-			s.topic.remove(s)
+			t.remove(s)
 			p.sub = old
 			continue
 		}
@@ -566,7 +566,7 @@ func (c *Client) unsubscribe(id uint64, names [][]byte) {
 	}
 	c.mu.Unlock()
 	for _, s := range gone {
-		s.topic.remove(s)
+		s.list().remove(s)
 	}
 	c.hub.stats.subs.Add(-int64(len(gone)))
 }

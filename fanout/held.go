@@ -51,6 +51,9 @@ func (c *Client) holdLocked(name []byte, swept *bool) (*snapshot.Symbol, error) 
 		return nil, err
 	}
 	if reserved {
+		if c.held == nil {
+			c.held = map[string]*heldName{} // most clients never hold a name
+		}
 		c.held[sym.Name] = &heldName{sym: sym}
 	}
 	return sym, nil

@@ -251,7 +251,7 @@ func (c *Client) park() {
 	for _, s := range c.subs {
 		if !s.parked && !s.removed && s.sent != nil {
 			s.parked = true
-			s.topic.remove(s)
+			s.list().remove(s)
 		}
 	}
 }
@@ -268,7 +268,7 @@ func (c *Client) unpark() {
 			continue
 		}
 		s.parked = false
-		s.topic.add(s)
+		s.list().add(s)
 		if s.bars != nil {
 			// A SNAPSHOT while parked may have taken s past the changes
 			// it did not see: the writer sends what moved, if anything.

@@ -64,7 +64,6 @@ func (t *topic) remove(s *subscription) {
 type subscription struct {
 	client *Client
 	sym    *snapshot.Symbol
-	topic  *topic
 
 	fields codec.FieldMask
 	dirty  bool // listed in client.dirty
@@ -90,3 +89,8 @@ type subscription struct {
 	// bars: the bars this subscription gets (bars.go); nil for none.
 	bars *subBars
 }
+
+// list returns the topic whose subscriber list s joins: the symbol's,
+// created when s was (Hub.topic never drops a topic), so that s need not
+// keep a pointer to it (8 bytes of every subscription of every client).
+func (s *subscription) list() *topic { return s.client.hub.topic(s.sym.ID, false) }
