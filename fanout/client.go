@@ -82,7 +82,7 @@ type Client struct {
 	admit    func() bool
 	authn    func([]byte) (time.Time, error)
 
-	subs map[string]*subscription
+	subs subSet
 	// held are the names without data the client holds in the store, at
 	// most Config.MaxReserved; idle lists those no subscription uses,
 	// oldest first, to forget first.
@@ -110,7 +110,6 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		entitled:  opts.Entitled,
 		admit:     opts.Admit,
 		authn:     opts.Authenticate,
-		subs:      map[string]*subscription{},
 		lastWrite: h.clock.Load(),
 	}
 	h.statusMu.Lock()
@@ -381,7 +380,7 @@ func (c *Client) pickSymbols(names [][]byte) (picks []subPick, refused subRefusa
 			continue
 		}
 		c.mu.Lock()
-		existing := c.subs[string(n)]
+		existing := c.subs.get(string(n))
 		c.mu.Unlock()
 		if existing != nil {
 			picks = append(picks, subPick{sym: existing.sym, sub: existing})
@@ -434,7 +433,7 @@ func (c *Client) joinTopics(picks []subPick) {
 		s := &subscription{client: c, sym: p.sym}
 		t.add(s)
 		c.mu.Lock()
-		old := c.subs[p.sym.Name]
+		old := c.subs.get(p.sym.Name)
 		if c.closed || old != nil {
 			// The client closed (and released what it held), or a
 			// concurrent SUB of the same symbol won the race.
@@ -444,7 +443,7 @@ func (c *Client) joinTopics(picks []subPick) {
 			p.sub = old
 			continue
 		}
-		c.subs[p.sym.Name] = s
+		c.subs.put(s)
 		c.mu.Unlock()
 		p.sub = s
 		added++
@@ -552,10 +551,10 @@ func (c *Client) unsubscribe(id uint64, names [][]byte) {
 			invalid = append(invalid, string(n))
 			continue
 		}
-		if s := c.subs[string(n)]; s != nil {
+		if s := c.subs.get(string(n)); s != nil {
 			s.removed = true
 			s.pending = nil
-			delete(c.subs, s.sym.Name)
+			c.subs.remove(s.sym.Name)
 			c.idleLocked(s.sym.Name)
 			gone = append(gone, s)
 		}
@@ -577,7 +576,7 @@ func (c *Client) resnapshot(id uint64, names [][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range names {
-		s := c.subs[string(n)]
+		s := c.subs.get(string(n))
 		if s == nil {
 			missing = append(missing, string(n))
 			continue
