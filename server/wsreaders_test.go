@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"crypto/tls"
+	"log/slog"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +107,18 @@ func TestIdleSweep(t *testing.T) {
 				return polled+goroutine == 0
 			})
 		})
+	}
+}
+
+// TestHandlerPanic checks that a panic in a request's handling is logged
+// and does not end the process: the reader runs the engine's handler in a
+// poll worker shared by every connection.
+func TestHandlerPanic(t *testing.T) {
+	var logs bytes.Buffer
+	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	c := &wsConn{server: s, ip: "192.0.2.1"} // no client: HandleFrame panics
+	c.message([]byte{0x90})
+	if !strings.Contains(logs.String(), "panic handling a request") || !strings.Contains(logs.String(), "192.0.2.1") {
+		t.Errorf("the panic was not logged: %q", logs.String())
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -49,8 +50,18 @@ const (
 // polled is whether the poller drives c.
 func (c *wsConn) polled() bool { return c.pollState.Load()&pollOn != 0 }
 
-// message is a frameSink method: a request frame goes to the engine.
-func (c *wsConn) message(p []byte) { c.client.HandleFrame(p) }
+// message is a frameSink method: a request frame goes to the engine. A
+// panic in the engine's handling is logged and the connection goes on, as
+// under gws's Recovery: it would otherwise end the process, every
+// connection with it.
+func (c *wsConn) message(p []byte) {
+	defer func() {
+		if e := recover(); e != nil {
+			c.server.log.Error("websocket: panic handling a request", "remote", c.ip, "panic", e, "stack", string(debug.Stack()))
+		}
+	}()
+	c.client.HandleFrame(p)
+}
 
 // ping is a frameSink method: it answers with a pong.
 func (c *wsConn) ping(p []byte) {
