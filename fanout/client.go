@@ -15,8 +15,10 @@ import (
 // Transport is a client's connection as the engine sees it.
 type Transport interface {
 	// WriteFrame writes one whole frame: a binary frame for codec.Binary,
-	// a text frame for codec.JSON. It may block; p is valid only during
-	// the call.
+	// a text frame for codec.JSON. p begins with the client's FrameRoom
+	// bytes (ClientOptions), which the transport may overwrite with its
+	// own header; the frame's messages follow. It may block; p is valid
+	// only during the call.
 	WriteFrame(p []byte) error
 	// Close closes the connection with a WebSocket close code and reason,
 	// unblocking a WriteFrame in progress. It may be called more than once.
@@ -40,7 +42,16 @@ type ClientOptions struct {
 	// or an error that the client gets as ERROR 401. nil takes every
 	// AUTH without reading it (a node that does not authenticate).
 	Authenticate func(token []byte) (expires time.Time, err error)
+	// FrameRoom is how many bytes the transport wants free in front of
+	// each frame it is given, at most MaxFrameRoom: it writes its header
+	// there and the frame goes to the socket in one write, without a copy.
+	FrameRoom int
 }
+
+// MaxFrameRoom is the most room a transport may ask for in front of a
+// frame: a WebSocket header from the server (no mask) takes at most 10
+// bytes.
+const MaxFrameRoom = 10
 
 // Client is one connected client: its protocol session, subscriptions and
 // outbound buffer. Its methods are safe for concurrent use.
@@ -63,6 +74,7 @@ type Client struct {
 	parked     bool
 	conflating bool
 	wstate     writerState
+	room       uint8 // ClientOptions.FrameRoom
 	// out holds the messages waiting for the writer, nil when none do
 	// (outBuf).
 	out        *outBuf
@@ -110,6 +122,7 @@ func (h *Hub) Register(t Transport, opts ClientOptions) *Client {
 		entitled:  opts.Entitled,
 		admit:     opts.Admit,
 		authn:     opts.Authenticate,
+		room:      uint8(min(max(opts.FrameRoom, 0), MaxFrameRoom)),
 		lastWrite: h.clock.Load(),
 	}
 	h.statusMu.Lock()

@@ -33,9 +33,12 @@ func (c *Client) queue(msg []byte) {
 		go c.close(codec.CloseSlowConsumer, "slow consumer")
 		return
 	}
-	need := len(msg) + 1 // and a separator
+	room := int(c.room)
+	need := len(msg) + 1 + room // a separator, or the room of a new frame
 	if c.out == nil {
 		c.out = c.hub.bufs.get(need)
+		c.out.b = c.out.b[:room] // the transport's, before the first frame
+		c.frameStart = room
 		c.queuedAt = c.hub.clock.Load()
 	} else if n := len(c.out.b) + need; n > cap(c.out.b) {
 		c.growOut(n)
@@ -43,6 +46,7 @@ func (c *Client) queue(msg []byte) {
 	ob := c.out
 	if len(ob.b) > c.frameStart && len(ob.b)-c.frameStart+len(msg) > c.hub.cfg.MaxFrameSize {
 		ob.cuts = append(ob.cuts, len(ob.b))
+		ob.b = ob.b[:len(ob.b)+room]
 		c.frameStart = len(ob.b)
 	}
 	if len(ob.b) > c.frameStart {
@@ -407,7 +411,7 @@ func (c *Client) writeFrames(out *outBuf) error {
 		// not a long buffer that a slow link takes frame by frame.
 		c.writeStart.Store(c.hub.clock.Load())
 		c.hub.stats.frames.Add(1)
-		c.hub.stats.bytes.Add(uint64(to - from))
+		c.hub.stats.bytes.Add(uint64(to - from - int(c.room)))
 		from = to
 	}
 	return nil

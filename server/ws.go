@@ -233,6 +233,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.limiter = newRequestLimiter(&s.cfg.Limits, s.readers.now())
 	copts := fanout.ClientOptions{Format: format, Admit: c.admit}
+	if !c.reader.deflate {
+		// Frames that are not compressed are written past gws (writeFrame).
+		copts.FrameRoom = fanout.MaxFrameRoom
+	}
 	if sess != nil {
 		// The grant and the expiry are the connection's, not the first
 		// token's: AUTH replaces both (renewToken).
@@ -382,7 +386,7 @@ func (c *wsConn) WriteFrame(p []byte) error {
 		}
 		c.renewAt = now + int64(timeout/4)
 	}
-	if err := c.socket.WriteMessage(c.opcode, p); err != nil {
+	if err := c.writeMessages(p); err != nil {
 		return err
 	}
 	if idle := c.server.cfg.IdleTimeout; idle > 0 && now-c.lastPing > int64(idle/3) {
@@ -390,6 +394,16 @@ func (c *wsConn) WriteFrame(p []byte) error {
 		return c.socket.WritePing(nil)
 	}
 	return nil
+}
+
+// writeMessages writes the engine's frame p: past gws with the header in
+// the room the engine left (fanout.ClientOptions.FrameRoom), or, on a
+// connection that compresses, through gws, which compresses.
+func (c *wsConn) writeMessages(p []byte) error {
+	if c.reader.deflate {
+		return c.socket.WriteMessage(c.opcode, p)
+	}
+	return c.sock.writeFrame(c.opcode, p)
 }
 
 // Close sends a close frame and closes the socket. It does not wait: a

@@ -2,8 +2,14 @@ package server
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
+	"sync"
 	"sync/atomic"
+
+	"github.com/lxzan/gws"
+
+	"github.com/tickstream/tickstream/fanout"
 )
 
 // wsSocket is the net.Conn gws writes a connection's frames to: the
@@ -18,6 +24,13 @@ type wsSocket struct {
 	// emptyClose turns gws's close frame of code 1000 without a reason
 	// into a close frame without a payload.
 	emptyClose atomic.Bool
+	// closeSent: a close frame went out, after which no data frame may
+	// (RFC 6455 §5.5.1). mu held.
+	closeSent bool
+	// mu puts frames on the wire one at a time: gws's (one Write each,
+	// under gws's own lock: pings, pongs, close frames, compressed frames)
+	// and the data frames writeFrame writes past gws.
+	mu sync.Mutex
 }
 
 var (
@@ -27,6 +40,13 @@ var (
 
 // Write writes p, one frame from gws (each of its writes is one).
 func (s *wsSocket) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The upgrade's HTTP response comes this way too; a frame's first
+	// byte is FIN and the opcode (gws never fragments a close frame).
+	if len(p) > 0 && p[0] == 0x80|opClose {
+		s.closeSent = true
+	}
 	if s.emptyClose.Load() && bytes.Equal(p, closeNormalFrame) {
 		if _, err := s.Conn.Write(closeEmptyFrame); err != nil {
 			return 0, err
@@ -43,4 +63,35 @@ func (s *wsSocket) Close() error {
 		return c.server.readers.poller.close(c)
 	}
 	return s.Conn.Close()
+}
+
+// writeFrame writes a data frame (opcode text or binary, unfragmented,
+// unmasked as a server's are) whose payload is p[fanout.MaxFrameRoom:]:
+// its header goes into the room the engine left before the payload, and
+// the frame into the socket in one write. gws would copy the payload into
+// a buffer of its own behind the header, under its lock, and keep the
+// compression window's books for a connection that does not compress.
+func (s *wsSocket) writeFrame(opcode gws.Opcode, p []byte) error {
+	n := len(p) - fanout.MaxFrameRoom
+	h := fanout.MaxFrameRoom - 2 // where the header starts
+	switch {
+	case n <= 125:
+		p[h+1] = byte(n)
+	case n <= 0xffff:
+		h -= 2
+		p[h+1] = 126
+		binary.BigEndian.PutUint16(p[h+2:], uint16(n))
+	default:
+		h -= 8
+		p[h+1] = 127
+		binary.BigEndian.PutUint64(p[h+2:], uint64(n))
+	}
+	p[h] = 0x80 | byte(opcode) // FIN
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeSent {
+		return net.ErrClosed
+	}
+	_, err := s.Conn.Write(p[h:])
+	return err
 }
