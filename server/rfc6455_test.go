@@ -86,6 +86,13 @@ type rawWS struct {
 // extensions ("" for none).
 func dialRawWS(t *testing.T, addr, protocol string, extensions ...string) *rawWS {
 	t.Helper()
+	return upgradeRawWS(t, addr, protocol, nil, extensions...)
+}
+
+// upgradeRawWS is dialRawWS sending early, frames of a client that does not
+// wait for the 101, with the upgrade request.
+func upgradeRawWS(t *testing.T, addr, protocol string, early []byte, extensions ...string) *rawWS {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +106,7 @@ func dialRawWS(t *testing.T, addr, protocol string, extensions ...string) *rawWS
 	for _, e := range extensions {
 		req += "Sec-WebSocket-Extensions: " + e + "\r\n"
 	}
-	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+	if _, err := io.WriteString(conn, req+"\r\n"+string(early)); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
