@@ -208,10 +208,22 @@ func waitReady(ctx context.Context, url string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyWait)
 	defer cancel()
+	if err := PollOK(ctx, base+"/readyz", nil); err != nil {
+		return fmt.Errorf("bench: the server was not ready (GET %s/readyz) within %v", base, readyWait)
+	}
+	return nil
+}
+
+// ErrPollStopped is PollOK's error when its stop channel closed first.
+var ErrPollStopped = errors.New("bench: stopped polling")
+
+// PollOK asks url with GET every 50ms until it answers 200 (nil), ctx ends
+// (ctx's error), or stop closes (ErrPollStopped; a nil stop never does).
+func PollOK(ctx context.Context, url string, stop <-chan struct{}) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	defer hc.CloseIdleConnections()
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}
@@ -221,8 +233,12 @@ func waitReady(ctx context.Context, url string) error {
 				return nil
 			}
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return fmt.Errorf("bench: the server was not ready (GET %s/readyz) within %v", base, readyWait)
+		select {
+		case <-stop:
+			return ErrPollStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

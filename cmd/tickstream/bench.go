@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -449,25 +448,11 @@ func freeLoopbackAddr() (string, error) {
 func waitHealthy(ctx context.Context, url string, exited <-chan struct{}, waitErr *error) error {
 	ctx, cancel := context.WithTimeout(ctx, benchServerWait)
 	defer cancel()
-	hc := &http.Client{Timeout: time.Second}
-	defer hc.CloseIdleConnections()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := hc.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("exited before serving: %v", *waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("not healthy within %v: %w", benchServerWait, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+	switch err := bench.PollOK(ctx, url, exited); {
+	case errors.Is(err, bench.ErrPollStopped):
+		return fmt.Errorf("exited before serving: %v", *waitErr)
+	case err != nil:
+		return fmt.Errorf("not healthy within %v: %w", benchServerWait, err)
 	}
+	return nil
 }
