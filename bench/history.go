@@ -438,13 +438,7 @@ func later(a, b time.Time) time.Time {
 func WriteHistorySummary(w io.Writer, res *HistoryResult) error {
 	c := &res.Config
 	var b strings.Builder
-	format := "msgpack"
-	if c.JSON {
-		format = "json"
-	}
-	if c.Compression {
-		format += "+deflate"
-	}
+	format := c.wireFormat()
 	fmt.Fprintf(&b, "tickstream bench --history  %s  %s\n", c.URL, res.Started.Format(time.RFC3339))
 	fmt.Fprintf(&b, "  reconnect storms of %d connections × %d of %d symbols, %s, %d source address(es); %d CPUs\n",
 		c.Conns, c.SymbolsPerConn, c.Symbols, format, c.SourceIPs, c.NumCPU)

@@ -36,13 +36,7 @@ func WriteSummary(w io.Writer, res *Result) error {
 	if len(c.Fields) > 0 {
 		subs += ", fields " + strings.Join(c.Fields, ",")
 	}
-	format := "msgpack"
-	if c.JSON {
-		format = "json"
-	}
-	if c.Compression {
-		format += "+deflate"
-	}
+	format := c.wireFormat()
 	fmt.Fprintf(&b, "tickstream bench  %s  %s\n", c.URL, res.Started.Format(time.RFC3339))
 	fmt.Fprintf(&b, "  %d connections × %s, %s, %d source address(es); %d CPUs\n", c.Conns, subs, format, c.SourceIPs, c.NumCPU)
 	fmt.Fprintf(&b, "  connect + first snapshots: %s\n", connectLine(&res.Connect))
@@ -208,4 +202,17 @@ func si(v float64) string {
 		return fmt.Sprintf("%.1fk", v/1e3)
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// wireFormat names the encoding the run's clients ask for: msgpack or json,
+// and +deflate with compression.
+func (c *ResultConfig) wireFormat() string {
+	format := "msgpack"
+	if c.JSON {
+		format = "json"
+	}
+	if c.Compression {
+		format += "+deflate"
+	}
+	return format
 }
