@@ -233,8 +233,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.limiter = newRequestLimiter(&s.cfg.Limits, s.readers.now())
 	copts := fanout.ClientOptions{Format: format, Admit: c.admit}
-	if !c.reader.deflate {
-		// Frames that are not compressed are written past gws (writeFrame).
+	if c.writesPastGws() {
 		copts.FrameRoom = fanout.MaxFrameRoom
 	}
 	if sess != nil {
@@ -400,11 +399,16 @@ func (c *wsConn) WriteFrame(p []byte) error {
 // the room the engine left (fanout.ClientOptions.FrameRoom), or, on a
 // connection that compresses, through gws, which compresses.
 func (c *wsConn) writeMessages(p []byte) error {
-	if c.reader.deflate {
-		return c.socket.WriteMessage(c.opcode, p)
+	if c.writesPastGws() {
+		return c.sock.writeFrame(c.opcode, p)
 	}
-	return c.sock.writeFrame(c.opcode, p)
+	return c.socket.WriteMessage(c.opcode, p)
 }
+
+// writesPastGws reports whether the connection's data frames are written
+// by writeFrame, with room for their header left by the engine: those of a
+// connection that does not compress.
+func (c *wsConn) writesPastGws() bool { return !c.reader.deflate }
 
 // Close sends a close frame and closes the socket. It does not wait: a
 // writer stuck on a full socket is released by the deadline set here.
