@@ -50,11 +50,11 @@ test-go: deps
 
 # Every fuzz target, each for FUZZTIME: the client-message, server-message
 # and Kafka-record decoders, the checkpoint reader, the WebSocket frame
-# guard in front of gws, and the bars against their reference. `go test -fuzz`
+# reader (the server's and the benchmark's), and the bars against their reference. `go test -fuzz`
 # takes one target and one package at a time, hence one line each.
 FUZZTIME ?= 20s
 FUZZ_TARGETS := ./codec/:FuzzDecodeRecord ./codec/:FuzzDecodeCommands \
-	./codec/:FuzzDecodeMessages ./checkpoint/:FuzzDecode ./server/:FuzzFrameGuard \
+	./codec/:FuzzDecodeMessages ./checkpoint/:FuzzDecode ./internal/wsframe/:FuzzReader \
 	./bars/:FuzzBars
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -4,7 +4,7 @@
 // health, readiness and metrics, and the dashboard.
 //
 // github.com/lxzan/gws upgrades WebSocket connections and writes their
-// frames; the server reads them itself (frameReader, wsread.go), so that
+// frames; the server reads them itself (internal/wsframe), so that
 // an idle connection holds no goroutine: on Linux one epoll poller reads
 // every plain TCP connection (wspoll_linux.go), and a connection over TLS,
 // or on another system, has a goroutine of its own (wsreadside.go).

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/internal/wsframe"
 )
 
 // upgraders holds one gws upgrader per way the subprotocol can be settled.
@@ -31,7 +32,7 @@ type upgraders struct {
 }
 
 // newUpgraders makes the three upgraders. gws upgrades and writes; it
-// never reads, the server's own frameReader does (wsread.go): gws's event
+// never reads, the server's own frame reader does (wsframe.Reader): gws's event
 // handler is never called and its session storage never used.
 func newUpgraders(cfg *Config, log *slog.Logger) *upgraders {
 	opt := func(protos ...string) *gws.ServerOption {
@@ -270,7 +271,7 @@ func (c *wsConn) admit() bool {
 }
 
 // upgrade hijacks the connection and hands it to gws for the handshake and
-// the writes, through c's socket; c's frameReader reads it. It returns the
+// the writes, through c's socket; c's frame reader reads it. It returns the
 // bytes that came with the request, from a client that did not wait for the
 // 101: they are read first.
 func (s *Server) upgrade(up *gws.Upgrader, c *wsConn, w http.ResponseWriter, r *http.Request) (socket *gws.Conn, early []byte, err error) {
@@ -283,11 +284,11 @@ func (s *Server) upgrade(up *gws.Upgrader, c *wsConn, w http.ResponseWriter, r *
 		early = bytes.Clone(early)
 	}
 	c.sock.Conn, c.sock.owner = netConn, c
-	c.reader = frameReader{
-		maxSize: s.cfg.MaxMessageSize,
+	c.reader = wsframe.Reader{
+		MaxSize: s.cfg.MaxMessageSize,
 		// gws's own rule for permessage-deflate, which writes with it
 		// (TestReaderDeflate pins it).
-		deflate: s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"),
+		Deflate: s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"),
 	}
 	// gws reads nothing: it gets no reader.
 	socket, err = up.UpgradeFromConn(&c.sock, nil, r)
@@ -408,7 +409,7 @@ func (c *wsConn) writeMessages(p []byte) error {
 // writesPastGws reports whether the connection's data frames are written
 // by writeFrame, with room for their header left by the engine: those of a
 // connection that does not compress.
-func (c *wsConn) writesPastGws() bool { return !c.reader.deflate }
+func (c *wsConn) writesPastGws() bool { return !c.reader.Deflate }
 
 // Close sends a close frame and closes the socket. It does not wait: a
 // writer stuck on a full socket is released by the deadline set here.

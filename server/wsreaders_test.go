@@ -117,7 +117,7 @@ func TestHandlerPanic(t *testing.T) {
 	var logs bytes.Buffer
 	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
 	c := &wsConn{server: s, ip: "192.0.2.1"} // no client: HandleFrame panics
-	c.message([]byte{0x90})
+	c.Message([]byte{0x90})
 	if !strings.Contains(logs.String(), "panic handling a request") || !strings.Contains(logs.String(), "192.0.2.1") {
 		t.Errorf("the panic was not logged: %q", logs.String())
 	}

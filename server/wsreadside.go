@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/wsframe"
 )
 
 // wsReadSide is what a connection needs to read its client's frames
-// without a goroutine of its own: a frameReader holding only a partial
+// without a goroutine of its own: a wsframe.Reader holding only a partial
 // frame between reads, and the state its driver keeps (the poller's, or a
 // goroutine's for a connection the poller cannot take).
 type wsReadSide struct {
-	reader frameReader
+	reader wsframe.Reader
 	// active is when bytes last came from the client (wsReaders.now): the
 	// idle sweep closes a connection silent for the idle timeout.
 	active atomic.Int64
@@ -50,11 +51,11 @@ const (
 // polled is whether the poller drives c.
 func (c *wsConn) polled() bool { return c.pollState.Load()&pollOn != 0 }
 
-// message is a frameSink method: a request frame goes to the engine. A
+// Message is a wsframe.Sink method: a request frame goes to the engine. A
 // panic in the engine's handling is logged and the connection goes on, as
 // under gws's Recovery: it would otherwise end the process, every
 // connection with it.
-func (c *wsConn) message(p []byte) {
+func (c *wsConn) Message(p []byte) {
 	defer func() {
 		if e := recover(); e != nil {
 			c.server.log.Error("websocket: panic handling a request", "remote", c.ip, "panic", e, "stack", string(debug.Stack()))
@@ -63,8 +64,8 @@ func (c *wsConn) message(p []byte) {
 	c.client.HandleFrame(p)
 }
 
-// ping is a frameSink method: it answers with a pong.
-func (c *wsConn) ping(p []byte) {
+// Ping is a wsframe.Sink method: it answers with a pong.
+func (c *wsConn) Ping(p []byte) {
 	if !c.polled() {
 		_ = c.socket.WritePong(p)
 		return
@@ -86,14 +87,14 @@ func (c *wsConn) writePong() {
 // (async) has the close frame written by another goroutine.
 func (c *wsConn) read(b []byte, async bool) bool {
 	c.active.Store(c.server.readers.now())
-	end, ended := c.reader.feed(b, c)
+	end, ended := c.reader.Feed(b, c)
 	if !ended {
 		return true
 	}
-	if end.failed {
-		c.server.log.Debug("websocket: malformed frame", "remote", c.ip, "code", end.send, "reason", end.reason)
+	if end.Failed {
+		c.server.log.Debug("websocket: malformed frame", "remote", c.ip, "code", end.Send, "reason", end.Reason)
 	}
-	c.closeWith(end.peer, end.send, end.reason, async)
+	c.closeWith(end.Peer, end.Send, end.Reason, async)
 	return false
 }
 

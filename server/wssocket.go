@@ -10,6 +10,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/internal/wsframe"
 )
 
 // wsSocket is the net.Conn gws writes a connection's frames to: the
@@ -44,7 +45,7 @@ func (s *wsSocket) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	// The upgrade's HTTP response comes this way too; a frame's first
 	// byte is FIN and the opcode (gws never fragments a close frame).
-	if len(p) > 0 && p[0] == 0x80|opClose {
+	if len(p) > 0 && p[0] == 0x80|wsframe.OpClose {
 		s.closeSent = true
 	}
 	if s.emptyClose.Load() && bytes.Equal(p, closeNormalFrame) {

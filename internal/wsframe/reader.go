@@ -1,4 +1,10 @@
-package server
+// Package wsframe reads and writes WebSocket frames (RFC 6455 §5; RFC 7692
+// for permessage-deflate) without a goroutine or a buffer per connection:
+// a Reader is fed bytes as they arrive, in pieces of any size, and keeps
+// between two reads only what a partial frame or a fragmented message needs.
+// The server reads its clients' frames with it, the load benchmark its
+// connections' frames from the server.
+package wsframe
 
 import (
 	"compress/flate"
@@ -11,27 +17,33 @@ import (
 	"github.com/tickstream/tickstream/codec"
 )
 
-// frameReader reads the frames a client sends on a WebSocket connection
-// (RFC 6455 §5, the server's side; RFC 7692 for permessage-deflate) from
+// Reader reads the frames one side of a WebSocket connection sends, from
 // bytes fed to it as they arrive, in pieces of any size. Between two reads
 // it keeps only what a partial frame or a fragmented message needs, nothing
 // when the connection is idle: an idle connection then costs no goroutine
 // and no buffer (gws's reader needs a goroutine blocked in its ReadLoop).
 //
-// It checks everything a server must: masked frames, reserved bits (RSV1
-// only on the first frame of a compressed message), opcodes, control frames
-// of at most 125 bytes and never fragmented, the order of fragments, the
-// 64-bit length's top bit, the message size limit (also once inflated), the
-// UTF-8 of text messages and close reasons, and the close code. A frame
-// that breaks a rule ends the reading with the code to close with; bad
-// input cannot make it panic or hold more than the size limit
-// (FuzzFrameReader).
+// It checks everything the receiving side must: the mask (a client's frames
+// are masked, a server's are not), reserved bits (RSV1 only on the first
+// frame of a compressed message), opcodes, control frames of at most 125
+// bytes and never fragmented, the order of fragments, the 64-bit length's
+// top bit, the message size limit (also once inflated), the UTF-8 of text
+// messages and close reasons, and the close code. A frame that breaks a
+// rule ends the reading with the code to close with; bad input cannot make
+// it panic or hold more than the size limit (FuzzReader).
 //
-// Its fields are ordered to pack it (every connection has one).
-type frameReader struct {
-	maxSize int  // the largest message, compressed or not
-	deflate bool // permessage-deflate was negotiated: RSV1 marks a compressed message
-	done    bool // a close frame was read or a rule broken: the rest is ignored
+// Its fields are ordered to pack it (every server connection has one).
+type Reader struct {
+	// MaxSize is the largest message, compressed or not.
+	MaxSize int
+	// Deflate is whether permessage-deflate was negotiated: RSV1 marks a
+	// compressed message.
+	Deflate bool
+	// Client is whether the Reader is a client's, reading a server's
+	// frames, which are not masked; a server's Reader wants every frame
+	// masked.
+	Client bool
+	done   bool // a close frame was read or a rule broken: the rest is ignored
 
 	// The frame being read: its header while it is incomplete, then the
 	// header's fields.
@@ -53,47 +65,50 @@ type frameReader struct {
 	msg     []byte
 }
 
-// frameSink receives what a frameReader reads, while it is fed.
-type frameSink interface {
-	// message receives a whole text or binary message, inflated; p is
+// Sink receives what a Reader reads, while it is fed.
+type Sink interface {
+	// Message receives a whole text or binary message, inflated; p is
 	// valid only during the call.
-	message(p []byte)
-	// ping receives a ping's payload, valid only during the call.
-	ping(p []byte)
+	Message(p []byte)
+	// Ping receives a ping's payload, valid only during the call.
+	Ping(p []byte)
 }
 
-// readEnd says how a connection's reading ended: the close frame to send
-// and the code to report to the engine (OnClose's).
-type readEnd struct {
-	// send is the close code to answer with; 0 sends a close frame with
+// End says how a connection's reading ended: the close frame to send and
+// the code the connection ends with.
+type End struct {
+	// Send is the close code to answer with; 0 sends a close frame with
 	// no payload (the answer to one).
-	send   codec.CloseCode
-	reason string
-	// peer is the code the connection ends with: the peer's own when it
+	Send   codec.CloseCode
+	Reason string
+	// Peer is the code the connection ends with: the peer's own when it
 	// closed, the code sent when the reader failed the connection.
-	peer codec.CloseCode
-	// failed is whether a rule was broken (as opposed to a close frame).
-	failed bool
+	Peer codec.CloseCode
+	// PeerReason is the reason in the peer's close frame.
+	PeerReason string
+	// Failed is whether a rule was broken (as opposed to a close frame).
+	Failed bool
 }
 
-func failure(code codec.CloseCode, reason string) (readEnd, bool) {
-	return readEnd{send: code, reason: reason, peer: code, failed: true}, true
+func failure(code codec.CloseCode, reason string) (End, bool) {
+	return End{Send: code, Reason: reason, Peer: code, Failed: true}, true
 }
 
+// The opcodes (RFC 6455 §5.2), and the largest payload of a control frame.
 const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opBinary       = 0x2
-	opClose        = 0x8
-	opPing         = 0x9
-	opPong         = 0xa
-	maxControl     = 125
+	OpContinuation = 0x0
+	OpText         = 0x1
+	OpBinary       = 0x2
+	OpClose        = 0x8
+	OpPing         = 0x9
+	OpPong         = 0xa
+	MaxControl     = 125
 )
 
-// feed reads b, the next bytes from the client, and calls sink for every
+// Feed reads b, the next bytes from the peer, and calls sink for every
 // message and ping it completes. It may unmask b in place. It returns true
 // with how to close when the reading ends; every later call returns at once.
-func (r *frameReader) feed(b []byte, sink frameSink) (readEnd, bool) {
+func (r *Reader) Feed(b []byte, sink Sink) (End, bool) {
 	for len(b) > 0 && !r.done {
 		var p []byte
 		if !r.inPayload() {
@@ -114,7 +129,9 @@ func (r *frameReader) feed(b []byte, sink frameSink) (readEnd, bool) {
 			n := min(len(b), r.length-r.got)
 			chunk := b[:n]
 			b = b[n:]
-			maskBytes(chunk, r.key, r.got)
+			if r.key != [4]byte{} { // a server's frame has none, and a zero key masks nothing
+				Mask(chunk, r.key, r.got)
+			}
 			r.got += n
 			switch {
 			case r.got < r.length:
@@ -133,11 +150,11 @@ func (r *frameReader) feed(b []byte, sink frameSink) (readEnd, bool) {
 			return end, true
 		}
 	}
-	return readEnd{}, false
+	return End{}, false
 }
 
 // inPayload is whether the current frame's header is complete.
-func (r *frameReader) inPayload() bool {
+func (r *Reader) inPayload() bool {
 	if r.hdrLen < 2 {
 		return false
 	}
@@ -155,7 +172,7 @@ func (r *frameReader) inPayload() bool {
 }
 
 // header judges the complete header in r.hdr and takes its fields.
-func (r *frameReader) header() (readEnd, bool) {
+func (r *Reader) header() (End, bool) {
 	b0, b1 := r.hdr[0], r.hdr[1]
 	r.opcode, r.fin, r.rsv1 = b0&0x0f, b0&0x80 != 0, b0&0x40 != 0
 	length := uint64(b1 & 0x7f)
@@ -170,46 +187,48 @@ func (r *frameReader) header() (readEnd, bool) {
 	}
 	control := r.opcode >= 8
 	switch {
-	case b1&0x80 == 0:
+	case b1&0x80 == 0 && !r.Client:
 		return failure(codec.CloseProtocolError, "unmasked client frame")
+	case b1&0x80 != 0 && r.Client:
+		return failure(codec.CloseProtocolError, "masked server frame")
 	case b0&0x30 != 0:
 		return failure(codec.CloseProtocolError, "reserved bit RSV2 or RSV3 set")
-	case r.rsv1 && (!r.deflate || control || r.opcode == opContinuation):
+	case r.rsv1 && (!r.Deflate || control || r.opcode == OpContinuation):
 		return failure(codec.CloseProtocolError, "reserved bit RSV1 set outside the first frame of a compressed message")
 	case length>>63 != 0:
 		return failure(codec.CloseProtocolError, "payload length with its most significant bit set")
-	case r.opcode > opBinary && r.opcode < opClose || r.opcode > opPong:
+	case r.opcode > OpBinary && r.opcode < OpClose || r.opcode > OpPong:
 		return failure(codec.CloseProtocolError, "reserved opcode")
 	case control && !r.fin:
 		return failure(codec.CloseProtocolError, "fragmented control frame")
-	case control && length > maxControl:
+	case control && length > MaxControl:
 		return failure(codec.CloseProtocolError, "control frame over 125 bytes")
-	case r.opcode == opContinuation && r.msgOpcode == 0:
+	case r.opcode == OpContinuation && r.msgOpcode == 0:
 		return failure(codec.CloseProtocolError, "continuation frame without a message to continue")
-	case (r.opcode == opText || r.opcode == opBinary) && r.msgOpcode != 0:
+	case (r.opcode == OpText || r.opcode == OpBinary) && r.msgOpcode != 0:
 		return failure(codec.CloseProtocolError, "new message inside a fragmented one")
-	case !control && length > uint64(r.maxSize-len(r.msg)):
+	case !control && length > uint64(r.MaxSize-len(r.msg)):
 		return failure(codec.CloseTooBig, "message too big")
 	}
 	copy(r.key[:], rest)
 	r.length = int(length)
-	return readEnd{}, false
+	return End{}, false
 }
 
 // frame handles a complete frame whose unmasked payload is p.
-func (r *frameReader) frame(p []byte, sink frameSink) (readEnd, bool) {
+func (r *Reader) frame(p []byte, sink Sink) (End, bool) {
 	switch r.opcode {
-	case opPing:
-		sink.ping(p)
-		return readEnd{}, false
-	case opPong:
-		return readEnd{}, false // the read itself shows the peer alive
-	case opClose:
+	case OpPing:
+		sink.Ping(p)
+		return End{}, false
+	case OpPong:
+		return End{}, false // the read itself shows the peer alive
+	case OpClose:
 		return peerClose(p)
-	case opContinuation:
+	case OpContinuation:
 		r.msg = append(r.msg, p...)
 		if !r.fin {
-			return readEnd{}, false
+			return End{}, false
 		}
 		opcode, deflated, msg := r.msgOpcode, r.msgDeflated, r.msg
 		r.msgOpcode, r.msgDeflated, r.msg = 0, false, nil
@@ -218,27 +237,27 @@ func (r *frameReader) frame(p []byte, sink frameSink) (readEnd, bool) {
 	if !r.fin {
 		r.msgOpcode, r.msgDeflated = r.opcode, r.rsv1
 		r.msg = append([]byte(nil), p...)
-		return readEnd{}, false
+		return End{}, false
 	}
 	return r.deliver(r.opcode, r.rsv1, p, sink)
 }
 
 // deliver hands a whole message to sink, inflated and checked.
-func (r *frameReader) deliver(opcode byte, deflated bool, p []byte, sink frameSink) (readEnd, bool) {
+func (r *Reader) deliver(opcode byte, deflated bool, p []byte, sink Sink) (End, bool) {
 	if deflated {
 		var err error
-		if p, err = inflate(p, r.maxSize); err != nil {
+		if p, err = inflate(p, r.MaxSize); err != nil {
 			if errors.Is(err, errInflatedTooBig) {
 				return failure(codec.CloseTooBig, "message too big once inflated")
 			}
 			return failure(codec.CloseInvalidData, "invalid compressed data")
 		}
 	}
-	if opcode == opText && !utf8.Valid(p) {
+	if opcode == OpText && !utf8.Valid(p) {
 		return failure(codec.CloseInvalidData, "text message not UTF-8")
 	}
-	sink.message(p)
-	return readEnd{}, false
+	sink.Message(p)
+	return End{}, false
 }
 
 // peerClose judges the peer's close frame as gws does (RFC 6455 §7.4): a
@@ -246,29 +265,31 @@ func (r *frameReader) deliver(opcode byte, deflated bool, p []byte, sink frameSi
 // (3000-4999) is echoed, an empty close gets an empty one; a payload of one
 // byte or a code that may not be sent fails with 1002, a reason that is not
 // UTF-8 with 1007.
-func peerClose(p []byte) (readEnd, bool) {
+func peerClose(p []byte) (End, bool) {
 	if len(p) == 0 {
-		return readEnd{peer: codec.CloseNoStatus}, true
+		return End{Peer: codec.CloseNoStatus}, true
 	}
 	if len(p) == 1 {
 		return failure(codec.CloseProtocolError, "close payload of one byte")
 	}
 	code := codec.CloseCode(binary.BigEndian.Uint16(p))
 	if !utf8.Valid(p[2:]) {
-		return readEnd{send: codec.CloseInvalidData, reason: "close reason not UTF-8", peer: code, failed: true}, true
+		return End{Send: codec.CloseInvalidData, Reason: "close reason not UTF-8", Peer: code, Failed: true}, true
 	}
+	reason := string(p[2:])
 	switch {
 	case code < 1000 || code >= 5000 || code >= 1016 && code < 3000,
 		code == 1004 || code == 1005 || code == 1006 || code == 1014 || code == 1015:
-		return readEnd{send: codec.CloseProtocolError, reason: "invalid close code", peer: code, failed: true}, true
+		return End{Send: codec.CloseProtocolError, Reason: "invalid close code", Peer: code, PeerReason: reason, Failed: true}, true
 	case code < 3000:
-		return readEnd{send: codec.CloseNormal, peer: code}, true
+		return End{Send: codec.CloseNormal, Peer: code, PeerReason: reason}, true
 	}
-	return readEnd{send: code, peer: code}, true
+	return End{Send: code, Peer: code, PeerReason: reason}, true
 }
 
-// maskBytes unmasks b, the payload bytes from offset on, with key.
-func maskBytes(b []byte, key [4]byte, offset int) {
+// Mask masks or unmasks b, the payload bytes from offset on, with key
+// (RFC 6455 §5.3).
+func Mask(b []byte, key [4]byte, offset int) {
 	k := binary.LittleEndian.Uint32(key[:])
 	if s := uint(offset&3) * 8; s != 0 {
 		k = k>>s | k<<(32-s)
