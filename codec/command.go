@@ -223,7 +223,7 @@ func decodeOptions(r *reader, o *SubOptions, prevBars string) error {
 			o.BarCount = int(v)
 		case optBarSince:
 			v, err := r.uint()
-			if err != nil || v >= maxSafeInt {
+			if err != nil || v >= MaxSafeInt {
 				return errors.New("option barSince must be an integer of unix microseconds, from 0 to 2^53-1")
 			}
 			o.BarSince, o.HasBarSince = int64(v), true

@@ -311,7 +311,7 @@ func decodeBar(r *reader, b *Bar) error {
 			return err
 		}
 	}
-	if v[0] != math.Trunc(v[0]) || math.Abs(v[0]) >= maxSafeInt || v[6] != math.Trunc(v[6]) || v[6] < 0 || v[6] > math.MaxUint32 {
+	if v[0] != math.Trunc(v[0]) || math.Abs(v[0]) >= MaxSafeInt || v[6] != math.Trunc(v[6]) || v[6] < 0 || v[6] > math.MaxUint32 {
 		return errors.New("bar's t or n is not an integer")
 	}
 	*b = Bar{T: int64(v[0]), Open: v[1], High: v[2], Low: v[3], Close: v[4], Volume: v[5], Trades: uint32(v[6])}

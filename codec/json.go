@@ -13,7 +13,7 @@ func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c =
 // appendJSONNumber writes v as the shortest JSON number that reads back as
 // v; integral values are written without a fraction.
 func appendJSONNumber(dst []byte, v float64) []byte {
-	if v == math.Trunc(v) && v > -maxSafeInt && v < maxSafeInt {
+	if v == math.Trunc(v) && v > -MaxSafeInt && v < MaxSafeInt {
 		return strconv.AppendInt(dst, int64(v), 10)
 	}
 	return strconv.AppendFloat(dst, v, 'g', -1, 64)

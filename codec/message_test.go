@@ -239,7 +239,7 @@ func FuzzDecodeCommands(f *testing.F) {
 				t.Fatalf("accepted %+v", cmd)
 			}
 			if o := &cmd.Opts; cmd.Op == OpSub && (!validMaxHz(o.MaxHz) || o.Fields == 0 || o.CheckBarOptions() != nil ||
-				o.BarCount < 0 || o.BarCount > MaxBarHistory || o.BarSince < 0 || o.BarSince >= maxSafeInt) {
+				o.BarCount < 0 || o.BarCount > MaxBarHistory || o.BarSince < 0 || o.BarSince >= MaxSafeInt) {
 				t.Fatalf("accepted options %+v", cmd.Opts)
 			}
 			// A command we accept re-encodes to one that decodes alike.

@@ -6,9 +6,10 @@ import (
 	"math"
 )
 
-// maxSafeInt is 2^53: every integer on the wire stays below it, so that
-// JavaScript clients read it exactly.
-const maxSafeInt = 1 << 53
+// MaxSafeInt is 2^53: every integer on the wire stays below it in
+// magnitude (timestamps, barSince, bar times), so that JavaScript clients
+// read it exactly.
+const MaxSafeInt = 1 << 53
 
 func appendArrayLen(dst []byte, n int) []byte {
 	switch {
@@ -91,7 +92,7 @@ func appendBool(dst []byte, b bool) []byte {
 // integer when v is integral and below 2^53 in magnitude, else a float32 when
 // float32 holds v exactly, else a float64.
 func appendNumber(dst []byte, v float64) []byte {
-	if v == math.Trunc(v) && v > -maxSafeInt && v < maxSafeInt {
+	if v == math.Trunc(v) && v > -MaxSafeInt && v < MaxSafeInt {
 		return appendInt(dst, int64(v))
 	}
 	if f := float32(v); float64(f) == v {

@@ -95,7 +95,7 @@ func checkValue(f int, v float64) error {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return fmt.Errorf("%w: %s is not finite", ErrBadValue, FieldNames[f])
 	}
-	if f == FieldTS && (v < 0 || v != math.Trunc(v) || v >= maxSafeInt) {
+	if f == FieldTS && (v < 0 || v != math.Trunc(v) || v >= MaxSafeInt) {
 		return fmt.Errorf("%w: ts %v is not a unix-microsecond integer", ErrBadValue, v)
 	}
 	return nil

@@ -93,9 +93,9 @@ func (s *Server) serveBars(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// maxBarTime is the latest time from and to take: 2^53-1 µs, the largest
-// integer every client's numbers hold.
-const maxBarTime = 1<<53 - 1
+// maxBarTime is the latest time from and to take: the largest integer
+// every client's numbers hold, in µs.
+const maxBarTime = codec.MaxSafeInt - 1
 
 // barTime reads query parameter key, a time as RFC 3339 or unix
 // microseconds, or returns def when it is absent.

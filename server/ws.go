@@ -159,7 +159,7 @@ func connectBarParams(q url.Values, opts *codec.SubOptions) error {
 	}
 	if v := q.Get("barSince"); v != "" {
 		us, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || us < 0 || us >= 1<<53 {
+		if err != nil || us < 0 || us >= codec.MaxSafeInt {
 			return fmt.Errorf("barSince %q: want unix microseconds, an integer from 0 to 2^53-1", v)
 		}
 		opts.BarSince, opts.HasBarSince = us, true

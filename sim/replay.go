@@ -253,16 +253,13 @@ func csvUpdate(cols []int, rec []string, sym []byte, u *codec.Update) ([]byte, e
 	return sym, nil
 }
 
-// maxSafeInt is 2^53: every integer on the wire stays below it.
-const maxSafeInt = 1 << 53
-
 // checkValue refuses the values codec.DecodeRecord refuses in a record, so
 // that a CSV replay cannot write what ingest would drop.
 func checkValue(f int, v float64) error {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return fmt.Errorf("%w: %s is not finite", codec.ErrBadValue, codec.FieldNames[f])
 	}
-	if f == codec.FieldTS && (v < 0 || v != math.Trunc(v) || v >= maxSafeInt) {
+	if f == codec.FieldTS && (v < 0 || v != math.Trunc(v) || v >= codec.MaxSafeInt) {
 		return fmt.Errorf("%w: ts %v is not a unix-microsecond integer", codec.ErrBadValue, v)
 	}
 	return nil
