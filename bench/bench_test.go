@@ -131,6 +131,7 @@ func TestRunCountsEveryDelivery(t *testing.T) {
 		{"json compressed", func(c *Config) { c.JSON, c.Compression = true, true }},
 		{"fields", func(c *Config) { c.Fields = []string{"bid", "ask"} }},
 		{"two source addresses", func(c *Config) { c.SourceIPs = 2 }},
+		{"the SDK's reader", func(c *Config) { c.SDKReader = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -71,6 +71,13 @@ type Config struct {
 	JSON bool
 	// Compression offers permessage-deflate.
 	Compression bool
+	// SDKReader reads every connection with the Go SDK (client.Conn: a
+	// gws reader goroutine each), as an application built on the SDK
+	// does. Otherwise, on Linux, the connections over ws:// without
+	// compression are read by the benchmark's own epoll poller, a few
+	// goroutines for all of them, which costs the load generator far less
+	// CPU and leaves the run queue to the feed's producer.
+	SDKReader bool
 	// RampRate opens at most this many connections per second; 0 opens
 	// them as fast as DialConcurrency allows.
 	RampRate float64

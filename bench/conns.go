@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,7 +41,7 @@ type slot struct {
 // session is one connection of a slot, from dial to close.
 type session struct {
 	slot  *slot
-	conn  *client.Conn
+	conn  benchConn
 	start time.Time
 	// ours is set before the benchmark closes the connection itself, so
 	// that the close is not counted as an error.
@@ -131,17 +132,7 @@ func (r *runner) dial(ctx context.Context, sl *slot) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	s := &session{slot: sl, start: time.Now(), ready: make(chan struct{})}
-	opts := client.Options{
-		Compression: r.cfg.Compression,
-		Logger:      r.clientLog,
-		NetDial:     r.netDial(sl),
-		OnMessage:   func(m *codec.Message) { r.onMessage(s, m) },
-		OnClose:     func(code int, reason string) { r.onClose(s, code, reason) },
-	}
-	if r.cfg.JSON {
-		opts.Format = codec.JSON
-	}
-	c, err := client.Dial(ctx, r.cfg.URL, opts)
+	c, err := r.dialConn(ctx, s)
 	if err != nil {
 		r.countError(dialErrorKind(err))
 		return 0, err
@@ -166,6 +157,97 @@ func (r *runner) dial(ctx context.Context, sl *slot) (time.Duration, error) {
 		r.closeSession(s)
 		return 0, fmt.Errorf("bench: connection %d: no snapshots within %v", sl.idx, r.cfg.DialTimeout)
 	}
+}
+
+// benchConn is what the benchmark uses of a connection: a client.Conn, or
+// a pollConn where the poller reads the connections.
+type benchConn interface {
+	Subscribe(syms []string, opts *codec.SubOptions) (uint64, error)
+	Close() error
+	Done() <-chan struct{}
+	CloseCode() int
+	Book() *client.Book
+}
+
+// connPoller reads many connections on a few goroutines
+// (pollloop_linux.go).
+type connPoller interface {
+	// dial opens a connection to rawURL from laddr (nil: the system's
+	// choice) with format's subprotocol, and returns it once HELLO came;
+	// wire counts the bytes read; onMessage and onClose are
+	// client.Options'.
+	dial(ctx context.Context, rawURL string, laddr *net.TCPAddr, format codec.Format, wire *atomic.Int64,
+		onMessage func(*codec.Message), onClose func(code int, reason string)) (benchConn, error)
+	// stop stops the poller; the connections still open are dropped.
+	stop()
+}
+
+// startPoller starts the poller that reads the run's connections where
+// one can (pollable); the returned function stops it.
+func (r *runner) startPoller() (stop func()) {
+	if !r.pollable() {
+		return func() {}
+	}
+	p, err := newConnPoller(r.log)
+	if err != nil {
+		r.log.Warn("bench: no poller: a goroutine reads each connection", "err", err)
+	}
+	if p == nil {
+		return func() {}
+	}
+	r.poller = p
+	return p.stop
+}
+
+// pollable is whether the poller can read the run's connections: the
+// benchmark's own client side speaks plain ws:// without compression and
+// subscribes after HELLO, and Config.SDKReader did not ask for the SDK's.
+func (r *runner) pollable() bool {
+	u, err := url.Parse(r.cfg.URL)
+	return err == nil && u.Scheme == "ws" && !u.Query().Has("symbols") && !r.cfg.Compression && !r.cfg.SDKReader
+}
+
+// clientReader names what reads the run's connections (ResultConfig's
+// ClientReader).
+func (r *runner) clientReader() string {
+	if r.poller != nil {
+		return "poll"
+	}
+	return "sdk"
+}
+
+// readerName is how the summary names a ResultConfig.ClientReader.
+func readerName(reader string) string {
+	if reader == "poll" {
+		return "the benchmark's epoll poller"
+	}
+	return "the Go SDK (a goroutine each)"
+}
+
+// dialConn opens s's connection: on the poller if the run has one, with
+// the SDK's client.Conn otherwise.
+func (r *runner) dialConn(ctx context.Context, s *session) (benchConn, error) {
+	onMessage := func(m *codec.Message) { r.onMessage(s, m) }
+	onClose := func(code int, reason string) { r.onClose(s, code, reason) }
+	format := codec.Binary
+	if r.cfg.JSON {
+		format = codec.JSON
+	}
+	if r.poller != nil {
+		return r.poller.dial(ctx, r.cfg.URL, s.slot.laddr, format, &s.slot.wireBytes, onMessage, onClose)
+	}
+	c, err := client.Dial(ctx, r.cfg.URL, client.Options{
+		Format:      format,
+		Compression: r.cfg.Compression,
+		Logger:      r.clientLog,
+		NetDial:     r.netDial(s.slot),
+		OnMessage:   onMessage,
+		OnClose:     onClose,
+	})
+	if err != nil {
+		return nil, err // not a nil *client.Conn in a benchConn
+	}
+	return c, nil
 }
 
 // onMessage runs on a connection's read goroutine for every message, after

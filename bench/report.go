@@ -38,7 +38,7 @@ func WriteSummary(w io.Writer, res *Result) error {
 	}
 	format := c.wireFormat()
 	fmt.Fprintf(&b, "tickstream bench  %s  %s\n", c.URL, res.Started.Format(time.RFC3339))
-	fmt.Fprintf(&b, "  %d connections × %s, %s, %d source address(es); %d CPUs\n", c.Conns, subs, format, c.SourceIPs, c.NumCPU)
+	fmt.Fprintf(&b, "  %d connections × %s, %s, %d source address(es), read by %s; %d CPUs\n", c.Conns, subs, format, c.SourceIPs, readerName(c.ClientReader), c.NumCPU)
 	fmt.Fprintf(&b, "  connect + first snapshots: %s\n", connectLine(&res.Connect))
 	if res.Storm != nil {
 		fmt.Fprintf(&b, "  reconnect storm:           %s\n", connectLine(res.Storm))

@@ -55,10 +55,12 @@ type runner struct {
 	// connections that never read (nil without Config.SlowConns).
 	marketSymbols []string
 	slow          *slowPool
-	ctx           context.Context
-	start         time.Time
-	pid           int
-	shared        bool
+	// poller reads the connections where it can; nil: client.Conn does.
+	poller connPoller
+	ctx    context.Context
+	start  time.Time
+	pid    int
+	shared bool
 
 	open      atomic.Int64
 	measuring atomic.Bool
@@ -115,6 +117,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 	defer cancel()
 	r.ctx = ctx
 	r.findServer()
+	defer r.startPoller()()
 
 	market := sim.NewMarket(sim.Config{Symbols: cfg.Symbols, Seed: cfg.Seed})
 	r.slots = make([]*slot, cfg.Conns)
@@ -310,6 +313,7 @@ func (r *runner) resultConfig(ips int) ResultConfig {
 		RampRate: c.RampRate, SourceIPs: max(ips, 1), Rate: c.Rate, Warmup: c.Warmup,
 		Duration: c.Duration, Seed: c.Seed, Storm: c.Storm, FindMax: c.FindMax, Overload: c.Overload,
 		P99Limit: c.p99Limit(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		ClientReader: r.clientReader(),
 	}
 }
 

@@ -276,30 +276,33 @@ type Result struct {
 
 // ResultConfig is the part of Config a Result records.
 type ResultConfig struct {
-	URL            string        `json:"url"`
-	Topic          string        `json:"topic"`
-	Fed            bool          `json:"fed"`
-	Conns          int           `json:"conns"`
-	SymbolsPerConn int           `json:"symbolsPerConn"`
-	SlowConns      int           `json:"slowConns,omitempty"`
-	Symbols        int           `json:"symbols"`
-	Zipf           float64       `json:"zipf,omitempty"`
-	MaxHz          float64       `json:"maxHz,omitempty"`
-	Fields         []string      `json:"fields,omitempty"`
-	JSON           bool          `json:"json"`
-	Compression    bool          `json:"compression"`
-	RampRate       float64       `json:"rampRate,omitempty"`
-	SourceIPs      int           `json:"sourceIPs"`
-	Rate           float64       `json:"rate"`
-	Warmup         time.Duration `json:"warmup"`
-	Duration       time.Duration `json:"duration"`
-	Seed           int64         `json:"seed"`
-	Storm          bool          `json:"storm,omitempty"`
-	FindMax        bool          `json:"findMax,omitempty"`
-	Overload       bool          `json:"overload,omitempty"`
-	P99Limit       time.Duration `json:"p99Limit"`
-	GOMAXPROCS     int           `json:"gomaxprocs"`
-	NumCPU         int           `json:"numCPU"`
+	URL            string   `json:"url"`
+	Topic          string   `json:"topic"`
+	Fed            bool     `json:"fed"`
+	Conns          int      `json:"conns"`
+	SymbolsPerConn int      `json:"symbolsPerConn"`
+	SlowConns      int      `json:"slowConns,omitempty"`
+	Symbols        int      `json:"symbols"`
+	Zipf           float64  `json:"zipf,omitempty"`
+	MaxHz          float64  `json:"maxHz,omitempty"`
+	Fields         []string `json:"fields,omitempty"`
+	JSON           bool     `json:"json"`
+	Compression    bool     `json:"compression"`
+	// ClientReader is what read the connections: "poll", the benchmark's
+	// epoll poller, or "sdk", a client.Conn each (Config.SDKReader).
+	ClientReader string        `json:"clientReader"`
+	RampRate     float64       `json:"rampRate,omitempty"`
+	SourceIPs    int           `json:"sourceIPs"`
+	Rate         float64       `json:"rate"`
+	Warmup       time.Duration `json:"warmup"`
+	Duration     time.Duration `json:"duration"`
+	Seed         int64         `json:"seed"`
+	Storm        bool          `json:"storm,omitempty"`
+	FindMax      bool          `json:"findMax,omitempty"`
+	Overload     bool          `json:"overload,omitempty"`
+	P99Limit     time.Duration `json:"p99Limit"`
+	GOMAXPROCS   int           `json:"gomaxprocs"`
+	NumCPU       int           `json:"numCPU"`
 }
 
 // Progress is the state of a run, reported every Config.Interval.

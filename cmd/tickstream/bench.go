@@ -110,6 +110,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.StringVar(&o.fields, "fields", "", "subscription fields, `a,b,...` (ts is always added; default all)")
 	fs.StringVar(&o.format, "format", "msgpack", "subprotocol: msgpack or json")
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "offer permessage-deflate")
+	fs.BoolVar(&cfg.SDKReader, "sdk-reader", cfg.SDKReader, "read every connection with the Go SDK's client (a goroutine each), as SDK applications do, not the benchmark's own epoll reader (Linux, ws:// without compression)")
 	fs.Float64Var(&cfg.RampRate, "ramp", cfg.RampRate, "open at most this many connections per second (0: no pacing)")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "dials in flight")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", cfg.DialTimeout, "bound of one connection's dial, HELLO and snapshots")

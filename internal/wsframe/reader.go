@@ -210,7 +210,10 @@ func (r *Reader) header() (End, bool) {
 	case !control && length > uint64(r.MaxSize-len(r.msg)):
 		return failure(codec.CloseTooBig, "message too big")
 	}
-	copy(r.key[:], rest)
+	r.key = [4]byte{}
+	if b1&0x80 != 0 {
+		copy(r.key[:], rest)
+	}
 	r.length = int(length)
 	return End{}, false
 }

@@ -142,6 +142,8 @@ func TestFrameReader(t *testing.T) {
 		{name: "a server's frames to a client", client: true,
 			stream:   serverWire(data(OpBinary, false, "a"), control(OpPing, []byte("p")), data(OpContinuation, true, "b"), data(OpText, true, "c"), closing(4001, "going")),
 			messages: []string{"ab", "c"}, pings: []string{"p"}, end: End{Send: 4001, Peer: 4001, PeerReason: "going"}},
+		{name: "a server's short frame after a longer header", client: true,
+			stream: serverWire(data(OpBinary, true, big[:300]), data(OpBinary, true, "after")), messages: []string{big[:300], "after"}},
 		{name: "a masked frame to a client", client: true, stream: wire(data(OpBinary, true, "x")),
 			end: End{Send: codec.CloseProtocolError, Reason: "masked server frame", Peer: codec.CloseProtocolError, Failed: true}},
 		{name: "close 1005", stream: wire(closing(1005, "")), end: End{Send: codec.CloseProtocolError, Reason: "invalid close code", Peer: 1005, Failed: true}},
