@@ -16,6 +16,7 @@ import (
 
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/epoll"
 )
 
 // clientPoller reads the benchmark's plain ws:// connections on a few
@@ -41,9 +42,8 @@ type clientPoller struct {
 // pollLoop is one goroutine in epoll_wait on the connections given to it,
 // reading each when it is readable into a buffer shared by all of them.
 type pollLoop struct {
-	log  *slog.Logger
-	epfd int
-	wake [2]int // a pipe: a byte in it ends the loop
+	log *slog.Logger
+	set *epoll.Set
 
 	mu      sync.Mutex
 	conns   map[uint64]*pollConn
@@ -57,9 +57,6 @@ type pollLoop struct {
 	err    error
 	readFn func(fd uintptr) bool
 }
-
-// wakeID is the key of the wake pipe's events: no connection has it.
-const wakeID = 0
 
 // pollReadBuffer is a loop's read buffer: a read takes what a connection
 // has, up to this; more waits for the next round.
@@ -89,20 +86,11 @@ func newConnPoller(log *slog.Logger) (connPoller, error) {
 }
 
 func newPollLoop(log *slog.Logger) (*pollLoop, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
-		return nil, fmt.Errorf("bench: epoll_create1: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	l := &pollLoop{log: log, epfd: epfd, conns: map[uint64]*pollConn{}, buf: make([]byte, pollReadBuffer)}
-	if err := syscall.Pipe2(l.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("bench: pipe2: %w", err)
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeID}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wake[0], &ev); err != nil {
-		l.closeFDs()
-		return nil, fmt.Errorf("bench: epoll_ctl: %w", err)
-	}
+	l := &pollLoop{log: log, set: set, conns: map[uint64]*pollConn{}, buf: make([]byte, pollReadBuffer)}
 	// Returning true, the read never parks: the fd is readable, or the
 	// read fails with EAGAIN. RawConn holds the fd open meanwhile.
 	l.readFn = func(fd uintptr) bool {
@@ -110,12 +98,6 @@ func newPollLoop(log *slog.Logger) (*pollLoop, error) {
 		return true
 	}
 	return l, nil
-}
-
-func (l *pollLoop) closeFDs() {
-	syscall.Close(l.epfd)
-	syscall.Close(l.wake[0])
-	syscall.Close(l.wake[1])
 }
 
 // dial opens a connection read by one of the loops, in turn: see
@@ -137,14 +119,14 @@ func (p *clientPoller) stop() {
 		l.mu.Lock()
 		l.stopped = true
 		l.mu.Unlock()
-		_, _ = syscall.Write(l.wake[1], []byte{1})
+		l.set.Wake()
 	}
 	p.wg.Wait()
 	for _, l := range p.loops {
 		for _, c := range l.snapshot(nil) {
 			c.end(int(codec.CloseAbnormal), "the benchmark's poller stopped")
 		}
-		l.closeFDs()
+		l.set.Close()
 	}
 }
 
@@ -172,12 +154,11 @@ func (l *pollLoop) add(c *pollConn, early []byte) error {
 	}
 	var err error
 	cerr := c.rc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(uint32(c.id)), Pad: int32(uint32(c.id >> 32))}
-		err = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		err = l.set.Control(syscall.EPOLL_CTL_ADD, int(fd), syscall.EPOLLIN|syscall.EPOLLRDHUP, c.id)
 	})
 	if err = errors.Join(cerr, err); err != nil {
-		c.endLocked(int(codec.CloseAbnormal), "epoll_ctl: "+err.Error())
-		return fmt.Errorf("epoll_ctl: %w", err)
+		c.endLocked(int(codec.CloseAbnormal), err.Error())
+		return err
 	}
 	return nil
 }
@@ -207,19 +188,16 @@ func (l *pollLoop) run() {
 	nextSweep := time.Now().Add(sweepInterval)
 	for {
 		wait := max(time.Until(nextSweep), 0)
-		n, err := syscall.EpollWait(l.epfd, events, int(wait/time.Millisecond)+1)
+		n, err := l.set.Wait(events, int(wait/time.Millisecond)+1)
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
 			l.log.Error("bench: epoll_wait failed: connections are no longer read", "err", err)
 			return
 		}
 		now := time.Now()
 		l.mu.Lock()
-		for _, ev := range events[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if id == wakeID {
+		for i := range events[:n] {
+			id := epoll.Key(&events[i])
+			if id == epoll.WakeKey {
 				l.mu.Unlock()
 				return
 			}

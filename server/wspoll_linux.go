@@ -4,12 +4,12 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"syscall"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/epoll"
 )
 
 // epollPoller reads every plain TCP WebSocket connection without a
@@ -27,10 +27,9 @@ import (
 // closed, by anyone.
 type epollPoller struct {
 	readers *wsReaders
-	epfd    int
-	wake    [2]int // a pipe: a byte in it ends the wait
+	set     *epoll.Set
 
-	// ctlMu keeps epfd from being closed under an epoll_ctl.
+	// ctlMu keeps the set from being closed under an epoll_ctl.
 	ctlMu   sync.RWMutex
 	stopped bool
 
@@ -42,9 +41,6 @@ type epollPoller struct {
 	wg sync.WaitGroup
 }
 
-// wakeSlot is the slot in the wake pipe's event (-1): no connection has it.
-const wakeSlot = -1
-
 // pollReadBuffer is a worker's read buffer, shared by the connections it
 // serves; a worker reads a connection at most pollReads times before
 // serving others.
@@ -54,21 +50,12 @@ const (
 )
 
 func newPoller(r *wsReaders) (connPoller, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
-		return nil, fmt.Errorf("epoll_create1: %w", err)
+		return nil, err
 	}
-	p := &epollPoller{readers: r, epfd: epfd}
+	p := &epollPoller{readers: r, set: set}
 	p.qcond.L = &p.qmu
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("pipe2: %w", err)
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeSlot}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
-		p.closeFDs()
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
-	}
 	p.wg.Add(1)
 	go p.wait()
 	for range runtime.GOMAXPROCS(0) {
@@ -76,12 +63,6 @@ func newPoller(r *wsReaders) (connPoller, error) {
 		go p.work()
 	}
 	return p, nil
-}
-
-func (p *epollPoller) closeFDs() {
-	syscall.Close(p.epfd)
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
 }
 
 // add has the poller drive c, if c is a plain TCP connection and the
@@ -114,7 +95,7 @@ func (p *epollPoller) close(c *wsConn) error {
 	p.ctlMu.RLock()
 	if !p.stopped {
 		_ = c.rc.Control(func(fd uintptr) {
-			_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+			_ = p.set.Delete(int(fd))
 		})
 	}
 	p.ctlMu.RUnlock()
@@ -170,24 +151,22 @@ func (p *epollPoller) wait() {
 	events := make([]syscall.EpollEvent, 256)
 	var ready []*wsConn
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
+		n, err := p.set.Wait(events, -1)
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
 			p.readers.log.Error("websocket: epoll_wait failed: connections are no longer read", "err", err)
 			return
 		}
 		ready = ready[:0]
 		p.readers.mu.Lock()
-		for _, ev := range events[:n] {
-			if ev.Fd == wakeSlot {
+		for i := range events[:n] {
+			key := epoll.Key(&events[i])
+			if key == epoll.WakeKey {
 				p.readers.mu.Unlock()
 				return
 			}
 			// A stale event (of a connection closed since, whose slot may
 			// serve another now) names a free slot or an older generation.
-			if c := p.readers.lookupLocked(uint32(ev.Fd), uint32(ev.Pad)); c != nil {
+			if c := p.readers.lookupLocked(uint32(key), uint32(key>>32)); c != nil {
 				ready = append(ready, c)
 			}
 		}
@@ -226,8 +205,7 @@ func (p *epollPoller) work() {
 		return true
 	}
 	w.ctlFn = func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(w.c.slot), Pad: int32(w.c.gen)}
-		w.err = syscall.EpollCtl(p.epfd, w.op, int(fd), &ev)
+		w.err = p.set.Control(w.op, int(fd), syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT, uint64(w.c.slot)|uint64(w.c.gen)<<32)
 	}
 	for c := p.pop(); c != nil; c = p.pop() {
 		w.serve(c)
@@ -317,11 +295,11 @@ func (p *epollPoller) stop() {
 	p.stopping = true
 	p.qcond.Broadcast()
 	p.qmu.Unlock()
-	_, _ = syscall.Write(p.wake[1], []byte{1})
+	p.set.Wake()
 	p.wg.Wait()
 	p.ctlMu.Lock()
 	p.stopped = true
-	p.closeFDs()
+	p.set.Close()
 	p.ctlMu.Unlock()
 	for _, c := range p.readers.polledConns() {
 		_ = c.sock.Conn.Close()
