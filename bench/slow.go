@@ -12,12 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/sockopt"
 )
 
 // slowRecvBuffer is the receive buffer of a slow connection: the kernel
@@ -149,15 +149,7 @@ func (p *slowPool) handshake(ctx context.Context, c *slowConn) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: p.r.cfg.DialTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, slowRecvBuffer)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Timeout: p.r.cfg.DialTimeout, Control: sockopt.RecvBuffer(slowRecvBuffer)}
 	if c.laddr != nil {
 		d.LocalAddr = c.laddr
 	}

@@ -8,12 +8,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/demo"
+	"github.com/tickstream/tickstream/internal/sockopt"
 )
 
 // keepAlive is a plain HTTP/1.1 client connection that sends requests one
@@ -260,11 +260,7 @@ func TestSlowHTTPResponse(t *testing.T) {
 	go func() { _ = srv.Serve(smallSendBuffers{ln}) }()
 	t.Cleanup(func() { srv.Close() })
 	// A small receive buffer too, for the same reason.
-	dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		_ = rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
+	dialer := net.Dialer{Control: sockopt.RecvBuffer(4096)}
 	slowGet := func(pace time.Duration) (int, error) {
 		conn, err := dialer.DialContext(context.Background(), "tcp", ln.Addr().String())
 		if err != nil {

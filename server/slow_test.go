@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/demo"
 	"github.com/tickstream/tickstream/fanout"
+	"github.com/tickstream/tickstream/internal/sockopt"
 	"github.com/tickstream/tickstream/node"
 )
 
@@ -33,16 +33,7 @@ type deafConn struct {
 
 func dialDeaf(t *testing.T, addr string, format codec.Format) *deafConn {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: sockopt.RecvBuffer(4096)}
 	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -276,12 +267,14 @@ func TestSetSendBuffer(t *testing.T) {
 	}
 	defer raw.Close()
 	sndbuf := func() int {
-		var n int
 		rc, err := raw.(*net.TCPConn).SyscallConn()
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = rc.Control(func(fd uintptr) { n, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
+		n, err := sockopt.SendBufferSize(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return n
 	}
 	for _, tc := range []struct {

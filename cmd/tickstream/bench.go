@@ -14,7 +14,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tickstream/tickstream/bench"
@@ -402,8 +401,7 @@ func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, ex
 	// benchmark's loopback server serves anyone. The environment, unlike a
 	// flag, is ignored by a serve command that has no such setting.
 	cmd.Env = append(os.Environ(), "TICKSTREAM_AUTH=none")
-	// The child ignores the terminal's interrupt: this process stops it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	detach(cmd)
 	if err := cmd.Start(); err != nil {
 		broker.Close()
 		return nil, fmt.Errorf("embedded server: %w", err)
@@ -415,7 +413,7 @@ func startBenchServer(ctx context.Context, cfg *bench.Config, partitions int, ex
 		close(exited)
 	}()
 	stop = func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = terminate(cmd.Process)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
