@@ -11,6 +11,7 @@ import (
 
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/demo"
+	"github.com/tickstream/tickstream/internal/testcert"
 )
 
 // TestReaderSlotGenerations checks the names the poller's events carry: a
@@ -66,7 +67,7 @@ func readerCounts(s *Server) (polled, goroutine int) {
 // a TLS connection works.
 func TestIdleSweep(t *testing.T) {
 	const idle = time.Second
-	certFile, keyFile, pool := writeCert(t)
+	certFile, keyFile, pool := testcert.Write(t)
 	for _, tc := range []struct {
 		name    string
 		tls     bool
