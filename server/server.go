@@ -134,6 +134,10 @@ type Server struct {
 	mux       *http.ServeMux
 	ln        net.Listener
 	started   time.Time
+	// closing counts the close frames being written (wsConn.Close): a
+	// shutdown waits for them before the readers close the sockets, or a
+	// client would see its connection drop (1006) instead of 1001.
+	closing pending
 }
 
 // New builds the edge of n and listens on cfg.Listen. Run serves, and runs
@@ -210,6 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.httpConns.stop()
 	_ = srv.Shutdown(shutdown) // hijacked WebSocket connections are closed by the node's hub
 	s.node.Close()
+	s.closing.wait() // each bounded by its write deadline
 	stopReaders()
 	<-ingested
 	return err

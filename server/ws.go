@@ -419,7 +419,9 @@ func (c *wsConn) writesPastGws() bool { return !c.reader.Deflate }
 // lost if the socket were closed here first.
 func (c *wsConn) Close(code codec.CloseCode, reason string) {
 	c.close.Do(func() {
+		c.server.closing.add()
 		go func() {
+			defer c.server.closing.done()
 			_ = c.socket.SetDeadline(time.Now().Add(time.Second))
 			_ = c.socket.WriteClose(uint16(code), []byte(reason))
 		}()
