@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,9 @@ type Options struct {
 	Compression bool
 	// Header is added to the upgrade request, e.g. Authorization.
 	Header http.Header
+	// TLSConfig configures the TLS of wss:// URLs, e.g. RootCAs for a
+	// server whose certificate a private CA signed; nil: the system's roots.
+	TLSConfig *tls.Config
 	// OnMessage, when set, is called on the read goroutine for every
 	// decoded message, after the message was applied to the Book, so that
 	// it sees the state the message produced. The message is reused: it is
@@ -180,7 +184,9 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		RequestHeader:     header,
 		HandshakeTimeout:  wait,
 		PermessageDeflate: gws.PermessageDeflate{Enabled: opts.Compression},
-		NewDialer:         func() (gws.Dialer, error) { return d, nil },
+		// A copy: gws sets ServerName in the config it is given.
+		TlsConfig: opts.TLSConfig.Clone(),
+		NewDialer: func() (gws.Dialer, error) { return d, nil },
 	})
 	if err != nil {
 		d.stop()

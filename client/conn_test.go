@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,6 +27,7 @@ type fakeServer struct {
 	onOpen    func(s *serverConn)
 	onCommand func(s *serverConn, c *codec.Command)
 	headers   chan http.Header // upgrade request headers, one per connection
+	roots     *x509.CertPool   // trusts its certificate, when it serves wss://
 
 	wg    sync.WaitGroup // the connections' read loops and helper goroutines
 	mu    sync.Mutex
@@ -49,12 +52,23 @@ func (s *serverConn) send(msgs ...msg) error {
 // newFakeServer starts a server; refuse, when set, answers every upgrade
 // request instead.
 func newFakeServer(t *testing.T, refuse http.HandlerFunc) *fakeServer {
+	return startFakeServer(t, refuse, false)
+}
+
+// newFakeTLSServer starts a server of wss:// and returns it with the pool
+// that trusts its certificate.
+func newFakeTLSServer(t *testing.T) (*fakeServer, *x509.CertPool) {
+	fs := startFakeServer(t, nil, true)
+	return fs, fs.roots
+}
+
+func startFakeServer(t *testing.T, refuse http.HandlerFunc, withTLS bool) *fakeServer {
 	fs := &fakeServer{t: t, headers: make(chan http.Header, 16)}
 	up := gws.NewUpgrader((*serverEvents)(fs), &gws.ServerOption{
 		SubProtocols:      []string{codec.SubprotocolBinary, codec.SubprotocolJSON},
 		PermessageDeflate: gws.PermessageDeflate{Enabled: true},
 	})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fs.headers <- r.Header.Clone()
 		if refuse != nil {
 			refuse(w, r)
@@ -71,6 +85,13 @@ func newFakeServer(t *testing.T, refuse http.HandlerFunc) *fakeServer {
 		defer fs.wg.Done()
 		ws.ReadLoop()
 	}))
+	if withTLS {
+		srv.StartTLS()
+		fs.roots = x509.NewCertPool()
+		fs.roots.AddCert(srv.Certificate())
+	} else {
+		srv.Start()
+	}
 	fs.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 	t.Cleanup(func() {
 		fs.mu.Lock()
@@ -322,6 +343,35 @@ func TestConnHeartbeat(t *testing.T) {
 	}
 	if silent := time.Since(stop); silent < 3*hb-hb/3 {
 		t.Errorf("closed after %v of silence, want about %v", silent, 3*hb)
+	}
+}
+
+// TestDialTLS dials wss://: refused without the CA of the server's
+// certificate, connected with it in Options.TLSConfig, which Dial leaves as
+// it was (gws writes the host name into the config it is given, and one
+// config serves many connections, to many hosts).
+func TestDialTLS(t *testing.T) {
+	fs, roots := newFakeTLSServer(t)
+	fs.onOpen = func(s *serverConn) { _ = s.send(hello()) }
+	if !strings.HasPrefix(fs.url, "wss://") {
+		t.Fatalf("url %s: want wss://", fs.url)
+	}
+	_, err := Dial(dialCtx(t), fs.url, Options{})
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Fatalf("Dial without the CA: %v, want x509.UnknownAuthorityError", err)
+	}
+	cfg := &tls.Config{RootCAs: roots}
+	c, err := Dial(dialCtx(t), fs.url, Options{TLSConfig: cfg})
+	if err != nil {
+		t.Fatalf("Dial with the CA: %v", err)
+	}
+	defer c.Close()
+	if c.Hello().ServerID == "" {
+		t.Error("no HELLO")
+	}
+	if cfg.ServerName != "" {
+		t.Errorf("Dial changed the caller's TLS config: ServerName %q", cfg.ServerName)
 	}
 }
 

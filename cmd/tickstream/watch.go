@@ -52,7 +52,7 @@ const (
 	ansiReset      = "\x1b[0m"
 )
 
-const watchUsage = `usage: tickstream watch [--url URL] [--token T] [--json] [--bars 1m] [--trend 15] SYM...
+const watchUsage = `usage: tickstream watch [--url URL] [--token T] [--server-ca FILE] [--json] [--bars 1m] [--trend 15] SYM...
 
 Shows a live table of the symbols, redrawn in place on a terminal (a table a
 second when written to a pipe or file). Its TREND column is the change over
@@ -60,10 +60,13 @@ each symbol's last --trend bars of --bars (the forming one included), from the
 server's bar history and live bars, with a sparkline of their closes; --bars
 off, or a server without bars, leaves it out. It reconnects with backoff when the
 server goes away, showing the table's last state as DISCONNECTED meanwhile, and
-stops for good when the server refuses the credentials (close 4001).
+stops for good when the server refuses the credentials (close 4001) or its
+certificate is not trusted.
 
 --url takes the WebSocket endpoint (ws://host:port/ws, wss://), or the server's
-http(s):// address or a bare host:port, which mean the same server's /ws.
+http(s):// address or a bare host:port, which mean the same server's /ws. A
+wss:// server whose certificate a private CA signed (or a self-signed one, as
+serve's --listen-cert may be) needs that CA's certificate in --server-ca.
 
 flags:
 `
@@ -78,6 +81,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "use the JSON subprotocol (tickstream.v1.json) instead of MessagePack")
 	bars := fs.String("bars", "1m", "bar `interval` of the TREND column (off: no column)")
 	trend := fs.Int("trend", 15, "bars the TREND column spans")
+	var serverCA serverCAFlag
+	serverCA.register(fs)
 	args, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -102,12 +107,18 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--trend %d: want 1 to %d bars", *trend, codec.MaxBarHistory)
 	}
 
-	w := &watcher{url: url, syms: syms, out: stdout, tty: isTerminal(stdout), token: *token != "", refused: make(chan subRefusal, 1)}
+	tlsConfig, err := serverCA.config()
+	if err != nil {
+		return err
+	}
+
+	w := &watcher{url: url, syms: syms, out: stdout, tty: isTerminal(stdout), token: *token != "", serverCA: serverCA, refused: make(chan subRefusal, 1)}
 	if *bars != "off" {
 		w.bars, w.trend = *bars, *trend
 	}
 	w.opts = client.Options{
-		Header: http.Header{},
+		Header:    http.Header{},
+		TLSConfig: tlsConfig,
 		OnMessage: func(m *codec.Message) {
 			w.dirty.Store(true)
 			// A server without the interval, or without bars, refuses the
@@ -178,8 +189,10 @@ type watcher struct {
 	opts client.Options
 	out  io.Writer
 	tty  bool
-	// token reports that --token was given, for the advice on a refusal.
-	token bool
+	// token reports that --token was given, and serverCA --server-ca, for
+	// the advice on a refusal.
+	token    bool
+	serverCA serverCAFlag
 	// bars is the interval of the TREND column and trend the bars it
 	// spans; "" and 0 without the column.
 	bars  string
@@ -314,8 +327,12 @@ func (w *watcher) subscribe(conn *client.Conn) error {
 }
 
 // permanent reports whether err will not go away by reconnecting: the
-// server refused the request itself, or the credentials.
+// server refused the request itself, or the credentials, or its certificate
+// is not trusted.
 func permanent(err error) bool {
+	if untrusted(err) {
+		return true
+	}
 	var he *client.HandshakeError
 	if errors.As(err, &he) {
 		switch he.StatusCode {
@@ -328,8 +345,12 @@ func permanent(err error) bool {
 	return codec.CloseCode(closeCode(err)).Reconnect() != codec.ReconnectBackoff
 }
 
-// advise adds to a refusal of the credentials what to do about it.
+// advise adds to a refusal of the credentials, or of the server's
+// certificate, what to do about it.
 func (w *watcher) advise(err error) error {
+	if untrusted(err) {
+		return w.serverCA.adviseUntrusted(err)
+	}
 	if closeCode(err) != int(codec.CloseNotAuthenticated) {
 		return err
 	}

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/tickstream/tickstream/client"
 	"github.com/tickstream/tickstream/codec"
+	"github.com/tickstream/tickstream/internal/testcert"
 )
 
 // quoteFrame is one SNAPSHOT with the given fields, in binary.
@@ -449,6 +453,50 @@ func TestRunWatchUnauthenticated(t *testing.T) {
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), "4001") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("runWatch %q = %v, want the 4001 with %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestRunWatchServerCA checks wss:// against a server whose certificate the
+// system does not trust: watch stops at once and names --server-ca; with the
+// CA in --server-ca it gets through the TLS handshake to the server (which
+// refuses the credentials, 4001, so that the run ends); with another CA it
+// says to check the file; a file with no certificate is a bad command line.
+func TestRunWatchServerCA(t *testing.T) {
+	up := gws.NewUpgrader(closer{}, &gws.ServerOption{SubProtocols: []string{codec.SubprotocolBinary}})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ws, err := up.Upgrade(w, r); err == nil {
+			ws.ReadLoop()
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := testcert.Write(t)
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args  []string
+		want  string
+		usage bool
+	}{
+		{nil, "certificate signed by unknown authority; if a private CA signed the server's certificate, pass that CA with --server-ca FILE", false},
+		{[]string{"--server-ca", ca}, "4001", false},
+		{[]string{"--server-ca", other}, "check that --server-ca " + other + " holds the CA", false},
+		{[]string{"--server-ca", notPEM}, "--server-ca " + notPEM + ": no PEM certificate in it", true},
+		{[]string{"--server-ca", filepath.Join(dir, "missing.pem")}, "--server-ca: open", true},
+	} {
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := runWatch(ctx, append(tc.args, "--url", srv.URL, "AAPL"), &out, &out)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, errUsage) != tc.usage {
+			t.Errorf("runWatch %q = %v, want an error with %q (usage %v)", tc.args, err, tc.want, tc.usage)
 		}
 	}
 }
