@@ -32,6 +32,13 @@ func TestMain(m *testing.M) {
 func startServer(t *testing.T, cfg setup) *Server {
 	t.Helper()
 	s := startNode(t, cfg).Server
+	waitReady(t, s)
+	return s
+}
+
+// waitReady waits for s to answer /readyz with 200.
+func waitReady(t *testing.T, s *Server) {
+	t.Helper()
 	waitUntil(t, 20*time.Second, "server ready", func() bool {
 		resp, err := http.Get("http://" + s.Addr() + "/readyz")
 		if err != nil {
@@ -40,7 +47,6 @@ func startServer(t *testing.T, cfg setup) *Server {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return s
 }
 
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
@@ -17,14 +16,7 @@ import (
 // still being written).
 func TestShutdownSendsGoingAway(t *testing.T) {
 	n := startNode(t, setup{Demo: demo.Config{Symbols: 20, Rate: 200}})
-	waitUntil(t, 20*time.Second, "server ready", func() bool {
-		resp, err := http.Get("http://" + n.Addr() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReady(t, n.Server)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conns := make([]*client.Conn, 100)

@@ -430,16 +430,27 @@ func (closer) OnOpen(ws *gws.Conn) {
 	_ = ws.WriteClose(4001, []byte("invalid token: token is expired"))
 }
 
-// TestRunWatchUnauthenticated checks that a 4001 ends watch at once with
-// advice in its terms: --token, and where to get one.
-func TestRunWatchUnauthenticated(t *testing.T) {
+// closerServer serves closer on a test server, over TLS when withTLS.
+func closerServer(t *testing.T, withTLS bool) *httptest.Server {
 	up := gws.NewUpgrader(closer{}, &gws.ServerOption{SubProtocols: []string{codec.SubprotocolBinary}})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ws, err := up.Upgrade(w, r); err == nil {
 			ws.ReadLoop()
 		}
 	}))
-	defer srv.Close()
+	if withTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestRunWatchUnauthenticated checks that a 4001 ends watch at once with
+// advice in its terms: --token, and where to get one.
+func TestRunWatchUnauthenticated(t *testing.T) {
+	srv := closerServer(t, false)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -463,13 +474,7 @@ func TestRunWatchUnauthenticated(t *testing.T) {
 // refuses the credentials, 4001, so that the run ends); with another CA it
 // says to check the file; a file with no certificate is a bad command line.
 func TestRunWatchServerCA(t *testing.T) {
-	up := gws.NewUpgrader(closer{}, &gws.ServerOption{SubProtocols: []string{codec.SubprotocolBinary}})
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ws, err := up.Upgrade(w, r); err == nil {
-			ws.ReadLoop()
-		}
-	}))
-	defer srv.Close()
+	srv := closerServer(t, true)
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
