@@ -128,6 +128,7 @@ func TestRunCountsEveryDelivery(t *testing.T) {
 		edit func(*Config)
 	}{
 		{"msgpack", func(*Config) {}},
+		{"json", func(c *Config) { c.JSON = true }},
 		{"json compressed", func(c *Config) { c.JSON, c.Compression = true, true }},
 		{"fields", func(c *Config) { c.Fields = []string{"bid", "ask"} }},
 		{"two source addresses", func(c *Config) { c.SourceIPs = 2 }},

@@ -128,9 +128,14 @@ func dialPolled(ctx context.Context, loop *pollLoop, rawURL string, laddr *net.T
 	case <-c.done:
 		return nil, fmt.Errorf("bench: dial %s: %w", rawURL, &client.CloseError{Code: c.closeCode, Reason: c.closeReason})
 	case <-ctx.Done():
-		c.end(client.CloseTimeout, "no HELLO in time")
-		return nil, fmt.Errorf("bench: dial %s: %w", rawURL, ctx.Err())
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.helloSeen {
+		return c, nil // HELLO came as the context ended
+	}
+	c.endLocked(client.CloseTimeout, "no HELLO in time")
+	return nil, fmt.Errorf("bench: dial %s: %w", rawURL, ctx.Err())
 }
 
 // upgrade sends the upgrade request on conn and reads the answer. The

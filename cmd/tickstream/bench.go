@@ -57,6 +57,14 @@ instead: conflation is the expected answer to overload, and the server's
 conflation counters are reported. --serve-flags passes more flags to the
 --embedded server (e.g. "--max-staleness 50ms").
 
+On Linux the connections over ws:// without compression are read by the
+benchmark's own epoll poller, a few goroutines for all of them, so that the
+load generator costs little CPU and leaves the run queue to the feed's
+producer, whose delay counts in every update's age; wss:// and compressed
+connections, and other systems, use the Go SDK's client (a goroutine each).
+--sdk-reader uses the SDK's client for every connection, to measure the
+server with the clients SDK applications run.
+
 --history runs reconnect storms with bar history instead: all --conns connect
 at once, each subscribing to its symbols with --bars and --bar-count, and each
 is timed and weighed (wire bytes) until its first chart, the BARS of every
@@ -109,7 +117,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.StringVar(&o.fields, "fields", "", "subscription fields, `a,b,...` (ts is always added; default all)")
 	fs.StringVar(&o.format, "format", "msgpack", "subprotocol: msgpack or json")
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "offer permessage-deflate")
-	fs.BoolVar(&cfg.SDKReader, "sdk-reader", cfg.SDKReader, "read every connection with the Go SDK's client (a goroutine each), as SDK applications do, not the benchmark's own epoll reader (Linux, ws:// without compression)")
+	fs.BoolVar(&cfg.SDKReader, "sdk-reader", cfg.SDKReader, "read every connection with the Go SDK's client (a goroutine each) instead of the benchmark's epoll poller")
 	fs.Float64Var(&cfg.RampRate, "ramp", cfg.RampRate, "open at most this many connections per second (0: no pacing)")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "dials in flight")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", cfg.DialTimeout, "bound of one connection's dial, HELLO and snapshots")
