@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,10 +33,11 @@ import (
 // benchmark needs. Its frames go through a client.Book as client.Conn's
 // do, its requests are masked frames written by the caller.
 type pollConn struct {
-	loop   *pollLoop
-	id     uint64 // its key in the loop: never reused, unlike an fd
-	tcp    *net.TCPConn
-	rc     syscall.RawConn
+	loop *pollLoop
+	id   uint64 // its key in the loop: never reused, unlike an fd
+	// fd is the socket, out of Go's netpoller (detach): only the loop
+	// reads it, under mu, and it is closed under mu and wmu.
+	fd     int
 	format codec.Format
 	book   *client.Book
 	wire   *atomic.Int64 // counts the bytes read, framing included
@@ -63,6 +65,7 @@ type pollConn struct {
 	wmu       sync.Mutex
 	lastID    uint64
 	closeSent bool
+	fdClosed  bool
 	payload   []byte
 	frame     []byte
 }
@@ -71,9 +74,9 @@ type pollConn struct {
 // ReadMaxPayloadSize bounds client.Conn's.
 const pollConnMaxMessage = 16 << 20
 
-// closeWriteTimeout bounds the write of a close frame, so that a close
-// returns even when the server stopped reading.
-const closeWriteTimeout = time.Second
+// writeTimeout bounds a write, so that a request or a close returns even
+// when the server stopped reading.
+const writeTimeout = time.Second
 
 // websocketGUID is the key suffix of the upgrade's accept hash (RFC 6455 §1.3).
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -113,6 +116,9 @@ func dialPolled(ctx context.Context, loop *pollLoop, rawURL string, laddr *net.T
 	c, early, err := upgrade(nc.(*net.TCPConn), u, format, wire)
 	if !stop() {
 		err = ctx.Err() // the context closed the connection
+	}
+	if err == nil {
+		c.fd, err = detach(nc.(*net.TCPConn))
 	}
 	if err != nil {
 		_ = nc.Close()
@@ -171,13 +177,7 @@ func upgrade(conn *net.TCPConn, u *neturl.URL, format codec.Format, wire *atomic
 	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
 		return nil, nil, errors.New("upgrade: an extension that was not offered")
 	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return nil, nil, err
-	}
 	c := &pollConn{
-		tcp:     conn,
-		rc:      rc,
 		format:  format,
 		book:    client.NewBook(),
 		wire:    wire,
@@ -265,7 +265,10 @@ func (c *pollConn) endLocked(code int, reason string) {
 	}
 	c.ended = true
 	c.loop.remove(c)
-	_ = c.tcp.Close()
+	c.wmu.Lock()
+	c.fdClosed = true
+	_ = syscall.Close(c.fd) // which takes it out of the loop's epoll set
+	c.wmu.Unlock()
 	c.closeCode, c.closeReason = code, reason
 	if c.helloSeen && c.onClose != nil {
 		c.onClose(code, reason)
@@ -279,8 +282,54 @@ func (c *pollConn) writeLocked(opcode byte, p []byte) error {
 	h := wsframe.Header{Fin: true, Opcode: opcode, Masked: true}
 	binary.LittleEndian.PutUint32(h.Key[:], maskKeys.Add(0x9e3779b9)) // the server only needs a key; RFC 6455 wants it unpredictable to proxies
 	c.frame = wsframe.AppendFrame(c.frame[:0], h, p)
-	_, err := c.tcp.Write(c.frame)
-	return err
+	if c.fdClosed {
+		return net.ErrClosed
+	}
+	b := c.frame
+	deadline := time.Now().Add(writeTimeout)
+	for len(b) > 0 {
+		n, err := syscall.Write(c.fd, b)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+		case errors.Is(err, syscall.EAGAIN): // the send buffer is full: rare, for requests this small
+			if time.Now().After(deadline) {
+				return os.ErrDeadlineExceeded
+			}
+			time.Sleep(time.Millisecond)
+		case err != nil:
+			return err
+		default:
+			b = b[n:]
+		}
+	}
+	return nil
+}
+
+// detach takes conn's socket out of Go's netpoller, which would otherwise
+// be woken for every frame too, to find no goroutine waiting: it returns a
+// duplicate of the socket's fd (close-on-exec, and non-blocking as the
+// socket is) and closes conn.
+func detach(conn *net.TCPConn) (int, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			derr = fmt.Errorf("fcntl F_DUPFD_CLOEXEC: %w", errno)
+			return
+		}
+		fd = int(r)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr
+	}
+	_ = conn.Close()
+	return fd, nil
 }
 
 // maskKeys makes the frames' mask keys.
@@ -292,7 +341,6 @@ func (c *pollConn) writeClose(payload []byte) {
 		return
 	}
 	c.closeSent = true
-	_ = c.tcp.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 	_ = c.writeLocked(wsframe.OpClose, payload) // the socket is closed next, whatever the write did
 }
 

@@ -50,12 +50,7 @@ type pollLoop struct {
 	lastID  uint64
 	stopped bool
 
-	// Owned by the loop's goroutine, with the read function handed to a
-	// connection's RawConn, made once.
-	buf    []byte
-	n      int
-	err    error
-	readFn func(fd uintptr) bool
+	buf []byte // owned by the loop's goroutine
 }
 
 // pollReadBuffer is a loop's read buffer: a read takes what a connection
@@ -91,12 +86,6 @@ func newPollLoop(log *slog.Logger) (*pollLoop, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	l := &pollLoop{log: log, set: set, conns: map[uint64]*pollConn{}, buf: make([]byte, pollReadBuffer)}
-	// Returning true, the read never parks: the fd is readable, or the
-	// read fails with EAGAIN. RawConn holds the fd open meanwhile.
-	l.readFn = func(fd uintptr) bool {
-		l.n, l.err = syscall.Read(int(fd), l.buf)
-		return true
-	}
 	return l, nil
 }
 
@@ -137,7 +126,7 @@ func (l *pollLoop) add(c *pollConn, early []byte) error {
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()
-		_ = c.tcp.Close()
+		_ = syscall.Close(c.fd)
 		return errors.New("the benchmark's poller stopped")
 	}
 	l.lastID++
@@ -152,11 +141,7 @@ func (l *pollLoop) add(c *pollConn, early []byte) error {
 	if c.ended {
 		return nil // closed by the server at once: the dial reports it
 	}
-	var err error
-	cerr := c.rc.Control(func(fd uintptr) {
-		err = l.set.Control(syscall.EPOLL_CTL_ADD, int(fd), syscall.EPOLLIN|syscall.EPOLLRDHUP, c.id)
-	})
-	if err = errors.Join(cerr, err); err != nil {
+	if err := l.set.Control(syscall.EPOLL_CTL_ADD, c.fd, syscall.EPOLLIN|syscall.EPOLLRDHUP, c.id); err != nil {
 		c.endLocked(int(codec.CloseAbnormal), err.Error())
 		return err
 	}
@@ -227,23 +212,19 @@ func (l *pollLoop) serve(c *pollConn, now time.Time) {
 	if c.ended {
 		return
 	}
-	l.n, l.err = 0, nil
-	if err := c.rc.Read(l.readFn); err != nil {
+	n, err := syscall.Read(c.fd, l.buf)
+	switch {
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+		return
+	case err != nil:
 		c.endLocked(int(codec.CloseAbnormal), err.Error())
 		return
-	}
-	switch {
-	case errors.Is(l.err, syscall.EAGAIN), errors.Is(l.err, syscall.EINTR):
-		return
-	case l.err != nil:
-		c.endLocked(int(codec.CloseAbnormal), l.err.Error())
-		return
-	case l.n == 0:
+	case n == 0:
 		c.endLocked(int(codec.CloseAbnormal), "EOF")
 		return
 	}
-	c.wire.Add(int64(l.n))
-	c.read(l.buf[:l.n], now)
+	c.wire.Add(int64(n))
+	c.read(l.buf[:n], now)
 }
 
 // sweep ends the connections from which nothing came for three
