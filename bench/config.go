@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -39,6 +41,10 @@ const DefaultURL = "ws://127.0.0.1:8080/ws"
 type Config struct {
 	// URL is the server's WebSocket endpoint, ws://host:port/ws.
 	URL string
+	// TLSConfig configures TLS to a wss:// URL's server, for its
+	// connections and its HTTP endpoints (https://): RootCAs for a
+	// certificate that a private CA signed; nil: the system's roots.
+	TLSConfig *tls.Config
 	// Brokers and Topic name the Kafka topic the server consumes. With
 	// brokers, the run feeds the topic at Rate; without, it only measures
 	// what the server's own feed delivers (the final-state check is then
@@ -313,4 +319,13 @@ func (c *Config) p99Limit() time.Duration {
 		return c.P99Limit + time.Duration(float64(time.Second)/c.MaxHz)
 	}
 	return c.P99Limit
+}
+
+// httpClient returns a client of the server's HTTP endpoints (/metrics,
+// the snapshot, /readyz), with c.TLSConfig for https:// as its WebSocket
+// connections have for wss://.
+func (c *Config) httpClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = c.TLSConfig.Clone()
+	return &http.Client{Transport: t}
 }

@@ -238,6 +238,7 @@ func (r *runner) dialConn(ctx context.Context, s *session) (benchConn, error) {
 	}
 	c, err := client.Dial(ctx, r.cfg.URL, client.Options{
 		Format:      format,
+		TLSConfig:   r.cfg.TLSConfig,
 		Compression: r.cfg.Compression,
 		Logger:      r.clientLog,
 		NetDial:     r.netDial(s.slot),
@@ -313,6 +314,8 @@ func dialErrorKind(err error) string {
 		return fmt.Sprintf("upgrade refused: HTTP %d", he.StatusCode)
 	case errors.As(err, &ce):
 		return fmt.Sprintf("closed before HELLO: %d", ce.Code)
+	case client.CertificateUntrusted(err):
+		return "the server's certificate is not trusted: give its CA (Config.TLSConfig, --server-ca)"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "dial timeout"
 	case errors.Is(err, syscall.ECONNREFUSED):

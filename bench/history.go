@@ -152,7 +152,7 @@ func RunHistory(ctx context.Context, cfg Config, logger *slog.Logger) (*HistoryR
 	defer cancel()
 	r.ctx = ctx
 	r.findServer()
-	if err := waitReady(ctx, cfg.URL); err != nil {
+	if err := waitReady(ctx, cfg.URL, cfg.httpClient()); err != nil {
 		return nil, err
 	}
 
@@ -200,15 +200,15 @@ func RunHistory(ctx context.Context, cfg Config, logger *slog.Logger) (*HistoryR
 const readyWait = time.Minute
 
 // waitReady waits until the server at the WebSocket url answers /readyz with
-// 200: it has read its topic, so its bars are all there.
-func waitReady(ctx context.Context, url string) error {
+// 200 to hc: it has read its topic, so its bars are all there.
+func waitReady(ctx context.Context, url string, hc *http.Client) error {
 	base, err := client.RESTBase(url)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyWait)
 	defer cancel()
-	if err := PollOK(ctx, base+"/readyz", nil); err != nil {
+	if err := PollOK(ctx, hc, base+"/readyz", nil); err != nil {
 		return fmt.Errorf("bench: the server was not ready (GET %s/readyz) within %v", base, readyWait)
 	}
 	return nil
@@ -217,17 +217,23 @@ func waitReady(ctx context.Context, url string) error {
 // ErrPollStopped is PollOK's error when its stop channel closed first.
 var ErrPollStopped = errors.New("bench: stopped polling")
 
-// PollOK asks url with GET every 50ms until it answers 200 (nil), ctx ends
-// (ctx's error), or stop closes (ErrPollStopped; a nil stop never does).
-func PollOK(ctx context.Context, url string, stop <-chan struct{}) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	defer hc.CloseIdleConnections()
+// PollOK asks url with GET every 50ms, with hc (nil: http.DefaultClient),
+// until it answers 200 (nil), ctx ends (ctx's error), or stop closes
+// (ErrPollStopped; a nil stop never does). Each request may take 2 s.
+func PollOK(ctx context.Context, hc *http.Client, url string, stop <-chan struct{}) error {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
 		if err != nil {
+			cancel()
 			return err
 		}
-		if resp, err := hc.Do(req); err == nil {
+		resp, err := hc.Do(req)
+		cancel()
+		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
@@ -353,6 +359,7 @@ func (r *runner) historyDial(ctx context.Context, sl *slot, kind string, opts *c
 		dialer.LocalAddr = sl.laddr
 	}
 	copts := client.Options{
+		TLSConfig:   r.cfg.TLSConfig,
 		Compression: r.cfg.Compression,
 		Logger:      r.clientLog,
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {

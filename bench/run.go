@@ -57,6 +57,8 @@ type runner struct {
 	slow          *slowPool
 	// poller reads the connections where it can; nil: client.Conn does.
 	poller connPoller
+	// http reads the server's HTTP endpoints (/metrics, the snapshot).
+	http   *http.Client
 	ctx    context.Context
 	start  time.Time
 	pid    int
@@ -112,7 +114,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Result, error) 
 		stepHist:     newHistogram(),
 		intervalHist: newHistogram(),
 		phase:        "connecting",
+		http:         cfg.httpClient(),
 	}
+	defer r.http.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, r.timeBound())
 	defer cancel()
 	r.ctx = ctx
@@ -685,12 +689,12 @@ func (r *runner) serverState(ctx context.Context) (map[string]client.SymbolSnaps
 			}
 		}
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
-	defer hc.CloseIdleConnections()
 	out := make(map[string]client.SymbolSnapshot, len(syms))
 	for len(syms) > 0 {
 		n := min(len(syms), snapshotBatch)
-		body, err := client.FetchSnapshot(ctx, hc, base, syms[:n])
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		body, err := client.FetchSnapshot(fctx, r.http, base, syms[:n])
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("bench: server state: %w", err)
 		}

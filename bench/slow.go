@@ -342,7 +342,7 @@ func (r *runner) scrapeSeries(ctx context.Context, f func(series string, v float
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := r.http.Do(req)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -228,6 +229,18 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		return nil, fmt.Errorf("client: dial %s: %w", url, ctx.Err())
 	}
 	return nil, fmt.Errorf("client: dial %s: %w", url, &CloseError{Code: c.closeCode, Reason: c.closeReason})
+}
+
+// CertificateUntrusted reports whether err, from Dial, is the wss://
+// server's certificate failing verification (an unknown authority, a name
+// it does not hold, expired): dialing again cannot mend it, trusting its CA
+// (Options.TLSConfig) can.
+func CertificateUntrusted(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host)
 }
 
 // handshakeError reads what it can of the body of a refused upgrade. gws

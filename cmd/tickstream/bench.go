@@ -36,7 +36,8 @@ state equals the server's; a violation fails the run (exit status 1).
 process (this binary's serve command), so that the server's CPU and memory are
 its own. Otherwise --url names a running server and --brokers the Kafka it
 consumes (with serve's --tls-* and --sasl-* flags for a secured one); without
---brokers the run only measures the server's own feed.
+--brokers the run only measures the server's own feed. A wss:// server whose
+certificate a private CA signed needs that CA in --server-ca.
 
 Scenarios (flags given on the command line override them):
   dashboard  2000 connections, 20 symbols each, maxHz 4
@@ -86,6 +87,7 @@ type benchOptions struct {
 	historySpan time.Duration
 	embedded    bool
 	kafka       kafkaFlags
+	serverCA    serverCAFlag
 	fields      string
 	format      string
 	jsonFile    string
@@ -103,6 +105,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, o *benchOptions) {
 	fs.StringVar(&o.scenario, "scenario", "", "start from a named scenario: "+strings.Join(bench.Scenarios, ", "))
 	fs.BoolVar(&o.embedded, "embedded", false, "start an embedded broker and a server (child process) for this run")
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "WebSocket `URL` of the server")
+	o.serverCA.register(fs)
 	o.kafka.register(fs, "Kafka `host:port,...` the server consumes, to feed it (none: measure the server's own feed)")
 	fs.StringVar(&cfg.Topic, "topic", cfg.Topic, "Kafka `topic` the server consumes")
 	fs.IntVar(&o.partition, "partitions", 4, "embedded: partitions of the topic")
@@ -320,6 +323,13 @@ func (o *benchOptions) apply(cfg *bench.Config, given map[string]bool) error {
 			return err
 		}
 	}
+	if o.serverCA.file != "" && (o.embedded || !strings.HasPrefix(cfg.URL, "wss://")) {
+		return errors.New("--server-ca needs a wss:// --url: it is the CA of that server's certificate")
+	}
+	var err error
+	if cfg.TLSConfig, err = o.serverCA.config(); err != nil {
+		return err
+	}
 	if o.serveFlags != "" && !o.embedded {
 		return errors.New("--serve-flags needs --embedded: it passes flags to the server that --embedded starts")
 	}
@@ -455,7 +465,7 @@ func freeLoopbackAddr() (string, error) {
 func waitHealthy(ctx context.Context, url string, exited <-chan struct{}, waitErr *error) error {
 	ctx, cancel := context.WithTimeout(ctx, benchServerWait)
 	defer cancel()
-	switch err := bench.PollOK(ctx, url, exited); {
+	switch err := bench.PollOK(ctx, nil, url, exited); {
 	case errors.Is(err, bench.ErrPollStopped):
 		return fmt.Errorf("exited before serving: %v", *waitErr)
 	case err != nil:

@@ -52,6 +52,8 @@ func TestBenchFlags(t *testing.T) {
 		{"zero conns", []string{"--scenario", "firehose", "--conns", "0"}, "Conns 0", nil},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level", nil},
 		{"serve flags without embedded", []string{"--serve-flags", "--max-staleness 50ms"}, "--serve-flags needs --embedded", nil},
+		{"server CA without wss", []string{"--server-ca", "ca.pem"}, "--server-ca needs a wss:// --url", nil},
+		{"server CA not a file", []string{"--url", "wss://127.0.0.1:1/ws", "--server-ca", filepath.Join(t.TempDir(), "none.pem")}, "--server-ca: open", nil},
 		{"history with a rate", []string{"--history", "--embedded", "--rate", "100"}, "--history feeds nothing", nil},
 		{"history with a plot", []string{"--history", "--plot", filepath.Join(t.TempDir(), "p.html")}, "no latency plot", nil},
 		{"history with brokers", []string{"--history", "--brokers", "127.0.0.1:9092"}, "drop --brokers", nil},

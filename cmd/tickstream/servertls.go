@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,16 +32,6 @@ func (f *serverCAFlag) config() (*tls.Config, error) {
 		return nil, usagef("--server-ca %s: no PEM certificate in it", f.file)
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-// untrusted reports whether err is the server's certificate failing
-// verification: a reconnection cannot mend it.
-func untrusted(err error) bool {
-	var verify *tls.CertificateVerificationError
-	var unknown x509.UnknownAuthorityError
-	var invalid x509.CertificateInvalidError
-	var host x509.HostnameError
-	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host)
 }
 
 // adviseUntrusted adds to a certificate that failed verification what to

@@ -330,7 +330,7 @@ func (w *watcher) subscribe(conn *client.Conn) error {
 // server refused the request itself, or the credentials, or its certificate
 // is not trusted.
 func permanent(err error) bool {
-	if untrusted(err) {
+	if client.CertificateUntrusted(err) {
 		return true
 	}
 	var he *client.HandshakeError
@@ -348,7 +348,7 @@ func permanent(err error) bool {
 // advise adds to a refusal of the credentials, or of the server's
 // certificate, what to do about it.
 func (w *watcher) advise(err error) error {
-	if untrusted(err) {
+	if client.CertificateUntrusted(err) {
 		return w.serverCA.adviseUntrusted(err)
 	}
 	if closeCode(err) != int(codec.CloseNotAuthenticated) {
