@@ -60,8 +60,9 @@ type pollConn struct {
 	closeCode   int
 	closeReason string
 
-	// wmu keeps request ids in the order the requests go on the wire, as
-	// client.Conn's does: the Book relies on it.
+	// wmu serializes the writes and guards what follows; it keeps request
+	// ids in the order the requests go on the wire, as client.Conn's
+	// does: the Book relies on it.
 	wmu       sync.Mutex
 	lastID    uint64
 	closeSent bool
@@ -223,7 +224,8 @@ func (c *pollConn) Message(p []byte) {
 	_ = c.book.Feed(c.format, p, c.readAt, c.deliver) // the Book records what it cannot decode
 }
 
-// Ping is a wsframe.Sink method: it answers with a pong.
+// Ping is a wsframe.Sink method: it answers with a pong, written by the
+// loop (a server that stops reading holds it up to writeTimeout).
 func (c *pollConn) Ping(p []byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -280,7 +282,9 @@ func (c *pollConn) endLocked(code int, reason string) {
 // frames are; c.wmu is held.
 func (c *pollConn) writeLocked(opcode byte, p []byte) error {
 	h := wsframe.Header{Fin: true, Opcode: opcode, Masked: true}
-	binary.LittleEndian.PutUint32(h.Key[:], maskKeys.Add(0x9e3779b9)) // the server only needs a key; RFC 6455 wants it unpredictable to proxies
+	// A key a proxy cannot predict (RFC 6455 §10.3) protects browsers'
+	// pages, not a load generator's own connections: a counter will do.
+	binary.LittleEndian.PutUint32(h.Key[:], maskKeys.Add(0x9e3779b9))
 	c.frame = wsframe.AppendFrame(c.frame[:0], h, p)
 	if c.fdClosed {
 		return net.ErrClosed
