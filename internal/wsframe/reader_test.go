@@ -39,27 +39,23 @@ func deflated(t testing.TB, p []byte) []byte {
 	return bytes.TrimSuffix(b.Bytes(), []byte{0x00, 0x00, 0xff, 0xff})
 }
 
-// frame is a frame as a test writes it: masked, as a client's, unless
-// unmasked.
+// frame is a frame as a test writes it: its header and payload. The
+// header is masked with testKey, as a client's, unless unmasked; its
+// Length is the payload's unless set (to send a length that lies).
 type frame struct {
-	fin      bool
-	rsv      byte // the three reserved bits, in the header's bit positions 0x70
-	opcode   byte
+	h        Header
 	unmasked bool
 	payload  []byte
-	// length64 sends this value as the 64-bit extended length instead of
-	// the payload's length (the payload is still sent).
-	length64 uint64
 }
 
 var testKey = [4]byte{0x9c, 0x05, 0xe1, 0x7a}
 
 func (f frame) bytes() []byte {
-	h := Header{Fin: f.fin, RSV: f.rsv, Opcode: f.opcode, Masked: !f.unmasked, Key: testKey}
-	if f.length64 == 0 {
+	h := f.h
+	h.Masked, h.Key = !f.unmasked, testKey
+	if h.Length == 0 {
 		return AppendFrame(nil, h, f.payload)
 	}
-	h.Length = f.length64
 	b := h.Append(nil)
 	start := len(b)
 	b = append(b, f.payload...)
@@ -69,11 +65,13 @@ func (f frame) bytes() []byte {
 
 // data is a text, binary or continuation frame.
 func data(opcode byte, fin bool, p string) frame {
-	return frame{fin: fin, opcode: opcode, payload: []byte(p)}
+	return frame{h: Header{Fin: fin, Opcode: opcode}, payload: []byte(p)}
 }
 
 // control is a ping, pong or close frame.
-func control(opcode byte, p []byte) frame { return frame{fin: true, opcode: opcode, payload: p} }
+func control(opcode byte, p []byte) frame {
+	return frame{h: Header{Fin: true, Opcode: opcode}, payload: p}
+}
 
 // closing is a close frame with a code and reason.
 func closing(code uint16, reason string) frame {
@@ -101,7 +99,7 @@ func serverWire(frames ...frame) []byte {
 // then one byte at a time: the messages and pings it hands on, and the end.
 func TestFrameReader(t *testing.T) {
 	compressed := func(p string) frame {
-		return frame{fin: true, rsv: 0x40, opcode: 0x2, payload: deflated(t, []byte(p))}
+		return frame{h: Header{Fin: true, RSV: 0x40, Opcode: 0x2}, payload: deflated(t, []byte(p))}
 	}
 	big := strings.Repeat("x", 1024)
 	cases := []struct {
@@ -116,18 +114,18 @@ func TestFrameReader(t *testing.T) {
 		{name: "two messages", stream: wire(data(OpBinary, true, "one"), data(OpText, true, "two")), messages: []string{"one", "two"}},
 		{name: "empty message", stream: wire(data(OpBinary, true, "")), messages: []string{""}},
 		{name: "16-bit length", stream: wire(data(OpBinary, true, big[:1000])), messages: []string{big[:1000]}},
-		{name: "fragments with a ping between", stream: wire(data(OpBinary, false, "a"), control(OpPing, []byte("p")), data(OpContinuation, false, "b"), frame{fin: true, opcode: 0xa}, data(OpContinuation, true, "c")),
+		{name: "fragments with a ping between", stream: wire(data(OpBinary, false, "a"), control(OpPing, []byte("p")), data(OpContinuation, false, "b"), frame{h: Header{Fin: true, Opcode: 0xa}}, data(OpContinuation, true, "c")),
 			messages: []string{"abc"}, pings: []string{"p"}},
 		{name: "empty fragments", stream: wire(data(OpText, false, ""), data(OpContinuation, false, ""), data(OpContinuation, true, "")), messages: []string{""}},
 		{name: "message at the size limit", stream: wire(data(OpBinary, false, big[:600]), data(OpContinuation, true, big[:424])), messages: []string{big[:1024]}},
 		{name: "message over the size limit", stream: wire(data(OpBinary, false, big[:600]), data(OpContinuation, true, big[:425])),
 			end: End{Send: codec.CloseTooBig, Reason: "message too big", Peer: codec.CloseTooBig, Failed: true}},
 		{name: "compressed message", deflate: true, stream: wire(compressed(big), data(OpBinary, true, "plain")), messages: []string{big, "plain"}},
-		{name: "compressed fragments", deflate: true, stream: wire(frame{rsv: 0x40, opcode: 0x1, payload: deflated(t, []byte("héllo"))[:3]}, data(OpContinuation, true, string(deflated(t, []byte("héllo"))[3:]))),
+		{name: "compressed fragments", deflate: true, stream: wire(frame{h: Header{RSV: 0x40, Opcode: 0x1}, payload: deflated(t, []byte("héllo"))[:3]}, data(OpContinuation, true, string(deflated(t, []byte("héllo"))[3:]))),
 			messages: []string{"héllo"}},
 		{name: "compressed message inflating past the limit", deflate: true, stream: wire(compressed(big + big)),
 			end: End{Send: codec.CloseTooBig, Reason: "message too big once inflated", Peer: codec.CloseTooBig, Failed: true}},
-		{name: "compressed data that is not deflate", deflate: true, stream: wire(frame{fin: true, rsv: 0x40, opcode: 0x2, payload: []byte{0xff, 0xff, 0xff}}),
+		{name: "compressed data that is not deflate", deflate: true, stream: wire(frame{h: Header{Fin: true, RSV: 0x40, Opcode: 0x2}, payload: []byte{0xff, 0xff, 0xff}}),
 			end: End{Send: codec.CloseInvalidData, Reason: "invalid compressed data", Peer: codec.CloseInvalidData, Failed: true}},
 		{name: "RSV1 without deflate", stream: wire(compressed("x")),
 			end: End{Send: codec.CloseProtocolError, Reason: "reserved bit RSV1 set outside the first frame of a compressed message", Peer: codec.CloseProtocolError, Failed: true}},
@@ -195,7 +193,7 @@ func strs(b [][]byte) []string {
 // limit, not the message.
 func TestDeflateBomb(t *testing.T) {
 	bomb := deflated(t, make([]byte, 32<<20))
-	stream := wire(frame{fin: true, rsv: 0x40, opcode: 0x2, payload: bomb})
+	stream := wire(frame{h: Header{Fin: true, RSV: 0x40, Opcode: 0x2}, payload: bomb})
 	r := Reader{MaxSize: 64 << 10, Deflate: true}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -219,11 +217,11 @@ func TestDeflateBomb(t *testing.T) {
 // stream the same however the stream is cut into reads.
 func FuzzReader(f *testing.F) {
 	f.Add(wire(data(OpText, false, "ab"), control(OpPing, []byte("p")), data(OpContinuation, true, "c")), []byte{1, 3}, false, false)
-	f.Add(wire(frame{fin: true, opcode: 0x2, length64: 1 << 63, payload: []byte{1}}), []byte{5, 1}, false, false)
-	f.Add(wire(frame{fin: true, rsv: 0x40, opcode: 0x2, payload: deflated(f, bytes.Repeat([]byte("ab"), 3000))}), []byte{0, 7}, true, false)
-	f.Add(wire(frame{rsv: 0x40, opcode: 0x1, payload: deflated(f, []byte("x"))}, data(OpContinuation, true, "")), []byte{2}, true, false)
+	f.Add(wire(frame{h: Header{Fin: true, Opcode: 0x2, Length: 1 << 63}, payload: []byte{1}}), []byte{5, 1}, false, false)
+	f.Add(wire(frame{h: Header{Fin: true, RSV: 0x40, Opcode: 0x2}, payload: deflated(f, bytes.Repeat([]byte("ab"), 3000))}), []byte{0, 7}, true, false)
+	f.Add(wire(frame{h: Header{RSV: 0x40, Opcode: 0x1}, payload: deflated(f, []byte("x"))}, data(OpContinuation, true, "")), []byte{2}, true, false)
 	f.Add(wire(closing(1000, "bye")), []byte{3}, false, false)
-	f.Add(wire(frame{fin: true, opcode: 0x2, payload: make([]byte, 300)}), []byte{200, 1}, false, false)
+	f.Add(wire(frame{h: Header{Fin: true, Opcode: 0x2}, payload: make([]byte, 300)}), []byte{200, 1}, false, false)
 	f.Add(serverWire(data(OpBinary, false, "ab"), control(OpPing, nil), data(OpContinuation, true, "c"), closing(1001, "")), []byte{3, 1}, false, true)
 	const limit = 1024
 	f.Fuzz(func(t *testing.T, stream, cuts []byte, deflate, client bool) {
@@ -276,7 +274,7 @@ func BenchmarkFrameReader(b *testing.B) {
 	for i := range syms {
 		syms[i] = fmt.Sprintf("SYM%02d", i)
 	}
-	stream := wire(frame{fin: true, opcode: 0x2, payload: codec.Binary.AppendSub(nil, 7, syms, nil)})
+	stream := wire(frame{h: Header{Fin: true, Opcode: 0x2}, payload: codec.Binary.AppendSub(nil, 7, syms, nil)})
 	buf := make([]byte, len(stream))
 	var sink countSink
 	r := Reader{MaxSize: 64 << 10}
