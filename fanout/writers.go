@@ -95,10 +95,21 @@ func (p *writerPool) startLocked() {
 func (p *writerPool) next(w *worker) *Client {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.head == len(p.queue) {
+	for {
 		// A worker started in place of a blocked one ends once the
-		// workers free to write are enough again.
-		if p.closed || len(p.workers)-int(p.inWrite.Load()) > p.target {
+		// workers free to write are enough again, queue or not: under
+		// overload the queue never empties, and a write that only
+		// looked blocked (its thread preempted for a tick) would
+		// otherwise leave a worker more for good, each one more
+		// goroutine taking turns for the same cores.
+		if len(p.workers)-int(p.inWrite.Load()) > p.target {
+			p.removeLocked(w)
+			return nil
+		}
+		if p.head != len(p.queue) {
+			break
+		}
+		if p.closed {
 			p.removeLocked(w)
 			return nil
 		}

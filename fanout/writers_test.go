@@ -71,3 +71,31 @@ func apply(t *testing.T, store *snapshot.Store, sym string, bid float64) {
 		t.Fatalf("apply %s: %v", sym, err)
 	}
 }
+
+// TestSurplusWorkersEnd checks that the workers started in place of
+// blocked ones end once their writes are over, also while clients are
+// queued: under overload the queue never empties.
+func TestSurplusWorkersEnd(t *testing.T) {
+	p := &writerPool{target: 2}
+	p.wait.L = &p.mu
+	for range 4 {
+		p.workers = append(p.workers, &worker{})
+	}
+	c := &Client{}
+	p.queue = []queued{{c: c}, {c: c}, {c: c}}
+	for _, want := range []struct {
+		client  *Client
+		workers int
+	}{{nil, 3}, {nil, 2}, {c, 2}} {
+		got := p.next(p.workers[len(p.workers)-1])
+		if got != want.client || len(p.workers) != want.workers {
+			t.Fatalf("next = %p with %d workers left, want %p with %d", got, len(p.workers), want.client, want.workers)
+		}
+	}
+	// A worker in a write counts as blocked: one more may write meanwhile.
+	p.workers = append(p.workers, &worker{})
+	p.inWrite.Store(1)
+	if got := p.next(p.workers[2]); got != c || len(p.workers) != 3 {
+		t.Fatalf("next = %p with %d workers, one in a write: want the client, 3 workers", got, len(p.workers))
+	}
+}
