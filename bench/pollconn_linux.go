@@ -3,20 +3,13 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	neturl "net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,21 +72,6 @@ const pollConnMaxMessage = 16 << 20
 // when the server stopped reading.
 const writeTimeout = time.Second
 
-// websocketGUID is the key suffix of the upgrade's accept hash (RFC 6455 §1.3).
-const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// handshakeReader counts the bytes the upgrade reads from the connection.
-type handshakeReader struct {
-	conn net.Conn
-	n    *atomic.Int64
-}
-
-func (h handshakeReader) Read(p []byte) (int, error) {
-	n, err := h.conn.Read(p)
-	h.n.Add(int64(n))
-	return n, err
-}
-
 // dialPolled opens a connection to rawURL from laddr (nil: the system's
 // choice), upgrades it with format's subprotocol and has loop read it; it
 // returns once HELLO came, as client.Dial does, with the same errors: a
@@ -145,38 +123,13 @@ func dialPolled(ctx context.Context, loop *pollLoop, rawURL string, laddr *net.T
 	return nil, fmt.Errorf("bench: dial %s: %w", rawURL, ctx.Err())
 }
 
-// upgrade sends the upgrade request on conn and reads the answer. The
-// bytes read past the 101, the server's first frames (HELLO comes in the
-// same segment), are returned for the reader.
+// upgrade upgrades conn and makes its pollConn; wire counts the bytes the
+// handshake reads. The bytes read past the 101, the server's first frames,
+// are returned for the reader.
 func upgrade(conn *net.TCPConn, u *neturl.URL, format codec.Format, wire *atomic.Int64) (*pollConn, []byte, error) {
-	var nonce [16]byte
-	_, _ = rand.Read(nonce[:])
-	key := base64.StdEncoding.EncodeToString(nonce[:])
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Protocol: " + format.String() + "\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		return nil, nil, err
-	}
-	br := bufio.NewReader(handshakeReader{conn: conn, n: wire})
-	resp, err := http.ReadResponse(br, nil)
+	br, err := upgradeConn(&countingConn{Conn: conn, n: wire}, u, format)
 	if err != nil {
-		return nil, nil, fmt.Errorf("upgrade: %w", err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, nil, &client.HandshakeError{StatusCode: resp.StatusCode, Body: strings.TrimSpace(string(body))}
-	}
-	sum := sha1.Sum([]byte(key + websocketGUID))
-	switch {
-	case !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"):
-		return nil, nil, errors.New("upgrade: the 101 does not upgrade to websocket")
-	case resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]):
-		return nil, nil, errors.New("upgrade: wrong Sec-WebSocket-Accept")
-	case resp.Header.Get("Sec-WebSocket-Protocol") != format.String():
-		return nil, nil, fmt.Errorf("upgrade: subprotocol %q, asked for %q", resp.Header.Get("Sec-WebSocket-Protocol"), format)
-	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
-		return nil, nil, errors.New("upgrade: an extension that was not offered")
+		return nil, nil, err
 	}
 	c := &pollConn{
 		format:  format,

@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/tickstream/tickstream/codec"
 	"github.com/tickstream/tickstream/internal/sockopt"
+	"github.com/tickstream/tickstream/internal/wsframe"
 )
 
 // slowRecvBuffer is the receive buffer of a slow connection: the kernel
@@ -157,53 +157,23 @@ func (p *slowPool) handshake(ctx context.Context, c *slowConn) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	format, proto := codec.Binary, codec.SubprotocolBinary
+	format, opcode := codec.Binary, byte(wsframe.OpBinary)
 	if p.r.cfg.JSON {
-		format, proto = codec.JSON, codec.SubprotocolJSON
+		format, opcode = codec.JSON, wsframe.OpText
 	}
 	_ = conn.SetDeadline(time.Now().Add(p.r.cfg.DialTimeout))
-	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
-		u.RequestURI(), u.Host, proto)
-	if _, err := conn.Write([]byte(req)); err != nil {
+	if _, err := upgradeConn(conn, u, format); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 512), nil)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		conn.Close()
-		return nil, fmt.Errorf("upgrade refused: %s", resp.Status)
-	}
-	if _, err := conn.Write(clientFrame(format, format.AppendSub(nil, 1, c.syms, p.r.sub))); err != nil {
+	// Masked with a zero key, which leaves the payload as it is.
+	sub := wsframe.AppendFrame(nil, wsframe.Header{Fin: true, Opcode: opcode, Masked: true}, format.AppendSub(nil, 1, c.syms, p.r.sub))
+	if _, err := conn.Write(sub); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return conn, nil
-}
-
-// clientFrame frames payload as one masked client message (RFC 6455 §5.2).
-// The mask is zero, which leaves the payload as it is.
-func clientFrame(f codec.Format, payload []byte) []byte {
-	op := byte(0x2)
-	if f == codec.JSON {
-		op = 0x1
-	}
-	b := []byte{0x80 | op}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = binary.BigEndian.AppendUint64(append(b, 0x80|127), uint64(n))
-	}
-	return append(append(b, 0, 0, 0, 0), payload...)
 }
 
 // poll runs on every tick: it reads the server's sockets and reopens the
