@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -73,21 +72,9 @@ func (s *wsSocket) Close() error {
 // a buffer of its own behind the header, under its lock, and keep the
 // compression window's books for a connection that does not compress.
 func (s *wsSocket) writeFrame(opcode gws.Opcode, p []byte) error {
-	n := len(p) - fanout.MaxFrameRoom
-	h := fanout.MaxFrameRoom - 2 // where the header starts
-	switch {
-	case n <= 125:
-		p[h+1] = byte(n)
-	case n <= 0xffff:
-		h -= 2
-		p[h+1] = 126
-		binary.BigEndian.PutUint16(p[h+2:], uint16(n))
-	default:
-		h -= 8
-		p[h+1] = 127
-		binary.BigEndian.PutUint64(p[h+2:], uint64(n))
-	}
-	p[h] = 0x80 | byte(opcode) // FIN
+	hdr := wsframe.Header{Fin: true, Opcode: byte(opcode), Length: uint64(len(p) - fanout.MaxFrameRoom)}
+	h := fanout.MaxFrameRoom - hdr.Len() // where the header starts
+	hdr.Append(p[h:h])
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeSent {

@@ -14,6 +14,21 @@ type Header struct {
 	Length uint64
 }
 
+// Len is the length of the header Append writes: 2 to 14 bytes.
+func (h Header) Len() int {
+	n := 2
+	switch {
+	case h.Length > 0xffff:
+		n += 8
+	case h.Length > 125:
+		n += 2
+	}
+	if h.Masked {
+		n += 4
+	}
+	return n
+}
+
 // Append appends the header, in the shortest length encoding.
 func (h Header) Append(dst []byte) []byte {
 	b0 := h.RSV&0x70 | h.Opcode&0x0f

@@ -14,6 +14,9 @@ func TestAppendFrameRoundTrip(t *testing.T) {
 			p := bytes.Repeat([]byte{'a', 'b', 'c'}, n/3+1)[:n]
 			h := Header{Fin: true, Opcode: OpBinary, Masked: client, Key: [4]byte{1, 2, 3, 4}}
 			stream := AppendFrame(nil, h, p)
+			if h.Length = uint64(n); len(stream)-n != h.Len() {
+				t.Errorf("%d bytes, client %t: a header of %d bytes, Len says %d", n, client, len(stream)-n, h.Len())
+			}
 			r := Reader{MaxSize: 1 << 20, Client: !client}
 			var sink recordSink
 			if end, ended := r.Feed(stream, &sink); ended {
